@@ -1,0 +1,275 @@
+"""The :class:`ArtifactPlugin`: artifacts, results and completion markers on disk."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from crystallize.errors import ConfigurationError
+from crystallize.hooks import hookimpl
+from crystallize.names import check_name
+from crystallize_artifacts import layout
+from crystallize_artifacts.datasource import ArtifactDataSource
+from crystallize_artifacts.retention import add_pin, prune
+from crystallize_artifacts.store import LocalRunStore
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from crystallize.artifact import Artifact
+    from crystallize.context import FrozenContext
+    from crystallize.experiment import Experiment
+    from crystallize.result import Result
+    from crystallize.run import ArtifactRecord, ReplicateError, ReplicateOutcome, Run
+
+__all__ = ["ArtifactPlugin"]
+
+log = logging.getLogger("crystallize.artifacts")
+
+
+class ArtifactPlugin:
+    """Store artifacts, results and completion markers under ``root_dir``.
+
+    Layout (that of crystallize-ml 0.27, so its folders can be read too)::
+
+        <root>/<experiment name or id>/v<N>/replicate_<r>/<condition>/<step>/<name>
+        <root>/<experiment name or id>/v<N>/<condition>/results.json
+        <root>/<experiment name or id>/v<N>/<condition>/.crystallize_complete
+
+    :param root_dir: where experiments are stored (made absolute when the
+        plugin is created, so worker processes write to the same place).
+    :param versioned: ``True``: each run takes the next free ``v<N>``,
+        allocated atomically. ``False``: every run is ``v0``; a rerun replaces
+        it (the old one is moved aside first, never mixed with the new).
+    :param artifact_retention: keep the artifacts of this many newest
+        versions; older versions keep only their metrics. ``None`` keeps all.
+    :param big_file_threshold_mb: drop files larger than this from kept
+        versions other than the newest. ``None`` keeps them.
+    :param durable: also ``fsync`` every file and folder, so commits survive
+        power loss (every commit is atomic either way). Off by default: it
+        costs a device flush per file.
+
+    Installed, the distribution registers an unconfigured instance that
+    stores nothing; passing ``ArtifactPlugin(...)`` in ``plugins=[...]``
+    replaces it for that experiment.
+    """
+
+    plugin_name = "artifacts"
+
+    def __init__(
+        self,
+        root_dir: str | Path = "data",
+        versioned: bool = False,
+        artifact_retention: int | None = None,
+        big_file_threshold_mb: float | None = None,
+        durable: bool = False,
+    ) -> None:
+        if artifact_retention is not None and (
+            isinstance(artifact_retention, bool) or not isinstance(artifact_retention, int) or artifact_retention < 1
+        ):
+            raise ValueError(
+                f"ArtifactPlugin: artifact_retention must be an int >= 1 or None, got {artifact_retention!r}"
+            )
+        if big_file_threshold_mb is not None and not big_file_threshold_mb > 0:
+            raise ValueError(
+                "ArtifactPlugin: big_file_threshold_mb must be a positive number or None, "
+                f"got {big_file_threshold_mb!r}"
+            )
+        self.root_dir = root_dir
+        self.root = Path(root_dir).expanduser().absolute()
+        self.versioned = bool(versioned)
+        self.artifact_retention = artifact_retention
+        self.big_file_threshold_mb = big_file_threshold_mb
+        self.durable = bool(durable)
+        self.configured = True
+
+    @classmethod
+    def unconfigured(cls) -> ArtifactPlugin:
+        """The instance the entry point registers: it stores nothing."""
+        plugin = cls.__new__(cls)
+        plugin.root_dir = None  # type: ignore[assignment]
+        plugin.root = None  # type: ignore[assignment]
+        plugin.versioned = False
+        plugin.artifact_retention = None
+        plugin.big_file_threshold_mb = None
+        plugin.durable = False
+        plugin.configured = False
+        return plugin
+
+    def experiment_dir(self, experiment: Experiment) -> Path:
+        """The folder holding every run of ``experiment``."""
+        return self.root / experiment.key
+
+    def _ours(self, run: Run) -> LocalRunStore | None:
+        store = run.store
+        return store if self.configured and isinstance(store, LocalRunStore) else None
+
+    # -- configuration -------------------------------------------------------------
+
+    @hookimpl
+    def validate_experiment(self, experiment: Experiment) -> None:
+        if not self.configured:
+            return
+        for treatment in experiment.treatments:
+            if layout.RESERVED_CONDITION.match(treatment.name):
+                raise ConfigurationError(
+                    f"treatment name {treatment.name!r} collides with ArtifactPlugin's layout "
+                    "(replicate_<n>, metadata.json, manifest.json and names starting with '.' "
+                    "are reserved); rename the treatment"
+                )
+        check_name(experiment.key, "experiment")
+
+    # -- run set-up ------------------------------------------------------------------
+
+    @hookimpl
+    def open_store(self, experiment: Experiment, run: Run) -> LocalRunStore | None:
+        if not self.configured:
+            return None
+        return LocalRunStore.open_for_run(
+            self.experiment_dir(experiment),
+            versioned=self.versioned,
+            resume=run.strategy == "resume",
+            durable=self.durable,
+        )
+
+    @hookimpl
+    def locate_run(self, experiment: Experiment, version: int | None) -> LocalRunStore | None:
+        if not self.configured:
+            return None
+        return LocalRunStore.open_existing(self.experiment_dir(experiment), version)
+
+    @hookimpl
+    def before_run(self, run: Run) -> None:
+        store = self._ours(run)
+        if store is None:
+            return
+        for upstream in run.upstream:
+            if upstream.location and Path(upstream.location).is_dir():
+                add_pin(Path(upstream.location), run.key, store.version, store.location)
+
+    # -- inside replicates ---------------------------------------------------------------
+
+    @hookimpl
+    def on_artifact_write(
+        self, run: Run, artifact: Artifact, data: bytes, ctx: FrozenContext, step_name: str
+    ) -> ArtifactRecord | None:
+        store = self._ours(run)
+        if store is None:
+            return None
+        return store.write_artifact(ctx["condition"], ctx["replicate"], step_name, artifact.name, data)
+
+    # -- progress -------------------------------------------------------------------------
+
+    @hookimpl
+    def after_replicate(self, run: Run, outcome: ReplicateOutcome) -> None:
+        store = self._ours(run)
+        if store is not None and outcome.error is None:
+            store.record_replicate(outcome, run.fingerprints.get(outcome.condition))
+
+    @hookimpl
+    def on_condition_complete(
+        self, run: Run, condition: str, metrics: Mapping[str, list[Any]], errors: Mapping[int, ReplicateError]
+    ) -> None:
+        store = self._ours(run)
+        if store is None:
+            return
+        if errors:
+            log.warning(
+                "condition %r of %s: %d replicate(s) failed; no completion marker written, "
+                "strategy='resume' reruns them",
+                condition,
+                run.key,
+                len(errors),
+            )
+            return
+        store.complete_condition(condition, run.replicates, run.fingerprints.get(condition), metrics)
+
+    @hookimpl
+    def after_run(self, experiment: Experiment, run: Run, result: Result) -> None:
+        store = self._ours(run)
+        if store is None:
+            return
+        store.close(run.status)
+        if (
+            self.versioned
+            and run.status == "completed"
+            and (self.artifact_retention is not None or self.big_file_threshold_mb is not None)
+        ):
+            threshold = None if self.big_file_threshold_mb is None else int(self.big_file_threshold_mb * 1024 * 1024)
+            prune(self.experiment_dir(experiment), self.artifact_retention, threshold, store.version)
+
+    # -- chaining ------------------------------------------------------------------------
+
+    @hookimpl
+    def artifact_datasource(
+        self, experiment: Experiment, step: str, name: str, require_metadata: bool, version: int | None
+    ) -> ArtifactDataSource | None:
+        if not self.configured:
+            return None
+        return ArtifactDataSource(
+            experiment.key,
+            experiment.id,
+            self.experiment_dir(experiment),
+            step,
+            name,
+            require_metadata=require_metadata,
+            version=version,
+        )
+
+    @hookimpl
+    def stale_reason(self, experiment: Experiment) -> str | None:
+        if not self.configured:
+            return None
+        store = LocalRunStore.open_existing(self.experiment_dir(experiment))
+        if store is None:
+            return None
+        manifest = store.read_json(layout.MANIFEST) or {}
+        pruned = set(manifest.get("pruned", ()))
+        missing = [
+            r["path"]
+            for r in manifest.get("artifacts", ())
+            if r.get("path") not in pruned and not (store.dir / r.get("path", "")).is_file()
+        ]
+        if missing:
+            more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+            return f"outputs of v{store.version} are missing: {', '.join(missing[:3])}{more}"
+        return None
+
+    # -- command line ---------------------------------------------------------------------
+
+    @hookimpl
+    def register_commands(self, subparsers: argparse._SubParsersAction) -> None:
+        parser = subparsers.add_parser("verify", help="check stored artifacts against their manifest checksums")
+        parser.add_argument("path", type=Path, help="a run folder (v<N>), an experiment folder or a root")
+        parser.add_argument("--json", action="store_true", help="print JSON for machines")
+        parser.set_defaults(func=_verify_command)
+
+    def __repr__(self) -> str:
+        if not self.configured:
+            return "ArtifactPlugin(<unconfigured>)"
+        return f"ArtifactPlugin(root_dir={str(self.root_dir)!r}, versioned={self.versioned!r})"
+
+
+def _verify_command(args: argparse.Namespace) -> int:
+    from crystallize_artifacts.verify import verify_path
+
+    if not args.path.exists():
+        print(f"crystallize verify: {args.path} does not exist")
+        return 2
+    report = verify_path(args.path)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        for run, problems in report.items():
+            print(f"{run}: {'ok' if not problems else f'{len(problems)} problem(s)'}")
+            for problem in problems:
+                print(f"  - {problem}")
+    return 1 if any(report.values()) else 0
+
+
+#: What the ``crystallize.plugins`` entry point registers: stores nothing until
+#: an experiment passes a configured ``ArtifactPlugin(...)``.
+installed_plugin = ArtifactPlugin.unconfigured()

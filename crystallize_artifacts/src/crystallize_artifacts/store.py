@@ -1,0 +1,446 @@
+"""One run's folder on a local (or shared) filesystem: :class:`LocalRunStore`.
+
+Ordering is what makes a crash harmless. For every replicate: its artifacts
+are committed first, then one line is appended to the condition's journal
+(``replicates.jsonl``). For every condition: ``results.json`` is committed
+only after all its replicates are journaled, and the completion marker only
+after ``results.json``. Resume trusts a marker or a journal line only, so it
+never vouches for a file that is missing or partial.
+
+Run versions are allocated by renaming a freshly created, already locked
+staging folder to ``v<N>``; the rename fails if ``v<N>`` exists, so two
+processes starting at once get different versions. While a run is active its
+folder's ``.lock`` is held with ``flock``; the kernel releases it when the
+process dies, however it dies.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import logging
+import os
+import secrets
+import shutil
+import threading
+import time
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Any
+
+from crystallize.errors import CrystallizeError
+from crystallize.run import ArtifactRecord, ReplicateOutcome
+from crystallize.store import ConditionRecord, ReplicateRecord
+from crystallize_artifacts import layout
+from crystallize_artifacts.commit import fsync_dir, write_atomic
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no advisory locks
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["LocalRunStore", "RunLockedError", "to_json_bytes"]
+
+log = logging.getLogger("crystallize.artifacts")
+
+
+class RunLockedError(CrystallizeError, RuntimeError):
+    """Another live process is writing the run folder this run needs."""
+
+
+def _json_default(value: Any) -> Any:
+    # NumPy scalars and arrays, without importing NumPy.
+    if hasattr(value, "tolist") and type(value).__module__.startswith("numpy"):
+        return value.tolist()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"a value of type {type(value).__name__} ({value!r:.80}) cannot be stored as JSON")
+
+
+def to_json_bytes(document: Any, *, what: str) -> bytes:
+    """Serialise ``document``; a clear error names ``what`` when it cannot be."""
+    try:
+        return json.dumps(document, default=_json_default, separators=(",", ":")).encode("utf-8")
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"{what} cannot be written as JSON: {exc}. Record numbers, strings, booleans, "
+            "lists or dicts of them (NumPy values are converted)"
+        ) from None
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _lock(path: Path) -> int | None:
+    """Take the exclusive lock of ``path`` or raise :class:`RunLockedError`."""
+    if fcntl is None:  # pragma: no cover
+        return None
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise RunLockedError(
+            f"{path.parent} is being written by another run (process {holder}); wait for it to "
+            "finish, or use ArtifactPlugin(versioned=True) so each run gets its own version"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def _unlock(fd: int | None) -> None:
+    if fd is not None:
+        os.close(fd)  # closing the descriptor releases the flock
+
+
+def _is_stale(folder: Path) -> bool:
+    """A staging or trash folder whose owner is gone (its lock is free)."""
+    if fcntl is None:  # pragma: no cover
+        return False
+    try:
+        fd = os.open(folder / layout.LOCK, os.O_RDWR)
+    except OSError:
+        # Its creator may be between mkdir and taking the lock: give it a minute.
+        try:
+            return time.time() - folder.stat().st_mtime > 60
+        except OSError:
+            return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+
+
+class LocalRunStore:
+    """The :class:`~crystallize.store.RunStore` of ``crystallize-artifacts``."""
+
+    def __init__(
+        self,
+        experiment_dir: Path,
+        version: int,
+        *,
+        resumed: bool = False,
+        durable: bool = False,
+        readonly: bool = False,
+        lock_fd: int | None = None,
+    ) -> None:
+        self.experiment_dir = experiment_dir
+        self.version = version
+        self.dir = layout.version_dir(experiment_dir, version)
+        self.location = str(self.dir)
+        self.resumed = resumed
+        self.durable = durable
+        self.readonly = readonly
+        self._lock_fd = lock_fd
+        self._dirs: set[str] = set()
+        self._journals: dict[str, IO[bytes]] = {}
+        # {condition: {replicate: (metrics, [records])}} of journaled replicates
+        self._replicates: dict[str, dict[int, tuple[Mapping[str, Any], list[ArtifactRecord]]]] = {}
+        self._completed: dict[str, list[ArtifactRecord]] = {}
+        self._changed = False
+        self._guard = threading.Lock()
+
+    # -- opening ------------------------------------------------------------------
+
+    @classmethod
+    def open_for_run(cls, experiment_dir: Path, *, versioned: bool, resume: bool, durable: bool) -> LocalRunStore:
+        """Allocate (or, with ``resume``, reopen) the run folder and lock it."""
+        experiment_dir.mkdir(parents=True, exist_ok=True)
+        _clean_leftovers(experiment_dir)
+        if resume:
+            latest = (
+                layout.latest_version(experiment_dir)
+                if versioned
+                else (0 if layout.version_dir(experiment_dir, 0).is_dir() else None)
+            )
+            if latest is not None:
+                vdir = layout.version_dir(experiment_dir, latest)
+                fd = _lock(vdir / layout.LOCK)
+                return cls(experiment_dir, latest, resumed=True, durable=durable, lock_fd=fd)
+        if versioned:
+            version, fd = _allocate(experiment_dir)
+        else:
+            version, fd = 0, _replace_v0(experiment_dir)
+        if durable:
+            fsync_dir(experiment_dir)
+        return cls(experiment_dir, version, durable=durable, lock_fd=fd)
+
+    @classmethod
+    def open_existing(cls, experiment_dir: Path, version: int | None = None) -> LocalRunStore | None:
+        """Open an existing run for reading (the latest when ``version`` is ``None``)."""
+        if version is None:
+            version = layout.latest_version(experiment_dir)
+            if version is None:
+                return None
+        if not layout.version_dir(experiment_dir, version).is_dir():
+            return None
+        return cls(experiment_dir, version, readonly=True)
+
+    # -- RunStore protocol ------------------------------------------------------------
+
+    def read_json(self, path: str) -> Any | None:
+        file = self.dir / path
+        try:
+            raw = file.read_bytes()
+        except FileNotFoundError:
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError as exc:
+            raise ValueError(
+                f"{file} is not valid JSON ({exc}); the file is corrupt: restore it, delete it, or rerun the experiment"
+            ) from None
+
+    def write_json(self, path: str, document: Any) -> None:
+        self._writable()
+        file = self.dir / path
+        self._ensure_dir(file.parent)
+        write_atomic(file, to_json_bytes(document, what=str(file)), durable=self.durable)
+
+    def completed_condition(self, condition: str) -> ConditionRecord | None:
+        folder = self.dir / condition
+        try:
+            marker = (folder / layout.MARKER).read_bytes()
+        except FileNotFoundError:
+            return None
+        try:
+            raw = (folder / layout.RESULTS).read_bytes()
+            doc = json.loads(raw)
+            vouched = json.loads(marker) if marker.strip() else {}
+        except (FileNotFoundError, ValueError) as exc:
+            log.warning("%s: completion marker ignored, its results are unreadable (%s)", folder, exc)
+            return None
+        expected = vouched.get("results_sha256")
+        if expected is not None and expected != hashlib.sha256(raw).hexdigest():
+            log.warning("%s: completion marker ignored, results.json does not match it", folder)
+            return None
+        self._completed[condition] = [ArtifactRecord.from_json(r) for r in doc.get("artifacts", ())]
+        per_replicate = doc.get("replicate_metrics")
+        return ConditionRecord(
+            condition=condition,
+            replicates=vouched.get("replicates", doc.get("replicates")),
+            fingerprint=doc.get("fingerprint"),
+            metrics=doc.get("metrics", {}),
+            replicate_metrics=None if per_replicate is None else {int(k): v for k, v in per_replicate.items()},
+        )
+
+    def finished_replicates(self, condition: str) -> dict[int, ReplicateRecord]:
+        journal = self.dir / condition / layout.JOURNAL
+        try:
+            raw = journal.read_bytes()
+        except FileNotFoundError:
+            return {}
+        found: dict[int, ReplicateRecord] = {}
+        for line in raw.split(b"\n")[:-1]:  # the last piece lacks its newline: unfinished
+            try:
+                entry = json.loads(line)
+                replicate = int(entry["replicate"])
+                records = [ArtifactRecord.from_json(r) for r in entry.get("artifacts", ())]
+            except (ValueError, KeyError, TypeError):
+                continue
+            if all((self.dir / r.path).is_file() for r in records):
+                found[replicate] = ReplicateRecord(
+                    condition, replicate, entry.get("metrics", {}), entry.get("fingerprint"), tuple(records)
+                )
+        with self._guard:
+            bucket = self._replicates.setdefault(condition, {})
+            for replicate, record in found.items():
+                bucket[replicate] = (record.metrics, list(record.artifacts))
+        return found
+
+    # -- writing (used by ArtifactPlugin) ---------------------------------------------------
+
+    def write_artifact(self, condition: str, replicate: int, step: str, name: str, data: bytes) -> ArtifactRecord:
+        """Commit one artifact atomically and return its record."""
+        self._writable()
+        rel = layout.artifact_relpath(condition, replicate, step, name)
+        path = self.dir / rel
+        self._ensure_dir(path.parent)
+        digest = hashlib.sha256(data).hexdigest()
+        write_atomic(path, data, durable=self.durable)
+        self._changed = True
+        return ArtifactRecord(name, step, condition, replicate, rel, len(data), digest)
+
+    def record_replicate(self, outcome: ReplicateOutcome, fingerprint: str | None) -> None:
+        """Append the replicate to its condition's journal (artifacts are already committed)."""
+        self._writable()
+        condition = outcome.condition
+        records = [r for r in outcome.artifacts if isinstance(r, ArtifactRecord)]
+        line = to_json_bytes(
+            {
+                "replicate": outcome.replicate,
+                "fingerprint": fingerprint,
+                "metrics": outcome.metrics,
+                "artifacts": [r.to_json() for r in records],
+                "seed": outcome.seed,
+            },
+            what=f"the metrics of {condition!r} replicate {outcome.replicate}",
+        )
+        journal = self._journals.get(condition)
+        if journal is None:
+            folder = self.dir / condition
+            self._ensure_dir(folder)
+            journal = self._journals[condition] = open(folder / layout.JOURNAL, "ab")  # noqa: SIM115
+        journal.write(line + b"\n")
+        journal.flush()
+        if self.durable:
+            os.fsync(journal.fileno())
+        self._replicates.setdefault(condition, {})[outcome.replicate] = (outcome.metrics, records)
+        self._changed = True
+
+    def complete_condition(
+        self, condition: str, replicates: int, fingerprint: str | None, metrics: Mapping[str, Any]
+    ) -> None:
+        """Commit ``results.json``, then the completion marker."""
+        self._writable()
+        done = self._replicates.get(condition, {})
+        kept = {r: done[r] for r in sorted(done) if r < replicates}
+        records = [record for _, recs in kept.values() for record in recs]
+        doc = {
+            "metrics": metrics,
+            "replicates": replicates,
+            "fingerprint": fingerprint,
+            "replicate_metrics": {str(r): m for r, (m, _) in kept.items()},
+            "artifacts": [r.to_json() for r in records],
+            "completed_at": _now(),
+        }
+        folder = self.dir / condition
+        self._ensure_dir(folder)
+        raw = to_json_bytes(doc, what=f"the results of condition {condition!r}")
+        write_atomic(folder / layout.RESULTS, raw, durable=self.durable)
+        marker = {"replicates": replicates, "results_sha256": hashlib.sha256(raw).hexdigest()}
+        write_atomic(folder / layout.MARKER, to_json_bytes(marker, what="marker"), durable=self.durable)
+        self._completed[condition] = records
+        self._changed = True
+
+    def artifact_records(self) -> list[ArtifactRecord]:
+        """Every artifact this run holds that a marker or journal line vouches for."""
+        records = [r for recs in self._completed.values() for r in recs]
+        for condition, reps in self._replicates.items():
+            if condition not in self._completed:
+                records.extend(r for _, recs in reps.values() for r in recs)
+        return records
+
+    def close(self, status: str) -> None:
+        """Write the manifest (if anything changed), close journals, release the lock."""
+        try:
+            for journal in self._journals.values():
+                journal.close()
+            self._journals.clear()
+            if not self.readonly and (self._changed or not (self.dir / layout.MANIFEST).exists()):
+                manifest = {
+                    "version": self.version,
+                    "status": status,
+                    "updated_at": _now(),
+                    "artifacts": [r.to_json() for r in self.artifact_records()],
+                }
+                write_atomic(self.dir / layout.MANIFEST, to_json_bytes(manifest, what="manifest"), durable=self.durable)
+        finally:
+            _unlock(self._lock_fd)
+            self._lock_fd = None
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _writable(self) -> None:
+        if self.readonly:
+            raise RuntimeError(f"{self.dir} was opened read-only")
+
+    def _ensure_dir(self, folder: Path) -> None:
+        key = str(folder)
+        if key not in self._dirs:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._dirs.add(key)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_lock_fd"] = None
+        state["_journals"] = {}
+        state["_replicates"] = {}
+        state["_completed"] = {}
+        state["_dirs"] = set()
+        state["_guard"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._guard = threading.Lock()
+
+    def __repr__(self) -> str:
+        mode = "read-only" if self.readonly else "resumed" if self.resumed else "new"
+        return f"<LocalRunStore {self.dir} ({mode})>"
+
+
+# -- version allocation ---------------------------------------------------------------------
+
+
+def _stage(experiment_dir: Path) -> tuple[Path, int | None]:
+    staging = experiment_dir / f".staging-{secrets.token_hex(8)}"
+    staging.mkdir()
+    return staging, _lock(staging / layout.LOCK)
+
+
+def _allocate(experiment_dir: Path) -> tuple[int, int | None]:
+    """Atomically claim the next free ``v<N>``; the folder appears already locked."""
+    staging, fd = _stage(experiment_dir)
+    latest = layout.latest_version(experiment_dir)
+    version = 0 if latest is None else latest + 1
+    while True:
+        try:
+            os.rename(staging, layout.version_dir(experiment_dir, version))
+            return version, fd
+        except OSError as exc:
+            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY, errno.EISDIR):
+                _unlock(fd)
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+            version += 1
+
+
+def _replace_v0(experiment_dir: Path) -> int | None:
+    """Start ``v0`` afresh (``versioned=False``): move the old one aside, then delete it."""
+    v0 = layout.version_dir(experiment_dir, 0)
+    staging, fd = _stage(experiment_dir)
+    old_fd = None
+    try:
+        if v0.is_dir():
+            old_fd = _lock(v0 / layout.LOCK)
+            trash = experiment_dir / f".trash-{secrets.token_hex(8)}"
+            os.rename(v0, trash)
+        else:
+            trash = None
+        try:
+            os.rename(staging, v0)
+        except OSError as exc:
+            if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
+                raise RunLockedError(f"another run created {v0} at the same time; retry") from None
+            raise
+    except BaseException:
+        _unlock(fd)
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    finally:
+        _unlock(old_fd)
+    if trash is not None:
+        shutil.rmtree(trash, ignore_errors=True)
+    return fd
+
+
+def _clean_leftovers(experiment_dir: Path) -> None:
+    """Remove staging and trash folders left by processes that died."""
+    try:
+        entries = list(experiment_dir.iterdir())
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        if entry.name.startswith((".staging-", ".trash-")) and entry.is_dir() and _is_stale(entry):
+            shutil.rmtree(entry, ignore_errors=True)

@@ -1,0 +1,3 @@
+from crystallize.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,156 @@
+"""The :class:`Artifact` handle and the execution scope that binds it.
+
+An :class:`Artifact` is declared once (``Artifact("model.bin")``), listed in
+``Experiment(outputs=[...])`` and held by the steps that write it. When a step
+calls ``artifact.write(data)``, the artifact finds *where* it is being
+written — which experiment, run, condition, replicate and step — from a
+:mod:`contextvars` scope that the core sets around every replicate and updates
+before every step. Nothing is copied into the context or the step, so a class
+step holding ``self.out`` works exactly like a function step receiving the
+artifact as a parameter, in threads and in worker processes alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextvars import ContextVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from crystallize.errors import ArtifactStoreError
+from crystallize.names import check_name
+from crystallize.portable import PortableCallable, portable
+
+if TYPE_CHECKING:
+    from crystallize.context import FrozenContext
+    from crystallize.experiment import Experiment
+    from crystallize.run import ArtifactRecord, Run
+
+__all__ = ["Artifact", "ReplicateScope", "current_scope"]
+
+_BYTES_LIKE = (bytes, bytearray, memoryview)
+
+
+class ReplicateScope:
+    """Where artifact writes go right now: one replicate, one step at a time.
+
+    The core creates one per (condition, replicate) and sets ``step_name``
+    before each step, so the per-step cost is one attribute store.
+    """
+
+    __slots__ = ("_owners", "ctx", "experiment", "outputs", "records", "run", "step_index", "step_name", "writer")
+
+    def __init__(
+        self,
+        experiment: Experiment,
+        run: Run,
+        ctx: FrozenContext,
+        writer: Callable[..., Any] | None,
+        outputs: frozenset[str],
+    ) -> None:
+        self.experiment = experiment
+        self.run = run
+        self.ctx = ctx
+        self.writer = writer
+        self.outputs = outputs
+        self.step_name: str | None = None
+        self.step_index = -1
+        self.records: list[Any] = []
+        self._owners: dict[tuple[str, str], int] = {}
+
+
+_SCOPE: ContextVar[ReplicateScope | None] = ContextVar("crystallize_replicate_scope", default=None)
+
+
+def current_scope() -> ReplicateScope | None:
+    """The scope of the replicate running in this thread, if any."""
+    return _SCOPE.get()
+
+
+def _default_loader(path: Path) -> bytes:
+    return Path(path).read_bytes()
+
+
+class Artifact:
+    """A named file that steps write, once per (condition, replicate, step).
+
+    :param name: the file name (a single path segment, e.g. ``"model.bin"``).
+    :param loader: ``loader(path) -> object``, used by :meth:`load`; reads
+        bytes when omitted.
+    :param writer: ``writer(object) -> bytes``, applied by :meth:`write`;
+        without it :meth:`write` accepts only bytes-like data.
+
+    ``loader`` and ``writer`` may be lambdas: they are wrapped so that they
+    pickle by value for process-based and distributed execution.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        loader: Callable[[Path], Any] | None = None,
+        writer: Callable[[Any], bytes] | None = None,
+    ) -> None:
+        self.name = check_name(name, "artifact")
+        self.loader: PortableCallable | None = None if loader is None else portable(loader)
+        self.writer: PortableCallable | None = None if writer is None else portable(writer)
+
+    def write(self, data: Any) -> ArtifactRecord:
+        """Store ``data`` for the current replicate, condition and step.
+
+        :returns: the record of where it went.
+        :raises RuntimeError: when called outside a running step.
+        :raises TypeError: when ``data`` is not bytes and no ``writer`` was given.
+        :raises ArtifactStoreError: when no plugin stores artifacts.
+        """
+        scope = _SCOPE.get()
+        if scope is None or scope.step_name is None:
+            raise RuntimeError(
+                f"Artifact {self.name!r}: write() was called outside a running pipeline step; "
+                "artifacts can only be written by a step while Experiment.run() executes it"
+            )
+        if self.name not in scope.outputs:
+            raise ValueError(
+                f"Artifact {self.name!r} is not declared in this experiment's outputs; "
+                f"pass it in Experiment(outputs=[...]) so storage, resume and downstream "
+                f"experiments know about it"
+            )
+        payload = self.writer(data) if self.writer is not None else data
+        if not isinstance(payload, _BYTES_LIKE):
+            source = "its writer returned" if self.writer is not None else "write() got"
+            raise TypeError(
+                f"Artifact {self.name!r}: {source} {type(payload).__name__}, not bytes; "
+                "write bytes, or declare Artifact(name, writer=callable_returning_bytes)"
+            )
+        key = (scope.step_name, self.name)
+        owner = scope._owners.setdefault(key, scope.step_index)
+        if owner != scope.step_index:
+            raise ValueError(
+                f"Artifact {self.name!r} was already written by another step named "
+                f"{scope.step_name!r} in this replicate; two steps with the same name "
+                "cannot write the same artifact (rename one step class or function)"
+            )
+        record = None
+        if scope.writer is not None:
+            record = scope.writer(
+                experiment=scope.experiment,
+                run=scope.run,
+                artifact=self,
+                data=bytes(payload) if not isinstance(payload, bytes) else payload,
+                ctx=scope.ctx,
+                step_name=scope.step_name,
+            )
+        if record is None:
+            raise ArtifactStoreError(
+                f"Artifact {self.name!r} was written but no plugin stores artifacts. "
+                "Configure one: Experiment(..., plugins=[ArtifactPlugin(root_dir='artifacts')]) "
+                "with ArtifactPlugin from crystallize.plugins.plugins (pip install crystallize-artifacts)"
+            )
+        scope.records.append(record)
+        return record
+
+    def load(self, path: str | Path) -> Any:
+        """Read an artifact file with this artifact's ``loader`` (bytes by default)."""
+        return (self.loader or _default_loader)(Path(path))
+
+    def __repr__(self) -> str:
+        return f"Artifact({self.name!r})"

@@ -1,0 +1,174 @@
+"""Data sources: what feeds the first step of every replicate.
+
+Subclass :class:`DataSource` or decorate a function with :func:`data_source`::
+
+    @data_source
+    def numbers(ctx, n=10):
+        return list(range(n))
+
+    Experiment(datasource=numbers(n=5), pipeline=...)
+
+A datasource can also constrain the run: artifact datasources (see
+:meth:`Experiment.artifact_datasource <crystallize.Experiment.artifact_datasource>`)
+dictate the replicate count and report the experiments they read from as
+``upstream``.
+"""
+
+from __future__ import annotations
+
+import functools
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from crystallize.names import check_name
+
+if TYPE_CHECKING:
+    from crystallize.context import FrozenContext
+    from crystallize.run import Upstream
+
+__all__ = ["DataSource", "FunctionDataSource", "CallableDataSource", "ExperimentInput", "data_source"]
+
+
+class DataSource(ABC):
+    """Provides the input data of each replicate.
+
+    Subclasses implement :meth:`fetch`. The optional members let a
+    datasource take part in chaining:
+
+    - :attr:`params` — values that define it (part of the experiment id).
+    - :attr:`replicates` — a replicate count the run must use, or ``None``.
+    - :attr:`upstream` — the other experiments' outputs it reads.
+    - :meth:`resolve` — called once at the start of each run; returns the
+      datasource to use for that run (for example with the producer's
+      latest version pinned).
+    """
+
+    @abstractmethod
+    def fetch(self, ctx: FrozenContext) -> Any:
+        """Return the data for the replicate described by ``ctx``."""
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The values that define this datasource (used for the experiment id)."""
+        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+    @property
+    def replicates(self) -> int | None:
+        """The replicate count this datasource requires, or ``None``."""
+        return None
+
+    @property
+    def upstream(self) -> tuple[Upstream, ...]:
+        """Outputs of other experiments this datasource reads."""
+        return ()
+
+    def resolve(self) -> DataSource:
+        """The datasource to use for one run (default: ``self``)."""
+        return self
+
+
+class FunctionDataSource(DataSource):
+    """A datasource made by :func:`data_source` from ``fn(ctx, **params)``."""
+
+    def __init__(self, fn: Callable[..., Any], params: dict[str, Any]) -> None:
+        self.fn = fn
+        self._params = params
+
+    def fetch(self, ctx: FrozenContext) -> Any:
+        return self.fn(ctx, **self._params)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self._params)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self._params.items())
+        return f"{self.fn.__name__}({args})"
+
+
+class CallableDataSource(DataSource):
+    """Wraps a plain ``callable(ctx)`` passed as ``Experiment(datasource=...)``."""
+
+    def __init__(self, fn: Callable[[FrozenContext], Any]) -> None:
+        self.fn = fn
+
+    def fetch(self, ctx: FrozenContext) -> Any:
+        return self.fn(ctx)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {}
+
+    def __repr__(self) -> str:
+        return f"CallableDataSource({self.fn!r})"
+
+
+class ExperimentInput(DataSource):
+    """Several named datasources at once; ``fetch`` returns ``{name: data}``.
+
+    Combine artifacts of several upstream experiments (or an artifact and a
+    plain source). Their replicate counts, where set, must agree.
+    """
+
+    def __init__(self, **inputs: DataSource) -> None:
+        if not inputs:
+            raise ValueError("ExperimentInput needs at least one named datasource")
+        for name, source in inputs.items():
+            check_name(name, "input")
+            if not isinstance(source, DataSource):
+                raise TypeError(f"ExperimentInput input {name!r} is {source!r}, not a DataSource")
+        self.inputs = dict(inputs)
+
+    def fetch(self, ctx: FrozenContext) -> dict[str, Any]:
+        return {name: source.fetch(ctx) for name, source in self.inputs.items()}
+
+    @property
+    def replicates(self) -> int | None:
+        counts = {name: s.replicates for name, s in self.inputs.items() if s.replicates is not None}
+        if len(set(counts.values())) > 1:
+            detail = ", ".join(f"{n}={c}" for n, c in sorted(counts.items()))
+            raise ValueError(f"ExperimentInput: inputs disagree on the replicate count ({detail})")
+        return next(iter(counts.values()), None)
+
+    @property
+    def upstream(self) -> tuple[Upstream, ...]:
+        return tuple(u for s in self.inputs.values() for u in s.upstream)
+
+    def resolve(self) -> ExperimentInput:
+        resolved = ExperimentInput.__new__(ExperimentInput)
+        resolved.inputs = {name: s.resolve() for name, s in self.inputs.items()}
+        return resolved
+
+
+def _make_source_factory(fn: Callable[..., Any]) -> Callable[..., FunctionDataSource]:
+    import inspect
+
+    sig = inspect.signature(fn)
+    params = list(sig.parameters.values())
+    if not params:
+        raise TypeError(f"@data_source: {fn.__qualname__}{sig} must take ctx as its first parameter")
+    own_sig = sig.replace(parameters=params[1:])
+
+    @functools.wraps(fn)
+    def factory(*args: Any, **kwargs: Any) -> FunctionDataSource:
+        try:
+            bound = own_sig.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"{fn.__name__}(...): {exc}") from None
+        bound.apply_defaults()
+        return FunctionDataSource(fn, dict(bound.arguments))
+
+    factory.__crystallize_factory__ = "datasource"  # type: ignore[attr-defined]
+    return factory
+
+
+def data_source(fn: Callable[..., Any] | None = None, /) -> Any:
+    """Turn ``fn(ctx, **params)`` into a datasource factory.
+
+    Use as ``@data_source`` or ``@data_source()``; call the result to get a
+    :class:`DataSource`: ``numbers(n=5)``.
+    """
+    if fn is None:
+        return _make_source_factory
+    return _make_source_factory(fn)

@@ -1,0 +1,49 @@
+"""Exception types raised by Crystallize.
+
+Every error a user can trigger derives from :class:`CrystallizeError`, so
+``except CrystallizeError`` catches all of them. Most also derive from the
+built-in type a Python user would expect (``ValueError`` for bad input,
+``TypeError`` for a wrong type), so existing ``except ValueError`` code keeps
+working.
+"""
+
+from __future__ import annotations
+
+
+class CrystallizeError(Exception):
+    """Base class of every Crystallize error."""
+
+
+class ConfigurationError(CrystallizeError, ValueError):
+    """The experiment is configured in a way that cannot run.
+
+    Raised by :meth:`crystallize.Experiment.validate` (and therefore by
+    :meth:`~crystallize.Experiment.run`) before any work starts.
+    """
+
+
+class ContextMutationError(CrystallizeError, TypeError):
+    """A step tried to overwrite a key that is already set in the context."""
+
+
+class ArtifactStoreError(CrystallizeError, RuntimeError):
+    """An artifact was written but no plugin stores artifacts."""
+
+
+class PluginError(CrystallizeError, RuntimeError):
+    """A plugin failed to load, has an invalid hook, or raised during a run.
+
+    The message names the plugin and, when known, the distribution that
+    installed it.
+    """
+
+
+class ResumeError(CrystallizeError, RuntimeError):
+    """``strategy="resume"`` cannot continue the previous run safely."""
+
+
+class MissingMetricError(CrystallizeError, KeyError):
+    """A hypothesis asked for a metric that no replicate recorded."""
+
+    def __str__(self) -> str:  # KeyError quotes its argument; we want prose.
+        return str(self.args[0]) if self.args else ""

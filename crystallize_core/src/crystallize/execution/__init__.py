@@ -1,0 +1,13 @@
+"""Execution engines: where replicates run.
+
+The core ships :class:`SerialExecution` (the default) and
+:class:`ParallelExecution` (threads or processes); ``crystallize-dask`` adds
+``DaskExecution``. Each is a plugin implementing the ``execute_replicates``
+hook, so a new engine is written the same way.
+"""
+
+from crystallize.execution.batch import ReplicateBatch
+from crystallize.execution.parallel import ParallelExecution
+from crystallize.execution.serial import SerialExecution
+
+__all__ = ["ReplicateBatch", "SerialExecution", "ParallelExecution"]

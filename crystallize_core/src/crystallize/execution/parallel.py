@@ -1,0 +1,165 @@
+"""Replicates on several cores: :class:`ParallelExecution`."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from crystallize.hooks import hookimpl
+
+if TYPE_CHECKING:
+    from crystallize.execution.batch import ReplicateBatch, Unit
+    from crystallize.run import Run
+
+__all__ = ["ParallelExecution"]
+
+log = logging.getLogger("crystallize.execution")
+
+EXECUTOR_TYPES = ("thread", "process")
+
+
+class ParallelExecution:
+    """Run replicates concurrently in threads or worker processes.
+
+    :param max_workers: pool size; defaults to the number of CPUs.
+    :param executor_type: ``"thread"`` (shares memory; best when steps release
+        the GIL, e.g. NumPy or I/O) or ``"process"`` (true parallelism for pure
+        Python; everything a replicate uses must pickle with cloudpickle).
+    :param retries: process pools only — how many times a replicate whose
+        worker process died is run again before it is recorded as a
+        ``WorkerLost`` error (which ``strategy="resume"`` reruns).
+    :param mp_context: process pools only — the :mod:`multiprocessing` start
+        method (``"fork"``, ``"spawn"``, ``"forkserver"``); the platform's
+        default when ``None``.
+
+    Results, artifacts and resume behave exactly as in a serial run: outcomes
+    are reported to the main process as they finish and every condition's
+    metrics are assembled in replicate order.
+    """
+
+    plugin_name = "parallel-execution"
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        executor_type: str = "thread",
+        *,
+        retries: int = 1,
+        mp_context: str | None = None,
+    ) -> None:
+        if executor_type not in EXECUTOR_TYPES:
+            raise ValueError(f"ParallelExecution: executor_type must be 'thread' or 'process', got {executor_type!r}")
+        if max_workers is not None and (not isinstance(max_workers, int) or max_workers < 1):
+            raise ValueError(f"ParallelExecution: max_workers must be a positive int or None, got {max_workers!r}")
+        if not isinstance(retries, int) or retries < 0:
+            raise ValueError(f"ParallelExecution: retries must be an int >= 0, got {retries!r}")
+        import multiprocessing
+
+        if mp_context is not None and mp_context not in multiprocessing.get_all_start_methods():
+            raise ValueError(
+                f"ParallelExecution: mp_context {mp_context!r} is not available here "
+                f"(available: {', '.join(multiprocessing.get_all_start_methods())})"
+            )
+        self.max_workers = max_workers
+        self.executor_type = executor_type
+        self.retries = retries
+        self.mp_context = mp_context
+
+    @property
+    def workers(self) -> int:
+        return self.max_workers or os.cpu_count() or 1
+
+    @hookimpl
+    def before_run(self, run: Run) -> None:
+        run.facts["execution"] = {"engine": "parallel", "executor_type": self.executor_type, "workers": self.workers}
+
+    @hookimpl
+    def execute_replicates(self, batch: ReplicateBatch) -> bool:
+        if batch.units:
+            if self.executor_type == "thread":
+                self._in_threads(batch)
+            else:
+                self._in_processes(batch)
+        return True
+
+    # -- threads --------------------------------------------------------------
+
+    def _in_threads(self, batch: ReplicateBatch) -> None:
+        from concurrent.futures import ThreadPoolExecutor, as_completed
+
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="crystallize") as pool:
+            futures = [pool.submit(batch.run_here, c, r) for c, r in batch.units]
+            try:
+                for future in as_completed(futures):
+                    batch.report(future.result())
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+
+    # -- processes ------------------------------------------------------------
+
+    def _in_processes(self, batch: ReplicateBatch) -> None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from concurrent.futures.process import BrokenProcessPool
+
+        from crystallize.execution.worker import decode_outcome, init_pool_worker, lost_unit, run_pooled
+
+        payload, token = batch.payload(), batch.token  # fails early, naming what does not pickle
+        context = multiprocessing.get_context(self.mp_context)
+        lost: Counter[Unit] = Counter()
+        pending = list(batch.units)
+        while pending:
+            pids = context.SimpleQueue()
+            pool = ProcessPoolExecutor(
+                max_workers=min(self.workers, len(pending)),
+                mp_context=context,
+                initializer=init_pool_worker,
+                initargs=(payload, token, pids),
+            )
+            broken: list[tuple[Unit, BaseException]] = []
+            try:
+                futures = {pool.submit(run_pooled, token, c, r): (c, r) for c, r in pending}
+                for future in as_completed(futures):
+                    try:
+                        blob = future.result()
+                    except BrokenProcessPool as exc:
+                        broken.append((futures[future], exc))
+                        continue
+                    batch.report(decode_outcome(blob))
+            except BaseException:
+                _stop_workers(pids)
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+            pool.shutdown(wait=True)
+            pending = []
+            if broken:
+                log.warning(
+                    "a worker process died; %d replicate(s) in flight or queued were lost: %s",
+                    len(broken),
+                    ", ".join(f"{c}/{r}" for (c, r), _ in broken),
+                )
+            for unit, exc in broken:
+                lost[unit] += 1
+                if lost[unit] > self.retries:
+                    reason = f"the worker process died while running it ({exc})"
+                    batch.report(lost_unit(unit[0], unit[1], reason))
+                else:
+                    pending.append(unit)
+
+    def __repr__(self) -> str:
+        return f"ParallelExecution(max_workers={self.max_workers!r}, executor_type={self.executor_type!r})"
+
+
+def _stop_workers(pids: Any) -> None:
+    """Terminate the pool's worker processes (after Ctrl-C in the main process)."""
+    while not pids.empty():
+        pid = pids.get()
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            pass

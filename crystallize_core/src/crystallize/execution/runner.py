@@ -1,0 +1,120 @@
+"""Runs one (condition, replicate): the framework's hot path.
+
+A :class:`ReplicateRunner` is built once per run (and once per worker
+process) and then called for every unit. Everything that can be decided
+once is decided in ``__init__``: which hooks are implemented (``None``
+otherwise), each step's name and the cheapest callable for it. The per-step
+loop then costs two attribute stores and the call itself when no plugin
+implements ``before_step``/``after_step``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from crystallize.artifact import _SCOPE, ReplicateScope
+from crystallize.context import CONDITION_KEY, REPLICATE_KEY, SEED_KEY, FrozenContext
+from crystallize.pipelines.pipeline_step import FunctionStep
+from crystallize.run import ReplicateError, ReplicateOutcome
+
+if TYPE_CHECKING:
+    from crystallize.datasource import DataSource
+    from crystallize.experiment import Experiment
+    from crystallize.hooks import HookCallers
+    from crystallize.run import Run
+    from crystallize.treatment import Treatment
+
+__all__ = ["ReplicateRunner"]
+
+
+def _fast_call(step: Any) -> Any:
+    if isinstance(step, FunctionStep) and step.direct is not None:
+        return step.direct
+    return step
+
+
+class ReplicateRunner:
+    """Runs units of one run; safe to call from several threads at once."""
+
+    def __init__(
+        self,
+        experiment: Experiment,
+        run: Run,
+        source: DataSource,
+        treatments: Mapping[str, Treatment],
+        callers: HookCallers,
+        *,
+        portable_errors: bool = False,
+    ) -> None:
+        self.experiment = experiment
+        self.run = run
+        self.source = source
+        self.treatments = dict(treatments)
+        self.outputs = frozenset(experiment.outputs)
+        self.steps = tuple(
+            (index, step, step.step_name, _fast_call(step)) for index, step in enumerate(experiment.pipeline.steps)
+        )
+        self.before_replicate = callers.before_replicate
+        self.before_step = callers.before_step
+        self.after_step = callers.after_step
+        self.writer = callers.on_artifact_write
+        self.on_error = callers.on_replicate_error
+        self.portable_errors = portable_errors
+
+    def __call__(self, condition: str, replicate: int) -> ReplicateOutcome:
+        experiment = self.experiment
+        ctx = FrozenContext({REPLICATE_KEY: replicate, CONDITION_KEY: condition})
+        scope = ReplicateScope(experiment, self.run, ctx, self.writer, self.outputs)
+        token = _SCOPE.set(scope)
+        started = time.perf_counter()
+        step = None
+        error = None
+        try:
+            treatment = self.treatments.get(condition)
+            if treatment is not None:
+                treatment.apply(ctx)
+            if self.before_replicate is not None:
+                self.before_replicate(experiment=experiment, run=self.run, ctx=ctx)
+            data = self.source.fetch(ctx)
+            before, after = self.before_step, self.after_step
+            if before is None and after is None:
+                for index, step, name, call in self.steps:  # noqa: B007 - `step` names the failing step
+                    scope.step_name = name
+                    scope.step_index = index
+                    data = call(data, ctx)
+            else:
+                for index, step, name, call in self.steps:
+                    if before is not None:
+                        before(experiment=experiment, step=step, ctx=ctx)
+                    scope.step_name = name
+                    scope.step_index = index
+                    data = call(data, ctx)
+                    scope.step_name = None
+                    if after is not None:
+                        after(experiment=experiment, step=step, data=data, ctx=ctx)
+        except Exception as exc:  # noqa: BLE001 - a failing replicate must not stop the others
+            error = ReplicateError.capture(
+                exc, condition, replicate, None if step is None else step.step_name, portable=self.portable_errors
+            )
+            if self.on_error is not None:
+                try:
+                    self.on_error(experiment=experiment, run=self.run, ctx=ctx, step=step, error=exc)
+                except Exception as hook_exc:  # noqa: BLE001 - never mask the original failure
+                    import logging
+
+                    logging.getLogger("crystallize").warning(
+                        "on_replicate_error hook raised %r while handling %s", hook_exc, error
+                    )
+        finally:
+            _SCOPE.reset(token)
+        return ReplicateOutcome(
+            condition,
+            replicate,
+            ctx.metrics._values,
+            error,
+            tuple(scope.records),
+            ctx._data.get(SEED_KEY),
+            time.perf_counter() - started,
+        )

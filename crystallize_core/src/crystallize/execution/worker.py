@@ -1,0 +1,194 @@
+"""Running replicates in other processes: payloads and worker entry points.
+
+An executor that runs replicates outside the main process ships one
+*payload* per run — the experiment, the run, the resolved datasource, the
+treatments and the plugins that implement replicate-level hooks, pickled with
+cloudpickle — and then asks workers to run units with :func:`run_unit`.
+Workers rebuild a plugin manager from the shipped plugins (so artifacts are
+written through the same storage plugin, with the same layout and atomic
+commits) and cache the runner per payload token, so a worker unpickles a
+payload once however many units it runs.
+
+Outcomes travel back as cloudpickle bytes. Exceptions that do not pickle,
+and metrics that do not, are turned into readable
+:class:`~crystallize.run.ReplicateError` records instead of breaking the pool.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from crystallize.errors import ConfigurationError
+from crystallize.hooks import HookCallers
+from crystallize.run import ReplicateError, ReplicateOutcome
+
+if TYPE_CHECKING:
+    from crystallize.datasource import DataSource
+    from crystallize.execution.runner import ReplicateRunner
+    from crystallize.experiment import Experiment
+    from crystallize.manager import PluginInfo
+    from crystallize.run import Run
+    from crystallize.treatment import Treatment
+
+__all__ = [
+    "RunnerSpec",
+    "make_spec",
+    "run_unit",
+    "encode_outcome",
+    "decode_outcome",
+    "lost_unit",
+    "init_pool_worker",
+    "run_pooled",
+    "WORKER_HOOKS",
+]
+
+#: Hooks that run where the replicate runs; only plugins implementing one of
+#: them are shipped to workers.
+WORKER_HOOKS = frozenset({"before_replicate", "before_step", "after_step", "on_artifact_write", "on_replicate_error"})
+
+
+@attrs.frozen
+class RunnerSpec:
+    """A run's runner, pickled: ``token`` names it, ``payload`` holds it."""
+
+    token: str
+    payload: bytes = attrs.field(repr=lambda b: f"<{len(b)} bytes>")
+
+
+def _unpicklable(label: str, obj: Any) -> ConfigurationError | None:
+    import cloudpickle
+
+    try:
+        cloudpickle.dumps(obj)
+    except Exception as exc:  # noqa: BLE001 - any pickling failure
+        return ConfigurationError(
+            f"cannot send {label} to worker processes: {type(exc).__name__}: {exc}. "
+            "Everything a replicate uses must pickle with cloudpickle; create such "
+            "objects inside the step (or a datasource) instead of holding them, "
+            "or use ParallelExecution(executor_type='thread')"
+        )
+    return None
+
+
+def _find_culprit(experiment: Experiment, source: Any, treatments: Any, plugins: list[PluginInfo]) -> Exception:
+    candidates: list[tuple[str, Any]] = [(f"the datasource {source!r}", source)]
+    for index, step in enumerate(experiment.pipeline.steps):
+        candidates.append((f"step {index} ({step.step_name!r})", step))
+    for name, treatment in treatments.items():
+        candidates.append((f"treatment {name!r}", treatment))
+    for name, artifact in experiment.outputs.items():
+        candidates.append((f"artifact {name!r} (its loader or writer)", artifact))
+    for info in plugins:
+        candidates.append((info.label, info.plugin))
+    for label, obj in candidates:
+        error = _unpicklable(label, obj)
+        if error is not None:
+            return error
+    return ConfigurationError("cannot send the experiment to worker processes: it does not pickle")
+
+
+def make_spec(
+    experiment: Experiment,
+    run: Run,
+    source: DataSource,
+    treatments: dict[str, Treatment],
+    plugins: list[PluginInfo],
+    hook_names: dict[int, set[str]],
+) -> RunnerSpec:
+    """Pickle what workers need; raise naming the object that does not pickle."""
+    import cloudpickle
+
+    shipped = [info for info in plugins if hook_names.get(id(info.plugin), set()) & WORKER_HOOKS]
+    rows = [(i.name, i.plugin, i.source, i.distribution, i.version) for i in shipped]
+    try:
+        payload = cloudpickle.dumps((experiment, run, source, treatments, rows))
+    except Exception as exc:
+        raise _find_culprit(experiment, source, treatments, shipped) from exc
+    return RunnerSpec(token=uuid.uuid4().hex, payload=payload)
+
+
+_RUNNERS: dict[str, ReplicateRunner] = {}
+
+
+def _runner(token: str, payload: bytes | None) -> ReplicateRunner:
+    runner = _RUNNERS.get(token)
+    if runner is not None:
+        return runner
+    if payload is None:
+        raise RuntimeError(f"worker {os.getpid()} has no runner for payload {token}")
+    from crystallize.execution.runner import ReplicateRunner
+    from crystallize.manager import PluginInfo, manager_for
+
+    experiment, run, source, treatments, rows = pickle.loads(payload)
+    pm = manager_for([PluginInfo(*row) for row in rows])
+    runner = ReplicateRunner(experiment, run, source, treatments, HookCallers(pm), portable_errors=True)
+    if len(_RUNNERS) >= 4:  # a long-lived worker serving many runs
+        _RUNNERS.clear()
+    _RUNNERS[token] = runner
+    return runner
+
+
+def run_unit(payload: bytes, token: str, condition: str, replicate: int) -> bytes:
+    """Run one unit in this (worker) process; returns the encoded outcome."""
+    return encode_outcome(_runner(token, payload)(condition, replicate))
+
+
+def encode_outcome(outcome: ReplicateOutcome) -> bytes:
+    """Pickle an outcome; unpicklable results become a readable error."""
+    import cloudpickle
+
+    try:
+        return cloudpickle.dumps(outcome)
+    except Exception as exc:  # noqa: BLE001
+        error = ReplicateError(
+            condition=outcome.condition,
+            replicate=outcome.replicate,
+            step=None,
+            type_name=type(exc).__name__,
+            message=(
+                f"the replicate's metrics or artifact records could not be sent back to the "
+                f"main process: {exc}; record plain numbers, strings and lists"
+            ),
+            traceback="",
+        )
+        return cloudpickle.dumps(attrs.evolve(outcome, metrics={}, error=error, artifacts=()))
+
+
+def decode_outcome(blob: bytes) -> ReplicateOutcome:
+    """Inverse of :func:`encode_outcome`."""
+    return pickle.loads(blob)
+
+
+def lost_unit(condition: str, replicate: int, reason: str) -> ReplicateOutcome:
+    """The outcome of a unit whose worker died before reporting."""
+    error = ReplicateError(
+        condition=condition,
+        replicate=replicate,
+        step=None,
+        type_name="WorkerLost",
+        message=f"{reason}; strategy='resume' reruns this replicate",
+        traceback="",
+    )
+    return ReplicateOutcome(condition, replicate, {}, error)
+
+
+# -- process pools -----------------------------------------------------------
+
+
+def init_pool_worker(payload: bytes, token: str, pids: Any) -> None:
+    """``ProcessPoolExecutor`` initializer: announce our pid, build the runner."""
+    # Ctrl-C is handled by the main process, which cancels and stops workers.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    pids.put(os.getpid())
+    _runner(token, payload)
+
+
+def run_pooled(token: str, condition: str, replicate: int) -> bytes:
+    """Pool task: run a unit with the runner the initializer built."""
+    return encode_outcome(_runner(token, None)(condition, replicate))

@@ -1,0 +1,111 @@
+"""Chains of experiments: :class:`ExperimentGraph`."""
+
+from __future__ import annotations
+
+import graphlib
+import logging
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from crystallize.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from crystallize.experiment import Experiment
+    from crystallize.result import Result
+    from crystallize.treatment import Treatment
+
+__all__ = ["ExperimentGraph"]
+
+log = logging.getLogger("crystallize.graph")
+
+
+class ExperimentGraph:
+    """Experiments that read each other's artifacts, run in dependency order.
+
+    Edges come from the datasources: an experiment whose datasource is
+    ``producer.artifact_datasource(...)`` depends on ``producer``. Every
+    experiment must be named. A downstream experiment also runs under its
+    upstream experiments' treatments (its own win on a name clash), so each
+    condition's artifacts flow through the chain.
+
+    ``ExperimentGraph(exp1, exp2)`` and
+    ``ExperimentGraph.from_experiments([exp1, exp2])`` are equivalent.
+    """
+
+    def __init__(self, *experiments: Experiment) -> None:
+        self.experiments: dict[str, Experiment] = {}
+        for exp in experiments:
+            if not getattr(exp, "name", None):
+                raise ConfigurationError(
+                    f"every experiment in a graph needs a name; {exp!r} has none (Experiment(..., name='...'))"
+                )
+            if exp.name in self.experiments and self.experiments[exp.name] is not exp:
+                raise ConfigurationError(f"two experiments in the graph are named {exp.name!r}")
+            self.experiments[exp.name] = exp  # type: ignore[index]
+        self.parents: dict[str, list[str]] = {
+            name: sorted({u.experiment for u in exp.datasource.upstream if u.experiment in self.experiments})
+            for name, exp in self.experiments.items()
+        }
+        sorter = graphlib.TopologicalSorter(self.parents)
+        try:
+            self.order: list[str] = list(sorter.static_order())
+        except graphlib.CycleError as exc:
+            cycle = " -> ".join(exc.args[1])
+            raise ConfigurationError(f"the experiment graph has a cycle: {cycle}") from None
+        self.reasons: dict[str, list[str]] = {}
+
+    @classmethod
+    def from_experiments(cls, experiments: Iterable[Experiment]) -> ExperimentGraph:
+        """Build a graph from a list of experiments."""
+        return cls(*experiments)
+
+    def treatments_for(self, name: str) -> list[Treatment]:
+        """``name``'s treatments plus those inherited from its upstream experiments."""
+        merged: dict[str, Treatment] = {}
+        for parent in self.parents[name]:
+            for treatment in self.treatments_for(parent):
+                merged[treatment.name] = treatment
+        for treatment in self.experiments[name].treatments:
+            merged[treatment.name] = treatment
+        return list(merged.values())
+
+    def run(
+        self,
+        strategy: str = "rerun",
+        replicates: int | None = None,
+        treatments: Iterable[Treatment] | None = None,
+    ) -> dict[str, Result]:
+        """Run every experiment in dependency order; returns ``{name: Result}``.
+
+        With ``strategy="resume"`` each experiment continues its latest run,
+        unless a plugin reports a reason it is stale (its upstream reran, its
+        outputs are missing...): then it reruns, and the reason is logged and
+        kept in :attr:`reasons`.
+        """
+        chosen = None if treatments is None else list(treatments)
+        results: dict[str, Result] = {}
+        self.reasons = {}
+        for name in self.order:
+            exp = self.experiments[name]
+            mode = strategy
+            if strategy == "resume":
+                caller = exp.plugin_state().callers.stale_reason
+                reasons = [r for r in (caller(experiment=exp) if caller else []) if r]
+                if reasons:
+                    self.reasons[name] = reasons
+                    log.warning("experiment %r reruns: %s", name, "; ".join(reasons))
+                    mode = "rerun"
+            results[name] = exp.run(
+                treatments=chosen if chosen is not None else self.treatments_for(name),
+                replicates=replicates if not _has_upstream(exp) else None,
+                strategy=mode,
+            )
+        return results
+
+    def __repr__(self) -> str:
+        return f"ExperimentGraph({' -> '.join(self.order)})"
+
+
+def _has_upstream(exp: Experiment) -> bool:
+    """Whether ``exp`` reads another experiment (which then dictates replicates)."""
+    return bool(exp.datasource.upstream)

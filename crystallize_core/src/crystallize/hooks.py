@@ -1,0 +1,79 @@
+"""Hook markers and the per-run table of hook callers.
+
+Plugins mark their implementations with :data:`hookimpl`::
+
+    from crystallize import hookimpl
+
+    class Timer:
+        @hookimpl
+        def after_step(self, step, ctx):
+            ...
+
+The core calls hooks through :class:`HookCallers`, which holds ``None`` for
+every hook that no active plugin implements. Call sites test for ``None``
+first, so an unused hook costs one attribute load on the hot path instead of
+a pluggy dispatch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from pluggy import HookCaller
+
+__all__ = ["PROJECT", "hookimpl", "hookspec", "HookCallers", "HOOK_NAMES"]
+
+PROJECT = "crystallize"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+"""Marks a hook specification (used in :mod:`crystallize.hookspecs`)."""
+
+hookimpl = pluggy.HookimplMarker(PROJECT)
+"""Marks a hook implementation in a plugin; accepts pluggy's options
+(``tryfirst``, ``trylast``, ``wrapper``, ``specname``)."""
+
+
+def _hook_names() -> tuple[str, ...]:
+    from crystallize import hookspecs
+
+    return tuple(name for name, obj in vars(hookspecs).items() if callable(obj) and hasattr(obj, f"{PROJECT}_spec"))
+
+
+HOOK_NAMES: tuple[str, ...] = _hook_names()
+
+
+class HookCallers:
+    """Callers for every hook of one plugin manager; ``None`` where unused.
+
+    Built once per run, so plugins registered later are not seen by that run.
+    """
+
+    __slots__ = (*HOOK_NAMES, "manager")
+
+    # Declared for type checkers; the values are set in __init__.
+    if TYPE_CHECKING:  # pragma: no cover
+
+        def __getattr__(self, name: str) -> HookCaller | None: ...
+
+    def __init__(self, manager: pluggy.PluginManager) -> None:
+        self.manager = manager
+        relay = manager.hook
+        for name in HOOK_NAMES:
+            caller = getattr(relay, name)
+            setattr(self, name, caller if caller.get_hookimpls() else None)
+
+    def call(self, name: str, **kwargs: Any) -> Any:
+        """Call hook ``name`` if implemented; return its result (``[]``/``None`` if not)."""
+        caller = getattr(self, name)
+        if caller is None:
+            return None if caller_is_firstresult(self.manager, name) else []
+        return caller(**kwargs)
+
+
+def caller_is_firstresult(manager: pluggy.PluginManager, name: str) -> bool:
+    caller = getattr(manager.hook, name)
+    opts = caller.spec.opts if caller.spec is not None else {}
+    return bool(opts.get("firstresult"))

@@ -1,0 +1,387 @@
+"""Hook specifications: the contract between the core and its plugins.
+
+Read this module top to bottom to learn an experiment's lifecycle. Every
+function below is a hook a plugin may implement with
+:data:`crystallize.hookimpl`; an implementation may accept any subset of the
+arguments listed (pluggy passes them by name). The core calls a hook only when
+some active plugin implements it, so an unused hook costs nothing.
+
+Where a hook runs matters when replicates run in other processes or on a
+cluster (``ParallelExecution(executor_type="process")``, ``crystallize-dask``):
+
+- hooks marked *runs where the replicate runs* are called in the worker, on a
+  copy of your plugin object unpickled there; state they change stays in the
+  worker.
+- every other hook is called in the main process, in the thread that called
+  :meth:`Experiment.run <crystallize.Experiment.run>`.
+
+Lifecycle of :meth:`Experiment.run`::
+
+    validate_experiment
+    open_store                  (storage plugins attach run.store)
+    on_resume                   (strategy="resume" only)
+    before_run
+    execute_replicates          (an executor runs every pending unit)
+        | before_replicate      \
+        | before_step           |  where the replicate runs,
+        | after_step            |  once per (condition, replicate)
+        | on_artifact_write     |
+        | on_replicate_error    /
+        after_replicate         (main process, as each unit finishes)
+        on_condition_complete   (main process, once per condition)
+    after_run                   (always, also after failures)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from crystallize.hooks import hookspec
+
+if TYPE_CHECKING:
+    import argparse
+
+    from crystallize.artifact import Artifact
+    from crystallize.context import FrozenContext
+    from crystallize.datasource import DataSource
+    from crystallize.execution.batch import ReplicateBatch
+    from crystallize.experiment import Experiment
+    from crystallize.pipelines.pipeline_step import PipelineStep
+    from crystallize.result import Result
+    from crystallize.run import ArtifactRecord, CompletedWork, ReplicateError, ReplicateOutcome, Run
+    from crystallize.store import RunStore
+
+
+# ---------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def register_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Add sub-commands to the ``crystallize`` command.
+
+    Called once when the command starts, on every installed (autoloaded)
+    plugin. Create a parser with ``subparsers.add_parser(name, help=...)`` and
+    set ``parser.set_defaults(func=callable)``; the callable receives the
+    parsed ``argparse.Namespace`` and returns an exit code.
+
+    :param subparsers: the ``argparse`` sub-parser collection of ``crystallize``.
+    """
+
+
+# ---------------------------------------------------------------------------
+# Configuration
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def validate_experiment(experiment: Experiment) -> None:
+    """Check that ``experiment`` is configured in a way this plugin can serve.
+
+    Called by :meth:`Experiment.validate` (and so before every run), after the
+    core's own checks, before anything is written. Raise
+    :class:`~crystallize.errors.ConfigurationError` (or ``ValueError``) with a
+    message that names the offending value and the fix. A storage plugin
+    rejects condition names it reserves; an executor checks that everything it
+    must ship to workers pickles.
+
+    :param experiment: the experiment about to run.
+    """
+
+
+# ---------------------------------------------------------------------------
+# Run set-up
+# ---------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def open_store(experiment: Experiment, run: Run) -> RunStore | None:
+    """Provide the storage for this run.
+
+    Called once per run, before ``on_resume`` and ``before_run``. A storage
+    plugin allocates the run's location (a new version, or with
+    ``run.strategy == "resume"`` the latest existing one) and returns a
+    :class:`~crystallize.store.RunStore`; the core sets it as ``run.store``.
+    Return ``None`` when this plugin does not store this experiment.
+
+    Stops at first non-None result.
+
+    :param experiment: the experiment about to run.
+    :param run: the run being prepared; ``run.store`` is still ``None``.
+    """
+
+
+@hookspec(firstresult=True)
+def locate_run(experiment: Experiment, version: int | None) -> RunStore | None:
+    """Open an existing run of ``experiment`` for reading.
+
+    Used to inspect earlier runs without starting one: the graph asks whether
+    outputs exist, the metadata plugin compares recorded lineage, artifact
+    datasources read the producer's ``metadata.json``. Return ``None`` if this
+    plugin does not store ``experiment`` or the run does not exist.
+
+    Stops at first non-None result.
+
+    :param experiment: the experiment whose run to open.
+    :param version: the version to open; ``None`` for the latest.
+    """
+
+
+@hookspec
+def on_resume(experiment: Experiment, run: Run) -> CompletedWork | None:
+    """Report work of an earlier run that does not need to run again.
+
+    Called only for ``strategy="resume"``, after ``open_store``, before
+    ``before_run``. Return a :class:`~crystallize.run.CompletedWork` naming
+    complete conditions with their metrics and, optionally, finished
+    replicates inside unfinished conditions. The core merges every plugin's
+    report, skips that work, and puts the merged report on ``run.completed``.
+    Raise :class:`~crystallize.errors.ResumeError` when the earlier run cannot
+    be continued safely (for example, its pipeline changed).
+
+    :param experiment: the experiment being resumed.
+    :param run: the run; ``run.store`` is the store ``open_store`` returned.
+    """
+
+
+@hookspec
+def before_run(experiment: Experiment, run: Run) -> None:
+    """Called once per run, before any replicate starts.
+
+    ``run`` is complete at this point: its store is open and, when resuming,
+    ``run.completed`` says what will be skipped. Record facts other plugins
+    should see in ``run.facts``.
+
+    :param experiment: the experiment about to run.
+    :param run: this execution.
+    """
+
+
+# ---------------------------------------------------------------------------
+# Execution
+# ---------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def execute_replicates(experiment: Experiment, run: Run, batch: ReplicateBatch) -> bool | None:
+    """Run every pending (condition, replicate) of ``batch``.
+
+    This is the execution-engine hook. The built-in ``SerialExecution`` (the
+    default, ``trylast``) and ``ParallelExecution`` implement it, and so does
+    ``crystallize_dask.DaskExecution``. An implementation runs each unit in
+    ``batch.units`` — in this process with ``batch.run_here(condition,
+    replicate)``, or elsewhere with :func:`crystallize.execution.worker.run_unit`
+    and ``batch.payload()`` — and passes every outcome to
+    ``batch.report(outcome)`` from the calling thread, as soon as it arrives.
+    Return ``True`` once every unit was reported.
+
+    Stops at first non-None result.
+
+    :param experiment: the experiment being run.
+    :param run: this execution.
+    :param batch: the units to run and the means to run them.
+    """
+
+
+# ---------------------------------------------------------------------------
+# Inside a replicate (runs where the replicate runs)
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def before_replicate(experiment: Experiment, run: Run, ctx: FrozenContext) -> None:
+    """Called before each (condition, replicate), after the treatment applied.
+
+    Runs where the replicate runs. ``ctx`` already holds ``replicate``,
+    ``condition`` and the treatment's keys; add new keys here (the seeding
+    plugin adds ``seed_used``).
+
+    :param experiment: the experiment being run.
+    :param run: this execution.
+    :param ctx: the replicate's context.
+    """
+
+
+@hookspec
+def before_step(experiment: Experiment, step: PipelineStep, ctx: FrozenContext) -> None:
+    """Called before each step of each replicate.
+
+    Runs where the replicate runs. This is the hottest path of the framework;
+    keep implementations cheap.
+
+    :param experiment: the experiment being run.
+    :param step: the step about to be called.
+    :param ctx: the replicate's context.
+    """
+
+
+@hookspec
+def after_step(experiment: Experiment, step: PipelineStep, data: Any, ctx: FrozenContext) -> None:
+    """Called after each step of each replicate returned.
+
+    Runs where the replicate runs. Not called for a step that raised (see
+    ``on_replicate_error``).
+
+    :param experiment: the experiment being run.
+    :param step: the step that just returned.
+    :param data: what the step returned.
+    :param ctx: the replicate's context.
+    """
+
+
+@hookspec(firstresult=True)
+def on_artifact_write(
+    experiment: Experiment,
+    run: Run,
+    artifact: Artifact,
+    data: bytes,
+    ctx: FrozenContext,
+    step_name: str,
+) -> ArtifactRecord | None:
+    """Store an artifact a step wrote with ``artifact.write(...)``.
+
+    Runs where the replicate runs, inside the step. ``data`` is already bytes
+    (the artifact's ``writer`` has been applied). The storing plugin commits
+    it for ``ctx["condition"]``, ``ctx["replicate"]`` and ``step_name`` and
+    returns an :class:`~crystallize.run.ArtifactRecord` saying where it went.
+    If no plugin returns a record, ``write()`` raises
+    :class:`~crystallize.errors.ArtifactStoreError`.
+
+    Stops at first non-None result.
+
+    :param experiment: the experiment being run.
+    :param run: this execution.
+    :param artifact: the declared :class:`~crystallize.Artifact`.
+    :param data: the bytes to store.
+    :param ctx: the replicate's context.
+    :param step_name: the writing step's name (the ``<step>`` path segment).
+    """
+
+
+@hookspec
+def on_replicate_error(
+    experiment: Experiment,
+    run: Run,
+    ctx: FrozenContext,
+    step: PipelineStep | None,
+    error: BaseException,
+) -> None:
+    """Called when a replicate fails, with the live exception.
+
+    Runs where the replicate runs, right after the datasource, the treatment,
+    a step or a replicate-level hook raised. The core then records the
+    failure in ``result.errors`` and carries on with the other replicates;
+    the exception is not re-raised. Use this hook to log, notify or open a
+    debugger.
+
+    :param experiment: the experiment being run.
+    :param run: this execution.
+    :param ctx: the failed replicate's context.
+    :param step: the step that raised, or ``None`` if it was not a step.
+    :param error: the exception.
+    """
+
+
+# ---------------------------------------------------------------------------
+# Progress and results (main process)
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def after_replicate(experiment: Experiment, run: Run, outcome: ReplicateOutcome) -> None:
+    """Called in the main process as each (condition, replicate) finishes.
+
+    Called for failed replicates too (``outcome.error`` is set), whichever
+    executor ran them and in completion order, which is not replicate order
+    under parallel executors. Progress displays and per-replicate journals
+    implement this.
+
+    :param experiment: the experiment being run.
+    :param run: this execution.
+    :param outcome: what the replicate produced.
+    """
+
+
+@hookspec
+def on_condition_complete(
+    experiment: Experiment,
+    run: Run,
+    condition: str,
+    metrics: Mapping[str, list[Any]],
+    errors: Mapping[int, ReplicateError],
+) -> None:
+    """Called once every replicate of ``condition`` has finished.
+
+    "Finished" includes failures: ``errors`` maps each failed replicate to its
+    :class:`~crystallize.run.ReplicateError` and is empty when every replicate
+    succeeded. Storage writes a completion marker only in that case. Not called
+    for conditions that resume skipped entirely.
+
+    :param experiment: the experiment being run.
+    :param run: this execution.
+    :param condition: the condition's name.
+    :param metrics: ``{metric: [values]}`` over the condition's successful
+        replicates, in replicate order (resumed replicates included).
+    :param errors: ``{replicate: error}`` of the failed replicates.
+    """
+
+
+@hookspec
+def after_run(experiment: Experiment, run: Run, result: Result) -> None:
+    """Called once per run, after all work — also when the run failed.
+
+    ``run.status`` tells how it ended: ``"completed"``, ``"failed"`` (some
+    replicates failed, or the run raised) or ``"interrupted"`` (Ctrl-C). On a
+    raised error or interruption, ``result`` holds what finished before, and
+    the exception propagates after this hook.
+
+    :param experiment: the experiment that ran.
+    :param run: this execution.
+    :param result: the result returned to the caller.
+    """
+
+
+# ---------------------------------------------------------------------------
+# Chaining experiments
+# ---------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def artifact_datasource(
+    experiment: Experiment,
+    step: str,
+    name: str,
+    require_metadata: bool,
+    version: int | None,
+) -> DataSource | None:
+    """Build a datasource that reads ``experiment``'s artifacts.
+
+    Implements :meth:`Experiment.artifact_datasource`. Called on the
+    *producer's* plugins; the storage plugin that stores ``experiment``
+    returns a :class:`~crystallize.DataSource` yielding, per replicate, the
+    file the producer wrote for that replicate and condition. The datasource
+    reports the producer as its ``upstream``.
+
+    Stops at first non-None result.
+
+    :param experiment: the producer experiment.
+    :param step: the producing step's name.
+    :param name: the artifact's name.
+    :param require_metadata: raise if the producer's run has no metadata.
+    :param version: the producer version to read; ``None`` for the latest.
+    """
+
+
+@hookspec
+def stale_reason(experiment: Experiment) -> str | None:
+    """Say why ``experiment``'s latest run can no longer be resumed as is.
+
+    Called by ``ExperimentGraph.run(strategy="resume")`` before each
+    experiment. Return a short reason (``"upstream 'train' was rerun: v2 ->
+    v3"``, ``"outputs missing: model.bin"``) to make the graph rerun it, or
+    ``None`` when this plugin sees no reason. The graph logs the reasons.
+
+    :param experiment: the experiment about to be resumed.
+    """

@@ -1,0 +1,294 @@
+"""One run of an experiment, from validation to ``after_run``.
+
+This module is the lifecycle described at the top of
+:mod:`crystallize.hookspecs`, written out: it decides the replicate count,
+builds the :class:`~crystallize.run.Run`, lets storage and resume plugins
+speak, hands the pending units to the execution engine, gathers outcomes per
+condition as they arrive and assembles the :class:`~crystallize.Result`.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from crystallize.context import BASELINE
+from crystallize.errors import ArtifactStoreError, PluginError, ResumeError
+from crystallize.execution.batch import ReplicateBatch
+from crystallize.execution.runner import ReplicateRunner
+from crystallize.result import ConditionMetrics, ExperimentMetrics, Result
+from crystallize.run import STRATEGIES, CompletedWork, ReplicateError, ReplicateOutcome, Run
+from crystallize.validation import check_replicates, validate
+
+if TYPE_CHECKING:
+    from crystallize.datasource import DataSource
+    from crystallize.experiment import Experiment
+    from crystallize.hooks import HookCallers
+    from crystallize.hypothesis import Hypothesis
+    from crystallize.treatment import Treatment
+
+__all__ = ["execute"]
+
+log = logging.getLogger("crystallize")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def decide_replicates(experiment: Experiment, requested: int | None, source: DataSource) -> int:
+    """The replicate count: the datasource's requirement, else the request, else the default."""
+    required = source.replicates
+    if required is not None:
+        check_replicates(required, "the datasource's replicate count")
+        if requested is not None and requested != required:
+            producers = ", ".join(sorted({repr(u.experiment) for u in source.upstream})) or "its producer"
+            raise ValueError(
+                f"run(replicates={requested}) disagrees with the datasource, which has {required} "
+                f"replicates (as recorded by upstream experiment {producers}): drop replicates= to use "
+                f"{required}, or rerun the upstream experiment with replicates={requested}"
+            )
+        return required
+    if requested is not None:
+        return check_replicates(requested, "run(replicates=...)")
+    return experiment.replicates
+
+
+class ConditionTracker:
+    """Collects outcomes per condition and fires the per-condition hooks."""
+
+    def __init__(
+        self,
+        experiment: Experiment,
+        run: Run,
+        callers: HookCallers,
+        pending: Mapping[str, int],
+        completed: CompletedWork,
+    ) -> None:
+        self.experiment = experiment
+        self.run = run
+        self.after_replicate = callers.after_replicate
+        self.on_condition_complete = callers.on_condition_complete
+        self.remaining = dict(pending)
+        self.values: dict[str, dict[int, Mapping[str, list[Any]]]] = {c: {} for c in run.conditions}
+        self.errors: dict[str, dict[int, ReplicateError]] = {}
+        self.artifacts: list[Any] = []
+        self.complete = dict(completed.conditions)
+        for condition, reps in completed.replicates.items():
+            if condition in self.values:
+                self.values[condition].update(reps)
+
+    def report(self, outcome: ReplicateOutcome) -> None:
+        condition = outcome.condition
+        if outcome.error is not None:
+            self.errors.setdefault(condition, {})[outcome.replicate] = outcome.error
+        else:
+            self.values[condition][outcome.replicate] = outcome.metrics
+        self.artifacts.extend(outcome.artifacts)
+        if self.after_replicate is not None:
+            self.after_replicate(experiment=self.experiment, run=self.run, outcome=outcome)
+        self.remaining[condition] -= 1
+        if self.remaining[condition] == 0 and self.on_condition_complete is not None:
+            self.on_condition_complete(
+                experiment=self.experiment,
+                run=self.run,
+                condition=condition,
+                metrics=self.metrics(condition),
+                errors=dict(sorted(self.errors.get(condition, {}).items())),
+            )
+
+    def metrics(self, condition: str) -> dict[str, list[Any]]:
+        """``{metric: values}`` over successful replicates, in replicate order."""
+        if condition in self.complete:
+            return {k: list(v) for k, v in self.complete[condition].items()}
+        merged: dict[str, list[Any]] = {}
+        per_replicate = self.values[condition]
+        for replicate in sorted(per_replicate):
+            for name, values in per_replicate[replicate].items():
+                merged.setdefault(name, []).extend(values)
+        return merged
+
+
+def _plan(run: Run, completed: CompletedWork) -> tuple[list[tuple[str, int]], dict[str, int]]:
+    units: list[tuple[str, int]] = []
+    pending: dict[str, int] = {}
+    for condition in run.conditions:
+        if condition in completed.conditions:
+            continue
+        done = completed.replicates.get(condition, {})
+        todo = [(condition, r) for r in range(run.replicates) if r not in done]
+        units.extend(todo)
+        pending[condition] = len(todo)
+    return units, pending
+
+
+def _resume(experiment: Experiment, run: Run, callers: HookCallers) -> CompletedWork:
+    if callers.on_resume is None:
+        raise ResumeError(
+            "strategy='resume' needs a plugin that knows what earlier runs completed: "
+            "pip install crystallize-resume (installed with crystallize-artifacts) and "
+            "configure ArtifactPlugin"
+        )
+    merged = CompletedWork()
+    for report in callers.on_resume(experiment=experiment, run=run):
+        if report is not None:
+            merged = merged.merge(report)
+    conditions = {c: m for c, m in merged.conditions.items() if c in run.conditions}
+    replicates = {
+        c: {r: m for r, m in reps.items() if 0 <= r < run.replicates}
+        for c, reps in merged.replicates.items()
+        if c in run.conditions and c not in conditions
+    }
+    return CompletedWork(conditions=conditions, replicates=replicates)
+
+
+def _blame(exc: BaseException, callers: HookCallers, hook: str) -> None:
+    """Add a note naming the plugin whose hook implementation raised ``exc``."""
+    caller = getattr(callers, hook, None)
+    if caller is None or not hasattr(exc, "add_note"):
+        return
+    codes = {getattr(impl.function, "__code__", None): impl for impl in caller.get_hookimpls()}
+    tb = exc.__traceback__
+    while tb is not None:
+        impl = codes.get(tb.tb_frame.f_code)
+        if impl is not None:
+            exc.add_note(f"(raised by plugin {impl.plugin_name.split('#')[0]!r} in hook {hook!r})")
+            return
+        tb = tb.tb_next
+
+
+def _call(callers: HookCallers, hook: str, **kwargs: Any) -> Any:
+    caller = getattr(callers, hook)
+    if caller is None:
+        return None
+    try:
+        return caller(**kwargs)
+    except Exception as exc:
+        _blame(exc, callers, hook)
+        raise
+
+
+def _build_result(
+    run: Run,
+    tracker: ConditionTracker | None,
+    completed: CompletedWork,
+    hypotheses: list[Hypothesis],
+    verify: bool,
+) -> Result:
+    def metrics_of(condition: str) -> dict[str, list[Any]]:
+        if tracker is not None:
+            return tracker.metrics(condition)
+        return {k: list(v) for k, v in completed.conditions.get(condition, {}).items()}
+
+    per_condition = {c: metrics_of(c) for c in run.conditions}
+    baseline = per_condition[BASELINE]
+    treatments = {c: m for c, m in per_condition.items() if c != BASELINE}
+    verified = []
+    if verify and hypotheses:
+        comparable = {c: m for c, m in treatments.items() if m}
+        if not baseline:
+            log.warning("hypotheses were not verified: no baseline replicate succeeded")
+        else:
+            verified = [h.evaluate(baseline, comparable) for h in hypotheses]
+    return Result(
+        metrics=ExperimentMetrics(
+            baseline=ConditionMetrics(baseline),
+            treatments={c: ConditionMetrics(m) for c, m in treatments.items()},
+            hypotheses=verified,
+        ),
+        errors={} if tracker is None else {c: dict(sorted(e.items())) for c, e in tracker.errors.items()},
+        artifacts=[] if tracker is None else list(tracker.artifacts),
+        run=run,
+    )
+
+
+def execute(
+    experiment: Experiment,
+    *,
+    treatments: list[Treatment],
+    hypotheses: list[Hypothesis],
+    replicates: int | None,
+    strategy: str,
+) -> Result:
+    """Run ``experiment`` once; see :meth:`Experiment.run`."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {', '.join(map(repr, STRATEGIES))}, got {strategy!r}")
+    plugins = experiment.plugin_state()
+    callers = plugins.callers
+    validate(experiment, treatments, hypotheses, callers)
+
+    source = experiment.datasource.resolve()
+    count = decide_replicates(experiment, replicates, source)
+    by_condition = {t.name: t for t in treatments}
+    conditions = (BASELINE, *(t.name for t in treatments if t.name != BASELINE))
+    run = Run(
+        experiment_id=experiment.id,
+        experiment_name=experiment.name,
+        key=experiment.key,
+        run_id=secrets.token_hex(16),
+        strategy=strategy,
+        replicates=count,
+        conditions=conditions,
+        fingerprints={c: by_condition[c].fingerprint() if c in by_condition else "" for c in conditions},
+        upstream=tuple(source.upstream),
+        started_at=_now(),
+    )
+
+    completed = CompletedWork()
+    tracker: ConditionTracker | None = None
+    try:
+        run.store = _call(callers, "open_store", experiment=experiment, run=run)
+        if run.store is None and experiment.outputs:
+            raise ArtifactStoreError(
+                f"Experiment {experiment.key_label} declares outputs "
+                f"({', '.join(map(repr, experiment.outputs))}) but no plugin stores artifacts; "
+                "configure one: plugins=[ArtifactPlugin(root_dir='artifacts')] with ArtifactPlugin "
+                "from crystallize.plugins.plugins (pip install crystallize-artifacts)"
+            )
+        if strategy == "resume":
+            completed = _resume(experiment, run, callers)
+            run.completed = completed
+        _call(callers, "before_run", experiment=experiment, run=run)
+        units, pending = _plan(run, completed)
+        tracker = ConditionTracker(experiment, run, callers, pending, completed)
+        if units:
+            runner = ReplicateRunner(experiment, run, source, by_condition, callers)
+
+            def spec() -> Any:
+                from crystallize.execution.worker import make_spec
+
+                hooks = {id(i.plugin): set(plugins.hooks_of(i.plugin)) for i in plugins.infos}
+                return make_spec(experiment, run, source, by_condition, plugins.infos, hooks)
+
+            batch = ReplicateBatch(units, runner, spec, tracker.report)
+            handled = _call(callers, "execute_replicates", experiment=experiment, run=run, batch=batch)
+            if not handled:
+                raise PluginError("no execution plugin ran the replicates (execute_replicates returned None)")
+            if batch.pending:
+                raise PluginError(
+                    f"the execution plugin returned without reporting {len(batch.pending)} unit(s), "
+                    f"e.g. {batch.pending[0]}"
+                )
+        result = _build_result(run, tracker, completed, hypotheses, verify=True)
+        run.status = "failed" if result.errors else "completed"
+    except BaseException as exc:
+        run.status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        partial = _build_result(run, tracker, completed, hypotheses, verify=False)
+        try:
+            _call(callers, "after_run", experiment=experiment, run=run, result=partial)
+        except Exception as after_exc:  # noqa: BLE001 - keep the original error
+            log.error("after_run raised %r while handling %r", after_exc, exc)
+        raise
+    _call(callers, "after_run", experiment=experiment, run=run, result=result)
+    if result.errors:
+        count_failed = sum(len(e) for e in result.errors.values())
+        log.warning(
+            "%d replicate(s) of experiment %s failed; see result.errors (first: %s)",
+            count_failed,
+            experiment.key_label,
+            result.error_list()[0],
+        )
+    return result

@@ -1,0 +1,372 @@
+"""Plugin discovery and the per-experiment plugin manager.
+
+Where plugins come from, in registration order (later ones are called first
+by pluggy, so an experiment's own plugins take precedence):
+
+1. **built-ins** — the core's own features written as plugins
+   (``SerialExecution``), registered exactly like everything else;
+2. **installed plugins** — objects named by entry points in the group
+   ``crystallize.plugins``, loaded lazily, once per process;
+3. **registered plugins** — objects added with :func:`register_plugin`
+   (the testing kit uses this);
+4. **the experiment's plugins** — ``Experiment(plugins=[...])``. Such an
+   object *replaces* an installed plugin of the same name (its
+   ``plugin_name`` attribute) or class, so
+   ``plugins=[ArtifactPlugin(root_dir="artifacts")]`` configures the
+   installed artifact plugin rather than adding a second one.
+
+Environment variables:
+
+``CRYSTALLIZE_DISABLE_PLUGIN_AUTOLOAD=1``
+    load no installed plugins; only built-ins and objects passed in Python.
+``CRYSTALLIZE_LOAD_PLUGINS=name,name``
+    allow-list: load only these installed plugins (entry-point or
+    distribution names). Set but empty: load none.
+``CRYSTALLIZE_DISABLE_PLUGINS=name,name``
+    block-list, checked before anything is imported.
+``CRYSTALLIZE_STRICT_PLUGINS=1``
+    a plugin that fails to load raises instead of warning (for plugin authors).
+``CRYSTALLIZE_TRACE_HOOKS=1``
+    log every hook call at DEBUG level on the ``crystallize.hooks`` logger.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import warnings
+from collections.abc import Iterable, Sequence
+from types import ModuleType
+from typing import Any
+
+import attrs
+import pluggy
+
+from crystallize import hookspecs
+from crystallize.errors import PluginError
+from crystallize.hooks import PROJECT, HookCallers
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "PluginInfo",
+    "PluginWarning",
+    "plugin_name",
+    "installed_plugins",
+    "load_failures",
+    "register_plugin",
+    "unregister_plugin",
+    "build_manager",
+    "reset_autoload",
+]
+
+ENTRY_POINT_GROUP = "crystallize.plugins"
+ENV_DISABLE_AUTOLOAD = "CRYSTALLIZE_DISABLE_PLUGIN_AUTOLOAD"
+ENV_ALLOW = "CRYSTALLIZE_LOAD_PLUGINS"
+ENV_BLOCK = "CRYSTALLIZE_DISABLE_PLUGINS"
+ENV_STRICT = "CRYSTALLIZE_STRICT_PLUGINS"
+ENV_TRACE = "CRYSTALLIZE_TRACE_HOOKS"
+
+log = logging.getLogger("crystallize.plugins")
+
+
+class PluginWarning(UserWarning):
+    """An installed plugin could not be loaded and was skipped."""
+
+
+@attrs.frozen(eq=False)
+class PluginInfo:
+    """An active plugin and where it came from.
+
+    :ivar source: ``"built-in"``, ``"entry point"``, ``"registered"`` or ``"experiment"``.
+    """
+
+    name: str
+    plugin: Any
+    source: str
+    distribution: str | None = None
+    version: str | None = None
+
+    @property
+    def label(self) -> str:
+        dist = f" from {self.distribution} {self.version or ''}".rstrip() if self.distribution else ""
+        return f"plugin {self.name!r}{dist}"
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _names(name: str) -> set[str] | None:
+    raw = os.environ.get(name)
+    if raw is None:
+        return None
+    return {_normalise(part) for part in raw.split(",") if part.strip()}
+
+
+def _normalise(name: str) -> str:
+    return name.strip().lower().replace("_", "-")
+
+
+def plugin_name(plugin: Any) -> str:
+    """The name a plugin object registers under.
+
+    A ``plugin_name`` attribute wins; a module is named after itself; other
+    objects after their class.
+    """
+    explicit = getattr(plugin, "plugin_name", None)
+    if isinstance(explicit, str) and explicit:
+        return explicit
+    if isinstance(plugin, ModuleType):
+        return plugin.__name__
+    if isinstance(plugin, type):
+        return plugin.__qualname__
+    return type(plugin).__qualname__
+
+
+def _hook_names_of(pm: pluggy.PluginManager, plugin: Any) -> list[str]:
+    return sorted(caller.name for caller in pm.get_hookcallers(plugin) or ())
+
+
+def _new_pm() -> pluggy.PluginManager:
+    pm = pluggy.PluginManager(PROJECT)
+    pm.add_hookspecs(hookspecs)
+    return pm
+
+
+def _check(plugin: Any, label: str) -> None:
+    """Raise PluginError if ``plugin`` has a hook that is not in the spec."""
+    pm = _new_pm()
+    try:
+        pm.register(plugin, name="candidate")
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(f"{label} has an invalid hook implementation: {exc}") from exc
+    if not pm.get_hookcallers(plugin):
+        raise PluginError(
+            f"{label} implements no crystallize hooks; mark its methods with @crystallize.hookimpl "
+            "(hook names are listed in crystallize.hookspecs)"
+        )
+
+
+class _Registry:
+    """Process-wide state: installed plugins (loaded once) and registered ones."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._installed: list[PluginInfo] | None = None
+        self._failures: list[str] = []
+        self.registered: list[PluginInfo] = []
+        self.monitors: list[Any] = []
+        self.generation = 0
+
+    def installed(self) -> list[PluginInfo]:
+        if self._installed is None:
+            with self._lock:
+                if self._installed is None:
+                    self._installed = self._load()
+                    self.generation += 1
+        return self._installed
+
+    def failures(self) -> list[str]:
+        self.installed()
+        return list(self._failures)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._installed = None
+            self._failures = []
+            self.generation += 1
+
+    def _load(self) -> list[PluginInfo]:
+        if _flag(ENV_DISABLE_AUTOLOAD):
+            return []
+        allow = _names(ENV_ALLOW)
+        block = _names(ENV_BLOCK) or set()
+        strict = _flag(ENV_STRICT)
+        from crystallize._compat import entry_points
+
+        loaded: list[PluginInfo] = []
+        seen: set[str] = set()
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            dist = getattr(ep, "dist", None)
+            dist_name = getattr(dist, "name", None)
+            version = getattr(dist, "version", None)
+            names = {_normalise(ep.name)} | ({_normalise(dist_name)} if dist_name else set())
+            if names & block or (allow is not None and not names & allow):
+                continue
+            key = f"{ep.name}={ep.value}"
+            if key in seen:  # the same distribution visible twice on sys.path
+                continue
+            seen.add(key)
+            origin = f"{dist_name or 'an unknown distribution'} {version or ''}".rstrip()
+            label = f"plugin {ep.name!r} ({ep.value}) from {origin}"
+            try:
+                obj = ep.load()
+                if isinstance(obj, type):
+                    obj = obj()
+                _check(obj, label)
+            except Exception as exc:
+                message = (
+                    exc.args[0]
+                    if isinstance(exc, PluginError)
+                    else f"{label} failed to load: {type(exc).__name__}: {exc}"
+                )
+                if strict:
+                    raise PluginError(message) from exc
+                self._failures.append(message)
+                warnings.warn(
+                    f"{message} (skipped; set {ENV_STRICT}=1 to make this an error)",
+                    PluginWarning,
+                    stacklevel=4,
+                )
+                continue
+            name = getattr(obj, "plugin_name", None) or ep.name
+            loaded.append(PluginInfo(name, obj, "entry point", dist_name, version))
+        return loaded
+
+
+_registry = _Registry()
+
+
+def installed_plugins() -> list[PluginInfo]:
+    """Plugins loaded from the ``crystallize.plugins`` entry points (loads them once)."""
+    return list(_registry.installed())
+
+
+def load_failures() -> list[str]:
+    """Messages of installed plugins that failed to load and were skipped."""
+    return _registry.failures()
+
+
+def reset_autoload() -> None:
+    """Forget loaded entry points so the next run loads them again (for tests)."""
+    _registry.reset()
+
+
+def register_plugin(plugin: Any, name: str | None = None) -> PluginInfo:
+    """Activate ``plugin`` for every experiment in this process."""
+    info_name = name or plugin_name(plugin)
+    info = PluginInfo(info_name, plugin, "registered")
+    _check(plugin, info.label)
+    with _registry._lock:
+        _registry.registered.append(info)
+        _registry.generation += 1
+    return info
+
+
+def unregister_plugin(plugin: Any) -> None:
+    """Undo :func:`register_plugin`."""
+    with _registry._lock:
+        _registry.registered = [i for i in _registry.registered if i.plugin is not plugin]
+        _registry.generation += 1
+
+
+def add_monitor(before: Any) -> None:
+    """Call ``before(hook_name, hook_impls, kwargs)`` on every hook call (testing kit)."""
+    with _registry._lock:
+        _registry.monitors.append(before)
+        _registry.generation += 1
+
+
+def remove_monitor(before: Any) -> None:
+    with _registry._lock:
+        _registry.monitors = [m for m in _registry.monitors if m is not before]
+        _registry.generation += 1
+
+
+def generation() -> int:
+    """Changes whenever the process-wide plugin set changes (cache key)."""
+    _registry.installed()
+    return _registry.generation
+
+
+def builtin_plugins() -> list[PluginInfo]:
+    from crystallize.execution.serial import SerialExecution
+
+    return [PluginInfo("serial-execution", SerialExecution(), "built-in", "crystallize-core", _core_version())]
+
+
+def _core_version() -> str | None:
+    from crystallize import __version__
+
+    return __version__
+
+
+def _same_plugin(passed: Any, passed_name: str, installed: PluginInfo) -> bool:
+    if passed_name == installed.name:
+        return True
+    target = installed.plugin
+    return not isinstance(target, ModuleType) and type(passed) is type(target)
+
+
+def active_plugins(experiment_plugins: Sequence[Any] = ()) -> list[PluginInfo]:
+    """Every plugin active for an experiment with ``experiment_plugins``."""
+    passed = [PluginInfo(plugin_name(p), p, "experiment") for p in experiment_plugins]
+    names: dict[str, PluginInfo] = {}
+    for info in passed:
+        if info.name in names:
+            raise PluginError(
+                f"two plugins named {info.name!r} were passed in plugins=[...] "
+                f"({names[info.name].plugin!r} and {info.plugin!r}); pass one of them"
+            )
+        names[info.name] = info
+    kept = [
+        info
+        for info in [*builtin_plugins(), *_registry.installed(), *_registry.registered]
+        if not any(_same_plugin(p.plugin, p.name, info) for p in passed)
+    ]
+    return [*kept, *passed]
+
+
+def build_manager(experiment_plugins: Sequence[Any] = ()) -> tuple[pluggy.PluginManager, list[PluginInfo]]:
+    """A plugin manager holding every plugin active for an experiment."""
+    infos = active_plugins(experiment_plugins)
+    return manager_for(infos), infos
+
+
+def manager_for(infos: Iterable[PluginInfo]) -> pluggy.PluginManager:
+    """A plugin manager holding exactly ``infos`` (used in worker processes too)."""
+    pm = _new_pm()
+    for index, info in enumerate(infos):
+        if pm.is_registered(info.plugin):
+            raise PluginError(f"{info.label} was given twice; pass each plugin object once")
+        try:
+            pm.register(info.plugin, name=f"{info.name}#{index}")
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(f"{info.label} has an invalid hook implementation: {exc}") from exc
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(f"a plugin implements a hook that does not exist: {exc}") from exc
+    monitors = list(_registry.monitors)
+    if monitors:
+
+        def before(hook_name: str, hook_impls: Any, kwargs: Any) -> None:
+            for monitor in monitors:
+                monitor(hook_name, hook_impls, kwargs)
+
+        pm.add_hookcall_monitoring(before, lambda outcome, hook_name, hook_impls, kwargs: None)
+    if _flag(ENV_TRACE):
+        hook_log = logging.getLogger("crystallize.hooks")
+        pm.trace.root.setwriter(lambda message: hook_log.debug(message.rstrip()))
+        pm.enable_tracing()
+    return pm
+
+
+def hook_callers(pm: pluggy.PluginManager) -> HookCallers:
+    return HookCallers(pm)
+
+
+def describe_plugins(pm: pluggy.PluginManager, infos: Iterable[PluginInfo]) -> list[dict[str, Any]]:
+    """JSON-ready rows for ``crystallize plugins``."""
+    return [
+        {
+            "name": info.name,
+            "distribution": info.distribution,
+            "version": info.version,
+            "source": info.source,
+            "hooks": _hook_names_of(pm, info.plugin),
+        }
+        for info in infos
+    ]

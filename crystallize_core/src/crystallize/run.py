@@ -1,0 +1,247 @@
+"""Value objects that describe one execution and what it produced.
+
+These are the nouns of the hook contract: :class:`Run` is passed to most
+hooks, :class:`ReplicateOutcome` reports one finished (condition, replicate),
+:class:`ArtifactRecord` says where an artifact went, and
+:class:`CompletedWork` is what ``on_resume`` implementations return.
+All of them pickle, so they can cross process and machine boundaries.
+"""
+
+from __future__ import annotations
+
+import pickle
+import traceback as _traceback
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+if TYPE_CHECKING:
+    from crystallize.store import RunStore
+
+__all__ = [
+    "Run",
+    "Upstream",
+    "ArtifactRecord",
+    "ReplicateError",
+    "ReplicateOutcome",
+    "CompletedWork",
+    "STRATEGIES",
+]
+
+STRATEGIES = ("rerun", "resume")
+
+
+@attrs.frozen
+class Upstream:
+    """One input of a run that another experiment produced.
+
+    Artifact datasources report these (``DataSource.upstream``); the graph
+    uses them for edges, the metadata plugin records them as lineage.
+
+    :ivar experiment: the producer's storage key (its name, else its id).
+    :ivar experiment_id: the producer's pipeline-signature id.
+    :ivar step: the producing step's name.
+    :ivar artifact: the artifact's file name.
+    :ivar version: the producer run version being read (``None`` until resolved).
+    :ivar run_id: the unique id of that producer run, when its metadata has one.
+    :ivar location: where that producer run lives (a path or URL).
+    """
+
+    experiment: str
+    experiment_id: str | None
+    step: str
+    artifact: str
+    version: int | None = None
+    run_id: str | None = None
+    location: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+@attrs.frozen
+class ArtifactRecord:
+    """Where one artifact write went, as returned by ``on_artifact_write``.
+
+    :ivar path: location relative to the run's folder (``replicate_0/baseline/Step/model.bin``).
+    :ivar size: bytes written.
+    :ivar sha256: hex digest of the bytes written.
+    """
+
+    name: str
+    step: str
+    condition: str
+    replicate: int
+    path: str
+    size: int
+    sha256: str
+
+    def to_json(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ArtifactRecord:
+        return cls(**{f.name: data[f.name] for f in attrs.fields(cls)})
+
+
+def _portable(exc: BaseException) -> BaseException | None:
+    """``exc`` if it survives a pickle round trip, else ``None``."""
+    try:
+        import cloudpickle
+
+        pickle.loads(cloudpickle.dumps(exc))
+    except Exception:  # noqa: BLE001 - any failure means "not portable"
+        return None
+    return exc
+
+
+@attrs.frozen(eq=False)
+class ReplicateError:
+    """A failure of one (condition, replicate), with its traceback.
+
+    :ivar step: the step that raised, or ``None`` when the datasource, the
+        treatment or a plugin hook raised.
+    :ivar exception: the original exception when it could be carried back
+        from where the replicate ran (it is ``None`` for exceptions that do
+        not pickle; ``type_name``, ``message`` and ``traceback`` are always set).
+    """
+
+    condition: str
+    replicate: int
+    step: str | None
+    type_name: str
+    message: str
+    traceback: str
+    exception: BaseException | None = attrs.field(default=None, repr=False)
+
+    @classmethod
+    def capture(
+        cls, exc: BaseException, condition: str, replicate: int, step: str | None, *, portable: bool = False
+    ) -> ReplicateError:
+        """Build from a live exception (call inside the ``except`` block)."""
+        tb = "".join(_traceback.format_exception(type(exc), exc, exc.__traceback__))
+        return cls(
+            condition=condition,
+            replicate=replicate,
+            step=step,
+            type_name=f"{type(exc).__module__}.{type(exc).__qualname__}".removeprefix("builtins."),
+            message=str(exc),
+            traceback=tb,
+            exception=_portable(exc) if portable else exc,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "condition": self.condition,
+            "replicate": self.replicate,
+            "step": self.step,
+            "type": self.type_name,
+            "message": self.message,
+            "traceback": self.traceback,
+        }
+
+    def __str__(self) -> str:
+        where = f" in step {self.step!r}" if self.step else ""
+        return f"{self.condition} replicate {self.replicate}{where}: {self.type_name}: {self.message}"
+
+
+@attrs.frozen
+class ReplicateOutcome:
+    """What one (condition, replicate) produced, reported to the main process.
+
+    :ivar metrics: ``{metric name: [values recorded in this replicate]}``.
+    :ivar error: the failure, or ``None`` when every step finished.
+    :ivar artifacts: the records returned by ``on_artifact_write``, in write order.
+    :ivar seed: ``ctx["seed_used"]`` if a seeding plugin set it.
+    :ivar duration: wall-clock seconds spent running the replicate.
+    """
+
+    condition: str
+    replicate: int
+    metrics: Mapping[str, list[Any]]
+    error: ReplicateError | None = None
+    artifacts: tuple[Any, ...] = ()
+    seed: int | None = None
+    duration: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@attrs.frozen
+class CompletedWork:
+    """What an ``on_resume`` implementation knows to be complete.
+
+    :ivar conditions: conditions whose every replicate finished, with their
+        metrics (``{condition: {metric: [values over replicates]}}``).
+    :ivar replicates: finer units inside unfinished conditions:
+        ``{condition: {replicate: {metric: [values]}}}``.
+    """
+
+    conditions: Mapping[str, Mapping[str, list[Any]]] = attrs.field(factory=dict)
+    replicates: Mapping[str, Mapping[int, Mapping[str, list[Any]]]] = attrs.field(factory=dict)
+
+    def merge(self, other: CompletedWork) -> CompletedWork:
+        conditions = {**self.conditions, **other.conditions}
+        replicates: dict[str, dict[int, Mapping[str, list[Any]]]] = {}
+        for source in (self.replicates, other.replicates):
+            for cond, reps in source.items():
+                replicates.setdefault(cond, {}).update(reps)
+        return CompletedWork(conditions=conditions, replicates=replicates)
+
+    def __bool__(self) -> bool:
+        return bool(self.conditions) or any(self.replicates.values())
+
+
+@attrs.define(eq=False)
+class Run:
+    """Describes one execution of an experiment; passed to most hooks.
+
+    The core fills in the identity and plan; storage plugins attach a
+    :class:`~crystallize.store.RunStore` through ``open_store``; plugins share
+    further JSON-serialisable facts (seeds, executor, ...) in :attr:`facts`,
+    which the metadata plugin records. Plugins never need each other's
+    internals: what one knows and another needs goes here.
+
+    :ivar experiment_id: stable hash of the pipeline signature.
+    :ivar experiment_name: the experiment's ``name`` (``None`` if unnamed).
+    :ivar key: storage key, the name if given, else the id.
+    :ivar run_id: unique id of this execution.
+    :ivar strategy: ``"rerun"`` or ``"resume"``.
+    :ivar replicates: replicates per condition.
+    :ivar conditions: condition names, ``"baseline"`` first.
+    :ivar fingerprints: ``{condition: hash of its treatment}``, so storage can
+        tell when a condition's definition changed between runs.
+    :ivar upstream: inputs produced by other experiments.
+    :ivar store: where this run's files live, or ``None`` if nothing stores them.
+    :ivar status: ``"running"``, then ``"completed"``, ``"failed"`` (some
+        replicates failed or the run raised) or ``"interrupted"``.
+    :ivar completed: what resume found already done (``None`` for a rerun).
+    """
+
+    experiment_id: str
+    experiment_name: str | None
+    key: str
+    run_id: str
+    strategy: str
+    replicates: int
+    conditions: tuple[str, ...]
+    fingerprints: Mapping[str, str] = attrs.field(factory=dict)
+    upstream: tuple[Upstream, ...] = ()
+    started_at: str = ""
+    store: RunStore | None = None
+    status: str = "running"
+    facts: dict[str, Any] = attrs.field(factory=dict)
+    completed: CompletedWork | None = None
+
+    @property
+    def version(self) -> int | None:
+        """The run version the store allocated (``None`` without a store)."""
+        return None if self.store is None else self.store.version
+
+    @property
+    def location(self) -> str | None:
+        """Where the store keeps this run (a path or URL), if anywhere."""
+        return None if self.store is None else self.store.location

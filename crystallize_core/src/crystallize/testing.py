@@ -1,0 +1,96 @@
+"""Helpers for testing plugins (and experiments that use them).
+
+Register a plugin for the duration of a test, and record which hooks were
+called with which arguments::
+
+    from crystallize.testing import plugin_registered, record_hooks
+
+    def test_my_plugin_sees_every_step():
+        with plugin_registered(MyPlugin()), record_hooks() as calls:
+            experiment.run()
+        assert len(calls.named("after_step")) == 3
+        calls.assert_called("after_run")
+
+Hooks that run where the replicate runs are recorded only when replicates run
+in this process (serial or thread execution).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import attrs
+
+from crystallize import manager
+
+__all__ = ["HookCall", "HookRecorder", "plugin_registered", "record_hooks"]
+
+
+@attrs.frozen
+class HookCall:
+    """One hook call: its name and keyword arguments."""
+
+    name: str
+    kwargs: dict[str, Any]
+
+    def __getattr__(self, item: str) -> Any:
+        try:
+            return self.kwargs[item]
+        except KeyError:
+            raise AttributeError(f"hook {self.name!r} was not called with {item!r}") from None
+
+
+class HookRecorder:
+    """Collects :class:`HookCall` records from every experiment run while active."""
+
+    def __init__(self) -> None:
+        self.calls: list[HookCall] = []
+        self._lock = threading.Lock()
+
+    def _before(self, hook_name: str, hook_impls: Any, kwargs: dict[str, Any]) -> None:
+        with self._lock:
+            self.calls.append(HookCall(hook_name, dict(kwargs)))
+
+    def named(self, *names: str) -> list[HookCall]:
+        """Calls of the given hooks, in call order."""
+        return [c for c in self.calls if c.name in names]
+
+    def names(self) -> list[str]:
+        """Every recorded hook name, in call order."""
+        return [c.name for c in self.calls]
+
+    def assert_called(self, name: str, **match: Any) -> HookCall:
+        """Return the first call of ``name`` whose arguments equal ``match``; fail otherwise."""
+        for call in self.named(name):
+            if all(call.kwargs.get(k) == v for k, v in match.items()):
+                return call
+        seen = sorted(set(self.names()))
+        raise AssertionError(f"hook {name!r} was not called with {match!r}; hooks called: {seen}")
+
+    def clear(self) -> None:
+        with self._lock:
+            self.calls.clear()
+
+
+@contextmanager
+def plugin_registered(plugin: Any, name: str | None = None) -> Iterator[Any]:
+    """Activate ``plugin`` for every experiment inside the ``with`` block."""
+    manager.register_plugin(plugin, name)
+    try:
+        yield plugin
+    finally:
+        manager.unregister_plugin(plugin)
+
+
+@contextmanager
+def record_hooks() -> Iterator[HookRecorder]:
+    """Record every hook call made inside the ``with`` block."""
+    recorder = HookRecorder()
+    manager.add_monitor(recorder._before)
+    try:
+        yield recorder
+    finally:
+        manager.remove_monitor(recorder._before)

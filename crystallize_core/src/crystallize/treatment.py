@@ -1,0 +1,65 @@
+"""Treatments: named changes to a replicate's context.
+
+The baseline condition runs with no treatment; each :class:`Treatment` is a
+further condition whose replicates start from a context that holds the
+treatment's keys. A treatment named ``"baseline"`` changes the baseline
+condition itself instead of adding one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from crystallize.names import check_name
+
+if TYPE_CHECKING:
+    from crystallize.context import FrozenContext
+
+__all__ = ["Treatment"]
+
+
+class Treatment:
+    """A condition: ``Treatment("fast", {"lr": 0.1})`` or ``Treatment("fast", fn)``.
+
+    :param name: the condition's name (a single path segment).
+    :param apply: a mapping of context keys to add, or ``fn(ctx)`` that adds
+        them with ``ctx[key] = value``.
+    """
+
+    def __init__(self, name: str, apply: Mapping[str, Any] | Callable[[FrozenContext], Any]) -> None:
+        self.name = check_name(name, "treatment")
+        self.values: dict[str, Any] | None = None
+        self.fn: Callable[[FrozenContext], Any] | None = None
+        if isinstance(apply, Mapping):
+            self.values = dict(apply)
+        elif callable(apply):
+            self.fn = apply
+        else:
+            raise TypeError(
+                f"Treatment {name!r}: apply must be a mapping of context keys or a callable(ctx), "
+                f"got {type(apply).__name__}: {apply!r}"
+            )
+
+    def apply(self, ctx: FrozenContext) -> None:
+        """Add this treatment's keys to ``ctx``."""
+        if self.values is not None:
+            for key, value in self.values.items():
+                ctx[key] = value
+        else:
+            assert self.fn is not None
+            self.fn(ctx)
+
+    def fingerprint(self) -> str:
+        """A short hash of what this treatment does, stable across processes."""
+        from crystallize.identity import describe
+
+        spec = describe(self.values if self.values is not None else self.fn)
+        blob = json.dumps(spec, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def __repr__(self) -> str:
+        what = self.values if self.values is not None else getattr(self.fn, "__qualname__", self.fn)
+        return f"Treatment({self.name!r}, {what!r})"

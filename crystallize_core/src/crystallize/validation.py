@@ -1,0 +1,120 @@
+"""Configuration checks run by :meth:`Experiment.validate` before any work."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence, Set
+from typing import TYPE_CHECKING, Any
+
+from crystallize.artifact import Artifact
+from crystallize.context import BASELINE
+from crystallize.datasource import DataSource
+from crystallize.errors import ConfigurationError
+from crystallize.hypothesis import Hypothesis
+from crystallize.pipelines.pipeline import Pipeline
+from crystallize.pipelines.pipeline_step import FunctionStep, PipelineStep
+from crystallize.treatment import Treatment
+
+if TYPE_CHECKING:
+    from crystallize.experiment import Experiment
+    from crystallize.hooks import HookCallers
+
+__all__ = ["validate", "check_replicates", "artifacts_held_by"]
+
+
+def check_replicates(value: Any, origin: str) -> int:
+    """Return ``value`` if it is a positive int, else raise naming ``origin``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(f"{origin} must be a positive int, got {value!r}")
+    return value
+
+
+def artifacts_held_by(step: PipelineStep) -> set[str]:
+    """Names of the artifacts a step holds (attributes or factory parameters)."""
+    values: Iterable[Any]
+    if isinstance(step, FunctionStep):
+        values = step.explicit.values()
+    else:
+        values = vars(step).values() if hasattr(step, "__dict__") else ()
+    found: set[str] = set()
+    for value in values:
+        if isinstance(value, Artifact):
+            found.add(value.name)
+        elif isinstance(value, (Sequence, Set)) and not isinstance(value, (str, bytes)):
+            found.update(v.name for v in value if isinstance(v, Artifact))
+        elif isinstance(value, Mapping):
+            found.update(v.name for v in value.values() if isinstance(v, Artifact))
+    return found
+
+
+def validate(
+    experiment: Experiment,
+    treatments: list[Treatment],
+    hypotheses: list[Hypothesis],
+    callers: HookCallers,
+) -> None:
+    """Raise :class:`ConfigurationError` describing the first problem found."""
+    label = f"Experiment {experiment.key_label}"
+    if experiment.datasource is None:
+        raise ConfigurationError(f"{label} has no datasource; pass Experiment(datasource=my_source(), ...)")
+    if not isinstance(experiment.datasource, DataSource):
+        raise ConfigurationError(f"{label}: datasource {experiment.datasource!r} is not a DataSource")
+    if not isinstance(experiment.pipeline, Pipeline) or not experiment.pipeline.steps:
+        raise ConfigurationError(f"{label} has no pipeline steps; pass Experiment(pipeline=Pipeline([step, ...]))")
+    check_replicates(experiment.replicates, f"{label}: replicates")
+
+    seen: set[str] = set()
+    for treatment in treatments:
+        if not isinstance(treatment, Treatment):
+            raise ConfigurationError(f"{label}: treatments must be Treatment objects, got {treatment!r}")
+        if treatment.name in seen:
+            raise ConfigurationError(f"{label}: two treatments are named {treatment.name!r}; names must be unique")
+        seen.add(treatment.name)
+    if hypotheses and not seen - {BASELINE}:
+        raise ConfigurationError(
+            f"{label} has hypotheses but no treatments to compare with the baseline; "
+            "add treatments=[Treatment(...)] or drop the hypotheses"
+        )
+    names: set[str] = set()
+    for hyp in hypotheses:
+        if not isinstance(hyp, Hypothesis):
+            raise ConfigurationError(f"{label}: hypotheses must be Hypothesis objects, got {hyp!r}")
+        if hyp.name in names:
+            raise ConfigurationError(f"{label}: two hypotheses are named {hyp.name!r}; names must be unique")
+        names.add(hyp.name)
+
+    _check_step_artifacts(experiment, label)
+    _check_executors(callers, label)
+    if callers.validate_experiment is not None:
+        callers.validate_experiment(experiment=experiment)
+
+
+def _check_step_artifacts(experiment: Experiment, label: str) -> None:
+    owners: dict[tuple[str, str], int] = {}
+    for index, step in enumerate(experiment.pipeline.steps):
+        for name in sorted(artifacts_held_by(step)):
+            if name not in experiment.outputs:
+                raise ConfigurationError(
+                    f"{label}: step {index} ({step.step_name!r}) holds Artifact({name!r}), which is not "
+                    f"in outputs=[...]; declare it: Experiment(..., outputs=[...])"
+                )
+            other = owners.setdefault((step.step_name, name), index)
+            if other != index:
+                raise ConfigurationError(
+                    f"{label}: steps {other} and {index} are both named {step.step_name!r} and both "
+                    f"write Artifact({name!r}); the second would overwrite the first. Rename one "
+                    "step (class or function name)"
+                )
+
+
+def _check_executors(callers: HookCallers, label: str) -> None:
+    from crystallize.execution.serial import SerialExecution
+
+    caller = callers.execute_replicates
+    if caller is None:
+        return
+    engines = [impl.plugin for impl in caller.get_hookimpls() if not isinstance(impl.plugin, SerialExecution)]
+    if len(engines) > 1:
+        raise ConfigurationError(
+            f"{label}: several execution engines are active ({', '.join(map(repr, engines))}); "
+            "pass only one in plugins=[...]"
+        )
