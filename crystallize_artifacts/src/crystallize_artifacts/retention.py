@@ -22,7 +22,7 @@ from pathlib import Path
 
 from crystallize_artifacts import layout
 from crystallize_artifacts.commit import write_atomic
-from crystallize_artifacts.store import _is_stale
+from crystallize_artifacts.store import lock_held
 
 __all__ = ["prune", "pinned_by", "add_pin"]
 
@@ -95,7 +95,7 @@ def prune(experiment_dir: Path, keep: int | None, big_file_bytes: int | None, cu
         whole = keep is None or version in kept_whole
         if whole and big_file_bytes is None:
             continue
-        if (folder / layout.LOCK).exists() and not _is_stale(folder):
+        if lock_held(folder):
             continue  # a run is writing it
         holders = pinned_by(folder)
         if holders:

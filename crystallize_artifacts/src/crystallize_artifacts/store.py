@@ -100,25 +100,37 @@ def _unlock(fd: int | None) -> None:
         os.close(fd)  # closing the descriptor releases the flock
 
 
-def _is_stale(folder: Path) -> bool:
-    """A staging or trash folder whose owner is gone (its lock is free)."""
+#: how old a staging or trash folder must be before another process may
+#: remove it; a younger one may belong to a process between creating its lock
+#: file and locking it.
+STALE_AFTER_SECONDS = 60.0
+
+
+def lock_held(folder: Path) -> bool:
+    """Whether a live process holds ``folder``'s ``.lock``."""
     if fcntl is None:  # pragma: no cover
         return False
     try:
         fd = os.open(folder / layout.LOCK, os.O_RDWR)
     except OSError:
-        # Its creator may be between mkdir and taking the lock: give it a minute.
-        try:
-            return time.time() - folder.stat().st_mtime > 60
-        except OSError:
-            return False
+        return False
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except BlockingIOError:
         return False
+    except BlockingIOError:
+        return True
     finally:
         os.close(fd)
+
+
+def _is_stale(folder: Path) -> bool:
+    """A staging or trash folder whose owner is gone: old enough and unlocked."""
+    try:
+        if time.time() - folder.stat().st_mtime < STALE_AFTER_SECONDS:
+            return False
+    except OSError:
+        return False
+    return not lock_held(folder)
 
 
 class LocalRunStore:

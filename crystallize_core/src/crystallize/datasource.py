@@ -71,9 +71,17 @@ class DataSource(ABC):
 class FunctionDataSource(DataSource):
     """A datasource made by :func:`data_source` from ``fn(ctx, **params)``."""
 
-    def __init__(self, fn: Callable[..., Any], params: dict[str, Any]) -> None:
+    def __init__(
+        self, fn: Callable[..., Any], params: dict[str, Any], factory: Callable[..., Any] | None = None
+    ) -> None:
         self.fn = fn
         self._params = params
+        self._factory = factory  # pickling goes through the decorated (module-level) name
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        if self._factory is not None:
+            return (_rebuild, (self._factory, self._params))
+        return (FunctionDataSource, (self.fn, self._params))
 
     def fetch(self, ctx: FrozenContext) -> Any:
         return self.fn(ctx, **self._params)
@@ -141,6 +149,10 @@ class ExperimentInput(DataSource):
         return resolved
 
 
+def _rebuild(factory: Callable[..., DataSource], params: dict[str, Any]) -> DataSource:
+    return factory(**params)
+
+
 def _make_source_factory(fn: Callable[..., Any]) -> Callable[..., FunctionDataSource]:
     import inspect
 
@@ -157,7 +169,7 @@ def _make_source_factory(fn: Callable[..., Any]) -> Callable[..., FunctionDataSo
         except TypeError as exc:
             raise TypeError(f"{fn.__name__}(...): {exc}") from None
         bound.apply_defaults()
-        return FunctionDataSource(fn, dict(bound.arguments))
+        return FunctionDataSource(fn, dict(bound.arguments), factory)
 
     factory.__crystallize_factory__ = "datasource"  # type: ignore[attr-defined]
     return factory

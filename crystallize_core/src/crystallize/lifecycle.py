@@ -19,6 +19,7 @@ from crystallize.context import BASELINE
 from crystallize.errors import ArtifactStoreError, PluginError, ResumeError
 from crystallize.execution.batch import ReplicateBatch
 from crystallize.execution.runner import ReplicateRunner
+from crystallize.hooks import HOOK_NAMES
 from crystallize.result import ConditionMetrics, ExperimentMetrics, Result
 from crystallize.run import STRATEGIES, CompletedWork, ReplicateError, ReplicateOutcome, Run
 from crystallize.validation import check_replicates, validate
@@ -145,30 +146,33 @@ def _resume(experiment: Experiment, run: Run, callers: HookCallers) -> Completed
     return CompletedWork(conditions=conditions, replicates=replicates)
 
 
-def _blame(exc: BaseException, callers: HookCallers, hook: str) -> None:
+def _blame(exc: BaseException, callers: HookCallers) -> None:
     """Add a note naming the plugin whose hook implementation raised ``exc``."""
-    caller = getattr(callers, hook, None)
-    if caller is None or not hasattr(exc, "add_note"):
+    if not hasattr(exc, "add_note") or getattr(exc, "_crystallize_blamed", False):
         return
-    codes = {getattr(impl.function, "__code__", None): impl for impl in caller.get_hookimpls()}
+    codes: dict[Any, tuple[str, str]] = {}
+    for hook in HOOK_NAMES:
+        caller = getattr(callers, hook)
+        for impl in caller.get_hookimpls() if caller is not None else ():
+            code = getattr(impl.function, "__code__", None)
+            if code is not None:
+                codes[code] = (impl.plugin_name.split("#")[0], hook)
+    found = None
+    replicate_code = ReplicateRunner.__call__.__code__
     tb = exc.__traceback__
-    while tb is not None:
-        impl = codes.get(tb.tb_frame.f_code)
-        if impl is not None:
-            exc.add_note(f"(raised by plugin {impl.plugin_name.split('#')[0]!r} in hook {hook!r})")
-            return
+    while tb is not None:  # the innermost hook implementation on the stack raised it...
+        code = tb.tb_frame.f_code
+        # ...unless a replicate (user code) ran below it
+        found = None if code is replicate_code else codes.get(code, found)
         tb = tb.tb_next
+    if found is not None:
+        exc.add_note(f"(raised by plugin {found[0]!r} in hook {found[1]!r})")
+        exc._crystallize_blamed = True  # type: ignore[attr-defined]
 
 
 def _call(callers: HookCallers, hook: str, **kwargs: Any) -> Any:
     caller = getattr(callers, hook)
-    if caller is None:
-        return None
-    try:
-        return caller(**kwargs)
-    except Exception as exc:
-        _blame(exc, callers, hook)
-        raise
+    return None if caller is None else caller(**kwargs)
 
 
 def _build_result(
@@ -276,6 +280,7 @@ def execute(
         run.status = "failed" if result.errors else "completed"
     except BaseException as exc:
         run.status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        _blame(exc, callers)
         partial = _build_result(run, tracker, completed, hypotheses, verify=False)
         try:
             _call(callers, "after_run", experiment=experiment, run=run, result=partial)

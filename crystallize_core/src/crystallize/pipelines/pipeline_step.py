@@ -75,7 +75,7 @@ class PipelineStep(ABC):
 class FunctionStep(PipelineStep):
     """A step made by :func:`pipeline_step` from a plain function."""
 
-    __slots__ = ("defaults", "direct", "explicit", "fn", "injected")
+    __slots__ = ("defaults", "direct", "explicit", "factory", "fn", "injected")
 
     def __init__(
         self,
@@ -83,8 +83,12 @@ class FunctionStep(PipelineStep):
         explicit: dict[str, Any],
         defaults: dict[str, Any],
         injected: tuple[tuple[str, Any], ...],
+        factory: Callable[..., FunctionStep] | None = None,
     ) -> None:
         self.fn = fn
+        # The decorated name refers to the factory, not to ``fn``, so pickle
+        # rebuilds the step through the factory (found by module and name).
+        self.factory = factory
         self.explicit = explicit
         self.defaults = defaults
         # (name, default or _MISSING) for parameters read from the context.
@@ -121,11 +125,17 @@ class FunctionStep(PipelineStep):
         return self.fn.__name__
 
     def __reduce__(self) -> tuple[Any, ...]:
+        if self.factory is not None:
+            return (_rebuild, (self.factory, self.explicit))
         return (FunctionStep, (self.fn, self.explicit, self.defaults, self.injected))
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.explicit.items())
         return f"{self.step_name}({args})"
+
+
+def _rebuild(factory: Callable[..., FunctionStep], explicit: dict[str, Any]) -> FunctionStep:
+    return factory(**explicit)
 
 
 def _make_factory(fn: Callable[..., Any]) -> Callable[..., FunctionStep]:
@@ -152,7 +162,7 @@ def _make_factory(fn: Callable[..., Any]) -> Callable[..., FunctionStep]:
             raise TypeError(f"{fn.__name__}(...): {exc}") from None
         explicit = dict(bound.arguments)
         injected = tuple((p.name, defaults.get(p.name, _MISSING)) for p in own if p.name not in explicit)
-        return FunctionStep(fn, explicit, defaults, injected)
+        return FunctionStep(fn, explicit, defaults, injected, factory)
 
     factory.__crystallize_factory__ = "step"  # type: ignore[attr-defined]
     return factory

@@ -1,0 +1,158 @@
+import json
+
+import pytest
+from artifact_helpers import ModelStep, draws, experiment
+
+from crystallize import Experiment, Pipeline, PipelineStep, ResumeError, SeedPlugin, Treatment, hookimpl
+from crystallize_artifacts import ArtifactPlugin
+
+
+class Ran:
+    """Records which units actually ran."""
+
+    def __init__(self):
+        self.units = []
+
+    @hookimpl
+    def after_replicate(self, outcome):
+        self.units.append((outcome.condition, outcome.replicate))
+
+
+def with_spy(exp):
+    spy = Ran()
+    exp.plugins.append(spy)
+    return exp, spy
+
+
+def test_resume_of_a_complete_run_runs_nothing_and_returns_the_same_result(tmp_path):
+    first = experiment(tmp_path, replicates=3).run()
+    exp, spy = with_spy(experiment(tmp_path, replicates=3))
+    again = exp.run(strategy="resume")
+    assert spy.units == []
+    assert again.metrics == first.metrics
+    assert again.run.version == 0 and again.run.facts["resume"]["complete_conditions"] == ["baseline", "double"]
+
+
+def test_a_failed_condition_is_rerun_and_nothing_else(tmp_path):
+    failed = experiment(tmp_path, replicates=4, fail=("double", 2)).run()
+    assert list(failed.errors) == ["double"]
+    exp, spy = with_spy(experiment(tmp_path, replicates=4))
+    resumed = exp.run(strategy="resume")
+    assert spy.units == [("double", 2)]
+    assert resumed.ok and resumed.run.version == 0
+    clean = experiment(tmp_path / "clean", replicates=4).run()
+    assert resumed.metrics == clean.metrics
+    assert (tmp_path / "producer" / "v0" / "double" / ".crystallize_complete").exists()
+    meta = json.loads((tmp_path / "producer" / "v0" / "metadata.json").read_bytes())
+    assert meta["status"] == "completed" and len(meta["resumed_at"]) == 1
+
+
+def test_resume_continues_the_latest_version_in_place(tmp_path):
+    experiment(tmp_path, versioned=True).run()
+    experiment(tmp_path, versioned=True, fail=("baseline", 0)).run()
+    resumed = experiment(tmp_path, versioned=True).run(strategy="resume")
+    assert resumed.run.version == 1 and resumed.ok
+    assert sorted(p.name for p in (tmp_path / "producer").iterdir()) == ["v0", "v1"]
+
+
+def test_resume_with_nothing_stored_runs_everything(tmp_path):
+    exp, spy = with_spy(experiment(tmp_path, replicates=2))
+    assert exp.run(strategy="resume").ok
+    assert len(spy.units) == 4
+
+
+def test_a_changed_pipeline_is_refused_and_nothing_is_touched(tmp_path):
+    experiment(tmp_path, replicates=2, fail=("double", 1)).run()
+    before = {p: p.read_bytes() for p in (tmp_path / "producer").rglob("*") if p.is_file()}
+
+    class Other(ModelStep):
+        pass
+
+    changed = experiment(tmp_path, replicates=2)
+    changed.pipeline.steps[0] = Other(changed.outputs["data.json"])
+    changed._id = None
+    with pytest.raises(ResumeError, match="pipeline changed since that run.*strategy='rerun'"):
+        changed.run(strategy="resume")
+    after = {p: p.read_bytes() for p in (tmp_path / "producer").rglob("*") if p.is_file()}
+    assert after == before
+
+
+def test_a_changed_treatment_reruns_that_condition_only(tmp_path):
+    experiment(tmp_path, replicates=2).run()
+    exp, spy = with_spy(experiment(tmp_path, replicates=2, treatments=[Treatment("double", {"scale": 3.0})]))
+    result = exp.run(strategy="resume")
+    assert sorted(spy.units) == [("double", 0), ("double", 1)]
+    assert (
+        result.metrics.treatments["double"].metrics
+        == experiment(tmp_path / "fresh", replicates=2, treatments=[Treatment("double", {"scale": 3.0})])
+        .run()
+        .metrics.treatments["double"]
+        .metrics
+    )
+
+
+def test_more_replicates_reuse_the_finished_ones(tmp_path):
+    experiment(tmp_path, replicates=2).run()
+    exp, spy = with_spy(experiment(tmp_path, replicates=4))
+    result = exp.run(strategy="resume")
+    assert sorted(spy.units) == [("baseline", 2), ("baseline", 3), ("double", 2), ("double", 3)]
+    assert result.metrics == experiment(tmp_path / "fresh", replicates=4).run().metrics
+
+
+class Interrupting(PipelineStep):
+    """Raises KeyboardInterrupt at one unit, as Ctrl-C would."""
+
+    def __init__(self, out, at):
+        self.inner = ModelStep(out)
+        self.at = at
+
+    def __call__(self, data, ctx):
+        if (ctx["condition"], ctx["replicate"]) == self.at:
+            raise KeyboardInterrupt
+        return self.inner(data, ctx)
+
+    @property
+    def step_name(self):
+        return "ModelStep"
+
+    @property
+    def params(self):
+        return {}
+
+
+def test_replicates_finished_inside_an_unfinished_condition_are_skipped(tmp_path):
+    exp = experiment(tmp_path, replicates=5)
+    out = exp.outputs["data.json"]
+    exp.pipeline.steps[0] = Interrupting(out, ("baseline", 3))
+    with pytest.raises(KeyboardInterrupt):
+        exp.run()
+    meta = json.loads((tmp_path / "producer" / "v0" / "metadata.json").read_bytes())
+    assert meta["status"] == "interrupted"
+    resumed_exp, spy = with_spy(experiment(tmp_path, replicates=5))
+    result = resumed_exp.run(strategy="resume")
+    assert spy.units[:2] == [("baseline", 3), ("baseline", 4)] and len(spy.units) == 7
+    assert result.metrics == experiment(tmp_path / "fresh", replicates=5).run().metrics
+
+
+def test_resume_is_refused_while_another_process_writes_the_run(tmp_path):
+    from crystallize_artifacts import LocalRunStore, RunLockedError
+
+    experiment(tmp_path).run()
+    holder = LocalRunStore.open_for_run(tmp_path / "producer", versioned=False, resume=True, durable=False)
+    try:
+        with pytest.raises(RunLockedError, match="being written by another run"):
+            experiment(tmp_path).run(strategy="resume")
+    finally:
+        holder.close("completed")
+
+
+def test_unnamed_experiment_resumes_under_its_id(tmp_path):
+    out_exp = Experiment(
+        draws(),
+        Pipeline([ModelStep(experiment(tmp_path).outputs["data.json"])]),
+        plugins=[SeedPlugin(1), ArtifactPlugin(tmp_path)],
+        outputs=[experiment(tmp_path).outputs["data.json"]],
+        replicates=2,
+    )
+    out_exp.run()
+    assert (tmp_path / out_exp.id / "v0" / "baseline" / ".crystallize_complete").exists()

@@ -1,0 +1,296 @@
+"""Every hook is called when and with what the hookspecs promise."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+
+import pytest
+from core_helpers import FailOn, MemoryStore, numbers, total
+
+from crystallize import (
+    Artifact,
+    DataSource,
+    Experiment,
+    ExperimentGraph,
+    Pipeline,
+    PipelineStep,
+    Treatment,
+    hookimpl,
+    hookspecs,
+)
+from crystallize.cli import build_parser
+from crystallize.hooks import HOOK_NAMES, HookCallers
+from crystallize.manager import build_manager
+from crystallize.run import ArtifactRecord, CompletedWork, ReplicateOutcome, Run
+from crystallize.testing import record_hooks
+
+
+class Writer(PipelineStep):
+    def __init__(self, out):
+        self.out = out
+
+    def __call__(self, data, ctx):
+        self.out.write(b"payload")
+        return data
+
+
+class Recorder:
+    """Implements every hook with every argument; records the calls."""
+
+    plugin_name = "recorder"
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict]] = []
+
+    def _note(self, hook, /, **kwargs):
+        self.calls.append((hook, kwargs))
+
+    def names(self):
+        return [name for name, _ in self.calls]
+
+    @hookimpl
+    def register_commands(self, subparsers):
+        self._note("register_commands", subparsers=subparsers)
+        subparsers.add_parser("recorded", help="added by a test plugin")
+
+    @hookimpl
+    def validate_experiment(self, experiment):
+        self._note("validate_experiment", experiment=experiment)
+
+    @hookimpl
+    def open_store(self, experiment, run):
+        self._note("open_store", experiment=experiment, run=run)
+
+    @hookimpl
+    def locate_run(self, experiment, version):
+        self._note("locate_run", experiment=experiment, version=version)
+
+    @hookimpl
+    def on_resume(self, experiment, run):
+        self._note("on_resume", experiment=experiment, run=run)
+        return CompletedWork(conditions={"t": {"total": [1.0, 2.0]}}, replicates={"baseline": {0: {"total": [9.0]}}})
+
+    @hookimpl
+    def before_run(self, experiment, run):
+        self._note("before_run", experiment=experiment, run=run)
+
+    @hookimpl
+    def execute_replicates(self, experiment, run, batch):
+        self._note("execute_replicates", experiment=experiment, run=run, batch=batch)
+
+    @hookimpl
+    def before_replicate(self, experiment, run, ctx):
+        self._note("before_replicate", experiment=experiment, run=run, ctx=dict(ctx))
+
+    @hookimpl
+    def before_step(self, experiment, step, ctx):
+        self._note("before_step", experiment=experiment, step=step, ctx=ctx)
+
+    @hookimpl
+    def after_step(self, experiment, step, data, ctx):
+        self._note("after_step", experiment=experiment, step=step, data=data, ctx=ctx)
+
+    @hookimpl
+    def on_artifact_write(self, experiment, run, artifact, data, ctx, step_name):
+        self._note("on_artifact_write", artifact=artifact, data=data, step_name=step_name)
+
+    @hookimpl
+    def on_replicate_error(self, experiment, run, ctx, step, error):
+        self._note("on_replicate_error", ctx=dict(ctx), step=step, error=error)
+
+    @hookimpl
+    def after_replicate(self, experiment, run, outcome):
+        self._note("after_replicate", outcome=outcome)
+
+    @hookimpl
+    def on_condition_complete(self, experiment, run, condition, metrics, errors):
+        self._note("on_condition_complete", condition=condition, metrics=metrics, errors=errors)
+
+    @hookimpl
+    def after_run(self, experiment, run, result):
+        self._note("after_run", run=run, result=result)
+
+    @hookimpl
+    def artifact_datasource(self, experiment, step, name, require_metadata, version):
+        self._note("artifact_datasource", step=step, name=name, require_metadata=require_metadata, version=version)
+        return UpstreamSource(experiment.key, step, name)
+
+    @hookimpl
+    def stale_reason(self, experiment):
+        self._note("stale_reason", experiment=experiment)
+        return "a test says so"
+
+
+class UpstreamSource(DataSource):
+    def __init__(self, producer, step, name):
+        self.producer, self.step, self.name = producer, step, name
+
+    def fetch(self, ctx):
+        return [1.0]
+
+    @property
+    def upstream(self):
+        from crystallize.run import Upstream
+
+        return (Upstream(self.producer, None, self.step, self.name),)
+
+
+def calls(recorder, name):
+    return [kwargs for n, kwargs in recorder.calls if n == name]
+
+
+def test_lifecycle_order_and_arguments():
+    rec = Recorder()
+    out = Artifact("a.bin")
+    exp = Experiment(
+        numbers(),
+        Pipeline([total(), Writer(out), FailOn("t", 1)]),
+        plugins=[MemoryStore(), rec],  # rec is called first, so it sees firstresult hooks
+        outputs=[out],
+        treatments=[Treatment("t", {"scale": 2.0})],
+        replicates=2,
+    )
+    result = exp.run()
+    names = rec.names()
+    assert names[:4] == ["validate_experiment", "open_store", "before_run", "execute_replicates"]
+    assert names[-1] == "after_run"
+    assert "on_resume" not in names  # only for strategy="resume"
+    assert len(calls(rec, "before_replicate")) == 4
+    assert calls(rec, "before_replicate")[0]["ctx"] == {"replicate": 0, "condition": "baseline"}
+    assert len(calls(rec, "before_step")) == 4 * 3
+    assert len(calls(rec, "after_step")) == 4 * 3 - 1  # t/1 fails in its third step
+    writes = calls(rec, "on_artifact_write")
+    assert len(writes) == 4 and writes[0]["data"] == b"payload" and writes[0]["step_name"] == "Writer"
+    (error_call,) = calls(rec, "on_replicate_error")
+    assert error_call["ctx"]["condition"] == "t" and isinstance(error_call["error"], RuntimeError)
+    assert isinstance(error_call["step"], FailOn)
+    outcomes = [c["outcome"] for c in calls(rec, "after_replicate")]
+    assert [(o.condition, o.replicate, o.ok) for o in outcomes] == [
+        ("baseline", 0, True),
+        ("baseline", 1, True),
+        ("t", 0, True),
+        ("t", 1, False),
+    ]
+    assert all(isinstance(o, ReplicateOutcome) for o in outcomes)
+    assert isinstance(outcomes[0].artifacts[0], ArtifactRecord)
+    completes = calls(rec, "on_condition_complete")
+    assert [c["condition"] for c in completes] == ["baseline", "t"]
+    assert completes[0]["errors"] == {} and list(completes[1]["errors"]) == [1]
+    assert len(completes[0]["metrics"]["total"]) == 2 and len(completes[1]["metrics"]["total"]) == 1
+    (after,) = calls(rec, "after_run")
+    assert after["result"] is result and after["run"].status == "failed"
+    run = after["run"]
+    assert isinstance(run, Run) and run.key == exp.id and run.replicates == 2
+
+
+def test_on_resume_reports_are_skipped_and_merged_into_the_result():
+    rec = Recorder()
+    exp = Experiment(
+        numbers(), Pipeline([total()]), plugins=[rec], treatments=[Treatment("t", {"scale": 2.0})], replicates=2
+    )
+    result = exp.run(strategy="resume")
+    names = rec.names()
+    assert names.index("on_resume") < names.index("before_run")
+    ran = [(c["outcome"].condition, c["outcome"].replicate) for c in calls(rec, "after_replicate")]
+    assert ran == [("baseline", 1)]  # baseline/0 came from the report, t entirely
+    assert result.metrics.treatments["t"].metrics == {"total": [1.0, 2.0]}
+    assert result.metrics.baseline.metrics["total"][0] == 9.0
+    assert len(result.metrics.baseline.metrics["total"]) == 2
+    assert [c["condition"] for c in calls(rec, "on_condition_complete")] == ["baseline"]
+
+
+def test_resume_without_a_resume_plugin_says_what_to_install():
+    exp = Experiment(numbers(), Pipeline([total()]))
+    with pytest.raises(Exception, match="pip install crystallize-resume"):
+        exp.run(strategy="resume")
+
+
+def test_chaining_hooks_artifact_datasource_locate_run_and_stale_reason():
+    rec = Recorder()
+    producer = Experiment(numbers(), Pipeline([total()]), plugins=[rec], name="producer")
+    source = producer.artifact_datasource("total", "x.json", require_metadata=True, version=3)
+    assert calls(rec, "artifact_datasource") == [
+        {"step": "total", "name": "x.json", "require_metadata": True, "version": 3}
+    ]
+    assert producer.locate_run(version=2) is None
+    assert calls(rec, "locate_run")[0]["version"] == 2
+    consumer = Experiment(source, Pipeline([total()]), plugins=[rec], name="consumer")
+    graph = ExperimentGraph(producer, consumer)
+    assert graph.order == ["producer", "consumer"]
+    graph.run(strategy="resume")
+    assert [c["experiment"].name for c in calls(rec, "stale_reason")] == ["producer", "consumer"]
+    assert graph.reasons == {"producer": ["a test says so"], "consumer": ["a test says so"]}
+
+
+def test_register_commands_adds_subcommands():
+    from crystallize.testing import plugin_registered
+
+    rec = Recorder()
+    with plugin_registered(rec):
+        parser = build_parser()
+    assert calls(rec, "register_commands")
+    assert "recorded" in parser.format_help()
+
+
+def test_unimplemented_hooks_are_none_in_the_caller_table():
+    pm, _ = build_manager([])
+    table = HookCallers(pm)
+    assert table.before_step is None and table.after_step is None and table.on_artifact_write is None
+    assert table.execute_replicates is not None  # the built-in serial executor
+    pm2, _ = build_manager([Recorder()])
+    assert all(getattr(HookCallers(pm2), name) is not None for name in HOOK_NAMES)
+
+
+def test_record_hooks_sees_calls_in_order():
+    exp = Experiment(numbers(), Pipeline([total()]), plugins=[MemoryStore()])
+    with record_hooks() as recorded:
+        exp.run()
+    assert recorded.names()[0] == "validate_experiment" or recorded.names()[0] == "open_store"
+    recorded.assert_called("open_store")
+    recorded.assert_called("execute_replicates")
+    with pytest.raises(AssertionError, match="not called"):
+        recorded.assert_called("stale_reason")
+
+
+# -- meta-tests: the contract documents itself and is exercised --------------------------------
+
+
+def _specs():
+    return {name: getattr(hookspecs, name) for name in HOOK_NAMES}
+
+
+@pytest.mark.parametrize("name", HOOK_NAMES)
+def test_every_hookspec_is_documented_with_each_parameter(name):
+    spec = _specs()[name]
+    doc = inspect.getdoc(spec) or ""
+    assert len(doc) > 80, f"hookspec {name} needs a real docstring"
+    for param in inspect.signature(spec).parameters:
+        assert f":param {param}:" in doc, f"hookspec {name} does not document {param!r}"
+    if getattr(spec, "crystallize_spec", {}).get("firstresult"):
+        assert "Stops at first non-None result" in doc, f"firstresult hook {name} must say so"
+
+
+def _implemented_in_tests() -> set[str]:
+    repo = Path(__file__).resolve().parents[2]
+    found: set[str] = set()
+    for folder in [
+        repo / "crystallize_core" / "tests",
+        repo / "tests",
+        *repo.glob("*/tests"),
+        *repo.glob("plugins/*/tests"),
+    ]:
+        for file in folder.glob("test_*.py"):
+            found.update(re.findall(r"@hookimpl[^\n]*\n\s*def (\w+)\(", file.read_text()))
+    return found
+
+
+@pytest.mark.parametrize("name", HOOK_NAMES)
+def test_every_hookspec_has_a_test_implementing_it(name):
+    assert name in _implemented_in_tests(), f"no test implements hook {name!r}"
+
+
+def test_hook_names_match_the_hookspec_module():
+    declared = {n for n, obj in vars(hookspecs).items() if inspect.isfunction(obj) and n[0] != "_"}
+    assert set(HOOK_NAMES) == declared

@@ -1,0 +1,231 @@
+import json
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import pytest
+from core_helpers import numbers, total
+from fakedist import COUNTER, make_distribution
+
+from crystallize import Experiment, Pipeline, PluginError, SeedPlugin, hookimpl, manager
+from crystallize.manager import active_plugins, installed_plugins, load_failures
+
+SCRIPT = textwrap.dedent(
+    """
+    import json, random
+    from crystallize import Experiment, Pipeline, data_source, pipeline_step
+
+    @data_source
+    def src(ctx):
+        return 1
+
+    @pipeline_step()
+    def step(data, ctx):
+        return data
+
+    result = Experiment(src(), Pipeline([step()])).run()
+    print(json.dumps(result.metrics.baseline.metrics))
+    """
+)
+
+
+@pytest.fixture
+def third_party(tmp_path):
+    return make_distribution(
+        tmp_path / "site",
+        "crystallize-thirdparty",
+        "0.3.1",
+        {"counter": "thirdparty_plugin:plugin"},
+        {"thirdparty_plugin": COUNTER},
+    )
+
+
+def _env(site, **extra):
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRYSTALLIZE_")}
+    env["PYTHONPATH"] = str(site)
+    env.update(extra)
+    return env
+
+
+def test_installed_third_party_plugin_runs_without_configuration(third_party):
+    out = subprocess.run([sys.executable, "-c", SCRIPT], env=_env(third_party), capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {"seen_by_plugin": ["step"]}
+
+
+def test_autoload_can_be_disabled(third_party):
+    env = _env(third_party, CRYSTALLIZE_DISABLE_PLUGIN_AUTOLOAD="1")
+    out = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {}
+
+
+def test_cli_lists_the_plugin_with_distribution_and_version(third_party):
+    out = subprocess.run(
+        [sys.executable, "-m", "crystallize", "plugins", "--json"],
+        env=_env(third_party),
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    rows = {row["name"]: row for row in json.loads(out.stdout)}
+    assert rows["counter"]["distribution"] == "crystallize-thirdparty"
+    assert rows["counter"]["version"] == "0.3.1"
+    assert rows["counter"]["hooks"] == ["after_step"]
+    assert rows["serial-execution"]["source"] == "built-in"
+    text = subprocess.run(
+        [sys.executable, "-m", "crystallize", "plugins"], env=_env(third_party), capture_output=True, text=True
+    ).stdout
+    assert "counter  (crystallize-thirdparty 0.3.1, entry point)" in text
+
+
+@pytest.fixture
+def autoload(monkeypatch):
+    """Autoload in this process, restricted by an allow-list to the test's own dists."""
+
+    def enable(site, allow):
+        monkeypatch.syspath_prepend(str(site))
+        monkeypatch.delenv("CRYSTALLIZE_DISABLE_PLUGIN_AUTOLOAD", raising=False)
+        monkeypatch.setenv("CRYSTALLIZE_LOAD_PLUGINS", allow)
+        manager.reset_autoload()
+
+    return enable
+
+
+def test_allow_list_accepts_entry_point_or_distribution_names(third_party, autoload, monkeypatch):
+    autoload(third_party, "counter")
+    assert [p.name for p in installed_plugins()] == ["counter"]
+    monkeypatch.setenv("CRYSTALLIZE_LOAD_PLUGINS", "crystallize_thirdparty")
+    manager.reset_autoload()
+    assert [p.name for p in installed_plugins()] == ["counter"]
+    monkeypatch.setenv("CRYSTALLIZE_LOAD_PLUGINS", "")
+    manager.reset_autoload()
+    assert installed_plugins() == []
+
+
+def test_block_list_wins(third_party, autoload, monkeypatch):
+    autoload(third_party, "counter")
+    monkeypatch.setenv("CRYSTALLIZE_DISABLE_PLUGINS", "counter")
+    manager.reset_autoload()
+    assert installed_plugins() == []
+
+
+BROKEN = {
+    "import_error": "raise ImportError('no module named torchish')",
+    "bad_args": """
+        from crystallize import hookimpl
+        class P:
+            @hookimpl
+            def after_step(self, stepp):
+                pass
+        plugin = P()
+    """,
+    "unknown_hook": """
+        from crystallize import hookimpl
+        class P:
+            @hookimpl
+            def after_stepp(self, step):
+                pass
+        plugin = P()
+    """,
+    "no_hooks": """
+        class P:
+            def after_step(self, step):
+                pass
+        plugin = P()
+    """,
+}
+
+
+@pytest.mark.parametrize(
+    ("module", "expected"),
+    [
+        ("import_error", "failed to load: ImportError: no module named torchish"),
+        ("bad_args", "invalid hook implementation"),
+        ("unknown_hook", "invalid hook implementation"),
+        ("no_hooks", "implements no crystallize hooks"),
+    ],
+)
+def test_broken_plugin_is_reported_with_its_distribution_and_skipped(tmp_path, autoload, monkeypatch, module, expected):
+    site = make_distribution(
+        tmp_path / "site", "crystallize-broken", "1.2.3", {"broken": f"{module}:plugin"}, {module: BROKEN[module]}
+    )
+    autoload(site, "broken")
+    with pytest.warns(manager.PluginWarning) as caught:
+        assert installed_plugins() == []
+    message = str(caught[0].message)
+    assert "plugin 'broken'" in message and "crystallize-broken 1.2.3" in message and expected in message
+    assert load_failures() and expected in load_failures()[0]
+    # runs still work
+    assert Experiment(numbers(), Pipeline([total()])).run().ok
+
+    monkeypatch.setenv("CRYSTALLIZE_STRICT_PLUGINS", "1")
+    manager.reset_autoload()
+    with pytest.raises(PluginError, match="crystallize-broken 1.2.3"):
+        installed_plugins()
+
+
+def test_experiment_plugin_replaces_installed_plugin_of_the_same_kind(third_party, autoload):
+    autoload(third_party, "counter")
+    from thirdparty_plugin import StepCounter
+
+    mine = StepCounter()
+    infos = active_plugins([mine])
+    assert [i.plugin for i in infos if isinstance(i.plugin, StepCounter)] == [mine]
+    named = type("Named", (), {"plugin_name": "counter", "after_run": hookimpl(lambda self: None)})()
+    assert all(i.name != "counter" or i.plugin is named for i in active_plugins([named]))
+
+
+def test_plugins_are_per_experiment():
+    seen = []
+
+    class Spy:
+        @hookimpl
+        def before_run(self, experiment):
+            seen.append(experiment.name)
+
+    spy = Spy()
+    Experiment(numbers(), Pipeline([total()]), plugins=[spy], name="with").run()
+    Experiment(numbers(), Pipeline([total()]), name="without").run()
+    assert seen == ["with"]
+
+
+def test_bad_plugin_objects_passed_in_python_are_clear_errors():
+    class NoHooks:
+        pass
+
+    with pytest.raises(PluginError, match="two plugins named 'seed'"):
+        Experiment(numbers(), Pipeline([total()]), plugins=[SeedPlugin(1), SeedPlugin(2)]).run()
+
+    class Typo:
+        @hookimpl
+        def before_runn(self, run):
+            pass
+
+    with pytest.raises(PluginError, match="before_runn"):
+        Experiment(numbers(), Pipeline([total()]), plugins=[Typo()]).run()
+    plugin = SeedPlugin(1)
+    with pytest.raises(PluginError, match="two plugins named 'seed'"):
+        Experiment(numbers(), Pipeline([total()]), plugins=[plugin, plugin]).run()
+    assert NoHooks
+
+
+def test_hook_tracing_is_opt_in(monkeypatch, caplog):
+    import logging
+
+    monkeypatch.setenv("CRYSTALLIZE_TRACE_HOOKS", "1")
+    with caplog.at_level(logging.DEBUG, logger="crystallize.hooks"):
+        Experiment(numbers(), Pipeline([total()])).run()
+    assert "execute_replicates" in caplog.text
+
+
+def test_autoload_happens_once_per_process(third_party, autoload):
+    autoload(third_party, "counter")
+    first = installed_plugins()
+    assert installed_plugins()[0].plugin is first[0].plugin
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert manager.generation() == manager.generation()

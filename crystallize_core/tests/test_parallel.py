@@ -1,0 +1,237 @@
+"""ParallelExecution: same results as serial, clear pickling errors, worker death, Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from core_helpers import MemoryStore
+
+from crystallize import (
+    Artifact,
+    ConfigurationError,
+    Experiment,
+    ParallelExecution,
+    Pipeline,
+    PipelineStep,
+    SeedPlugin,
+    Treatment,
+    data_source,
+    pipeline_step,
+)
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@data_source
+def draw(ctx):
+    return random.random()
+
+
+@pipeline_step()
+def noisy(data, ctx):
+    value = data + random.gauss(0, 1)
+    ctx.metrics.add("value", value)
+    ctx.metrics.add("pid", os.getpid())
+    return value
+
+
+class Explode(PipelineStep):
+    def __call__(self, data, ctx):
+        if ctx["replicate"] == 1:
+            raise ValueError(f"bad replicate {ctx['replicate']}")
+        return data
+
+
+class UnpicklableError(Exception):
+    def __init__(self, handle):
+        super().__init__("cannot travel")
+        self.handle = handle
+
+
+class RaiseUnpicklable(PipelineStep):
+    def __call__(self, data, ctx):
+        raise UnpicklableError(threading.Lock())
+
+
+class KillOnce(PipelineStep):
+    """SIGKILLs its own (worker) process the first time it runs replicate 1."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __call__(self, data, ctx):
+        if ctx["replicate"] == 1 and not os.path.exists(self.marker):
+            Path(self.marker).touch()
+            os.kill(os.getpid(), signal.SIGKILL)
+        return data
+
+
+def build(*extra_plugins, steps=None, replicates=6):
+    return Experiment(
+        draw(),
+        Pipeline(steps or [noisy()]),
+        plugins=[SeedPlugin(seed=42), *extra_plugins],
+        treatments=[Treatment("t", {"bias": 1})],
+        replicates=replicates,
+    )
+
+
+def values(result):
+    return {
+        "baseline": result.metrics.baseline.metrics["value"],
+        "t": result.metrics.treatments["t"].metrics["value"],
+    }
+
+
+@pytest.mark.parametrize("executor_type", ["thread", "process"])
+def test_parallel_results_equal_serial(executor_type):
+    serial = build().run()
+    parallel = build(ParallelExecution(max_workers=2, executor_type=executor_type)).run()
+    assert values(parallel) == values(serial)
+    assert parallel.run.facts["execution"] == {"engine": "parallel", "executor_type": executor_type, "workers": 2}
+    pids = set(parallel.metrics.baseline.metrics["pid"])
+    if executor_type == "process":
+        assert os.getpid() not in pids
+    else:
+        assert pids == {os.getpid()}
+
+
+def test_errors_in_worker_processes_come_back_with_tracebacks():
+    result = build(ParallelExecution(2, "process"), steps=[noisy(), Explode()]).run()
+    assert set(result.errors["baseline"]) == {1} and set(result.errors["t"]) == {1}
+    error = result.errors["baseline"][1]
+    assert error.type_name == "ValueError" and "bad replicate 1" in error.message
+    assert "raise ValueError" in error.traceback and isinstance(error.exception, ValueError)
+
+
+def test_unpicklable_exceptions_do_not_break_the_pool():
+    result = build(ParallelExecution(2, "process"), steps=[RaiseUnpicklable()], replicates=3).run()
+    assert len(result.errors["baseline"]) == 3
+    error = result.errors["baseline"][0]
+    assert error.exception is None  # could not travel; the text did
+    assert "UnpicklableError" in error.type_name and "cannot travel" in error.message
+
+
+def test_unpicklable_step_is_named_before_any_work():
+    class Holder(PipelineStep):
+        def __init__(self):
+            self.lock = threading.Lock()
+
+        def __call__(self, data, ctx):
+            raise AssertionError("must not run")
+
+    exp = build(ParallelExecution(2, "process"), steps=[noisy(), Holder()])
+    with pytest.raises(ConfigurationError, match=r"cannot send step 1 \('Holder'\) to worker processes.*lock"):
+        exp.run()
+
+
+def test_artifacts_written_in_workers_reach_the_store_through_the_hooks():
+    out = Artifact("v.txt")
+
+    @pipeline_step()
+    def save(data, ctx, out=out):
+        out.write(repr(data).encode())
+        return data
+
+    exp = Experiment(
+        draw(),
+        Pipeline([save()]),
+        plugins=[MemoryStore(), ParallelExecution(2, "process")],
+        outputs=[out],
+        replicates=4,
+    )
+    result = exp.run()
+    assert result.ok and len(result.artifacts) == 4
+    assert sorted(r.replicate for r in result.artifacts) == [0, 1, 2, 3]
+
+
+def test_worker_killed_mid_replicate_is_retried(tmp_path, caplog):
+    marker = tmp_path / "killed-once"
+    result = build(ParallelExecution(2, "process", retries=1), steps=[noisy(), KillOnce(str(marker))]).run()
+    assert marker.exists()
+    assert result.ok, result.errors
+    assert values(result) == values(build().run())
+    assert "a worker process died" in caplog.text
+
+
+def test_worker_killed_without_retries_is_an_error_that_resume_would_rerun(tmp_path):
+    marker = tmp_path / "killed-once"
+    result = build(ParallelExecution(2, "process", retries=0), steps=[noisy(), KillOnce(str(marker))]).run()
+    lost = [e for reps in result.errors.values() for e in reps.values()]
+    assert lost and all(e.type_name == "WorkerLost" for e in lost)
+    assert any(e.replicate == 1 for e in lost)
+    assert "strategy='resume' reruns this replicate" in lost[0].message
+    assert result.run.status == "failed"
+
+
+def test_invalid_arguments_are_named():
+    with pytest.raises(ValueError, match="executor_type must be 'thread' or 'process', got 'gpu'"):
+        ParallelExecution(executor_type="gpu")
+    with pytest.raises(ValueError, match="max_workers must be a positive int or None, got 0"):
+        ParallelExecution(max_workers=0)
+    with pytest.raises(ValueError, match="mp_context 'nope' is not available"):
+        ParallelExecution(executor_type="process", mp_context="nope")
+
+
+def test_two_engines_are_a_configuration_error():
+    from crystallize import PluginError, hookimpl
+
+    class OtherEngine:
+        @hookimpl
+        def execute_replicates(self, batch):
+            return None
+
+    with pytest.raises(ConfigurationError, match="several execution engines"):
+        build(ParallelExecution(2), OtherEngine()).validate()
+    with pytest.raises(PluginError, match="two plugins named 'parallel-execution'"):
+        build(ParallelExecution(2), ParallelExecution(3, "process")).validate()
+
+
+CTRL_C = textwrap.dedent(
+    """
+    import sys, time
+    from crystallize import Experiment, Pipeline, ParallelExecution, data_source, pipeline_step, hookimpl
+
+    @data_source
+    def src(ctx):
+        return 0
+
+    @pipeline_step()
+    def slow(data, ctx):
+        time.sleep(0.5)
+        return data
+
+    class Status:
+        @hookimpl
+        def after_run(self, run):
+            print("STATUS", run.status, flush=True)
+
+    exp = Experiment(src(), Pipeline([slow()]), plugins=[Status(), ParallelExecution(2, "process")], replicates=200)
+    print("START", flush=True)
+    exp.run()
+    """
+)
+
+
+def test_ctrl_c_cancels_pending_work_promptly(tmp_path):
+    env = {**os.environ, "CRYSTALLIZE_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CTRL_C], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    assert proc.stdout.readline().strip() == "START"
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGINT)
+    started = time.monotonic()
+    out, err = proc.communicate(timeout=30)
+    assert time.monotonic() - started < 10
+    assert proc.returncode != 0 and "KeyboardInterrupt" in err
+    assert "STATUS interrupted" in out

@@ -1,0 +1,130 @@
+import json
+import logging
+
+import pytest
+
+from crystallize import (
+    Artifact,
+    Experiment,
+    ExperimentGraph,
+    Pipeline,
+    PipelineStep,
+    SeedPlugin,
+    Treatment,
+    data_source,
+    manager,
+    pipeline_step,
+)
+from crystallize_artifacts import ArtifactPlugin
+
+
+@pytest.fixture(autouse=True)
+def guide_plugins(monkeypatch):
+    monkeypatch.delenv("CRYSTALLIZE_DISABLE_PLUGIN_AUTOLOAD", raising=False)
+    monkeypatch.setenv("CRYSTALLIZE_LOAD_PLUGINS", "artifacts,metadata,resume")
+    manager.reset_autoload()
+    yield
+    manager.reset_autoload()
+
+
+@data_source
+def source(ctx):
+    return ctx["replicate"]
+
+
+class Save(PipelineStep):
+    def __init__(self, out):
+        self.out = out
+
+    def __call__(self, data, ctx):
+        self.out.write(str(data * ctx.get("k", 1)).encode())
+        return data
+
+
+@pipeline_step()
+def consume(data, ctx):
+    ctx.metrics.add("bytes", data.read_text())
+    return data
+
+
+def producer(root, versioned=True):
+    out = Artifact("n.txt")
+    return Experiment(
+        source(),
+        Pipeline([Save(out)]),
+        outputs=[out],
+        name="producer",
+        replicates=2,
+        plugins=[ArtifactPlugin(root, versioned=versioned), SeedPlugin(seed=4)],
+        treatments=[Treatment("t", {"k": 3})],
+        description="makes numbers",
+    )
+
+
+def consumer(root, prod):
+    return Experiment(
+        prod.artifact_datasource("Save", "n.txt"),
+        Pipeline([consume()]),
+        name="consumer",
+        plugins=[ArtifactPlugin(root, versioned=True)],
+    )
+
+
+def read_meta(path):
+    return json.loads(path.read_bytes())
+
+
+def test_metadata_has_crystallize_ml_keys_and_more(tmp_path):
+    result = producer(tmp_path).run()
+    meta = read_meta(tmp_path / "producer" / "v0" / "metadata.json")
+    assert meta["replicates"] == 2 and meta["name"] == "producer" and meta["id"] == result.run.experiment_id
+    assert meta["version"] == 0 and meta["status"] == "completed" and meta["run_id"] == result.run.run_id
+    assert meta["conditions"] == ["baseline", "t"] and meta["completed_conditions"] == ["baseline", "t"]
+    assert meta["seeds"]["base"] == 4 and meta["facts"]["seed"]["base"] == 4
+    assert meta["packages"]["crystallize-core"] and meta["packages"]["crystallize-metadata"]
+    assert meta["description"] == "makes numbers" and meta["outputs"] == ["n.txt"]
+    assert meta["created_at"] and meta["finished_at"] and meta["upstream"] == []
+    assert meta["signature"]["steps"][0]["step"] == "Save"
+
+
+def test_lineage_records_the_upstream_run(tmp_path):
+    first = producer(tmp_path).run()
+    consumer(tmp_path, producer(tmp_path)).run()
+    meta = read_meta(tmp_path / "consumer" / "v0" / "metadata.json")
+    (upstream,) = meta["upstream"]
+    assert upstream["experiment"] == "producer" and upstream["version"] == 0
+    assert upstream["run_id"] == first.run.run_id and upstream["step"] == "Save"
+    assert upstream["location"] == str(tmp_path / "producer" / "v0")
+
+
+def test_running_status_is_visible_during_the_run(tmp_path):
+    seen = []
+
+    class Peek(PipelineStep):
+        def __call__(self, data, ctx):
+            seen.append(read_meta(tmp_path / "p" / "v0" / "metadata.json")["status"])
+            return data
+
+    Experiment(source(), Pipeline([Peek()]), name="p", plugins=[ArtifactPlugin(tmp_path)]).run()
+    assert seen == ["running"]
+    assert read_meta(tmp_path / "p" / "v0" / "metadata.json")["status"] == "completed"
+
+
+def test_graph_resume_reruns_a_consumer_only_when_its_upstream_changed(tmp_path, caplog):
+    prod = producer(tmp_path)
+    cons = consumer(tmp_path, prod)
+    ExperimentGraph(prod, cons).run()
+    graph = ExperimentGraph.from_experiments([prod, cons])
+    graph.run(strategy="resume")
+    assert graph.reasons == {}
+    assert sorted(p.name for p in (tmp_path / "consumer").iterdir()) == ["v0"]
+
+    prod.run()  # the producer reran outside the graph: v1
+    with caplog.at_level(logging.WARNING, logger="crystallize.graph"):
+        results = graph.run(strategy="resume")
+    assert graph.reasons["consumer"] == [
+        "upstream 'producer' was rerun since its last run (it read v0, the latest is v1)"
+    ]
+    assert "experiment 'consumer' reruns" in caplog.text
+    assert results["consumer"].run.version == 1
+    assert read_meta(tmp_path / "consumer" / "v1" / "metadata.json")["upstream"][0]["version"] == 1
