@@ -82,6 +82,23 @@ class ConditionTracker:
             if condition in self.values:
                 self.values[condition].update(reps)
 
+    def complete_finished(self) -> None:
+        """Fire ``on_condition_complete`` for conditions resume found fully finished.
+
+        Every replicate of such a condition finished in an earlier run (its
+        journal says so) but the condition was never marked complete — the
+        process died in between. Nothing needs to run; it only needs closing.
+        """
+        for condition, remaining in self.remaining.items():
+            if remaining == 0 and self.on_condition_complete is not None:
+                self.on_condition_complete(
+                    experiment=self.experiment,
+                    run=self.run,
+                    condition=condition,
+                    metrics=self.metrics(condition),
+                    errors={},
+                )
+
     def report(self, outcome: ReplicateOutcome) -> None:
         condition = outcome.condition
         if outcome.error is not None:
@@ -258,6 +275,7 @@ def execute(
         _call(callers, "before_run", experiment=experiment, run=run)
         units, pending = _plan(run, completed)
         tracker = ConditionTracker(experiment, run, callers, pending, completed)
+        tracker.complete_finished()
         if units:
             runner = ReplicateRunner(experiment, run, source, by_condition, callers)
 
