@@ -136,7 +136,7 @@ def test_unnamed_experiments_and_cycles_are_rejected(tmp_path):
 
 def test_graph_resume_reruns_only_what_is_missing_and_says_why(tmp_path, caplog):
     spy = Ran()
-    a, b, b2, c = chain(tmp_path, spy)
+    a, b, *_ = chain(tmp_path, spy)
     ExperimentGraph(a, b).run()
     spy.units.clear()
     graph = ExperimentGraph(a, b)

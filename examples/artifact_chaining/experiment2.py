@@ -5,9 +5,10 @@ count comes from experiment 1's metadata.json; asking for another count is
 an error that names both.
 """
 
+from experiment1 import exp1
+
 from crystallize import Experiment, pipeline_step
 from crystallize.pipelines.pipeline import Pipeline
-from experiment1 import exp1
 
 
 @pipeline_step()
