@@ -18,18 +18,18 @@ cluster (``ParallelExecution(executor_type="process")``, ``crystallize-dask``):
 Lifecycle of :meth:`Experiment.run`::
 
     validate_experiment
-    open_store                  (storage plugins attach run.store)
-    on_resume                   (strategy="resume" only)
+    open_store                  storage plugins attach run.store
+    on_resume                   strategy="resume" only
     before_run
-    execute_replicates          (an executor runs every pending unit)
-        | before_replicate      \
-        | before_step           |  where the replicate runs,
-        | after_step            |  once per (condition, replicate)
-        | on_artifact_write     |
-        | on_replicate_error    /
-        after_replicate         (main process, as each unit finishes)
-        on_condition_complete   (main process, once per condition)
-    after_run                   (always, also after failures)
+    execute_replicates          an executor runs every pending unit; per unit,
+        before_replicate            where the replicate runs:
+        before_step                 ...once per step
+        on_artifact_write           ...once per artifact.write()
+        after_step                  ...once per step that returned
+        on_replicate_error          ...if the replicate failed
+        after_replicate             in the main process, as each unit finishes
+        on_condition_complete       in the main process, once per condition
+    after_run                   always, also after failures
 """
 
 from __future__ import annotations

@@ -1,0 +1,60 @@
+"""The documentation's code runs and the hook reference is current."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def python_blocks(path: Path) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", path.read_text(), flags=re.S)
+
+
+def test_hook_reference_is_generated_from_the_hookspecs():
+    done = subprocess.run(
+        [sys.executable, str(REPO / "docs" / "generate_hook_reference.py"), "--check"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout
+
+
+def test_readme_example_runs(tmp_path):
+    (block,) = python_blocks(REPO / "README.md")
+    done = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    (exp_dir,) = (tmp_path / "artifacts").iterdir()
+    assert len(list(exp_dir.glob("v0/replicate_*/*/ModelStep/model.bin"))) == 6
+    assert sorted(p.name for p in exp_dir.iterdir()) == ["v0"]  # the resume continued v0
+
+
+def test_the_twenty_line_plugin_and_its_test(tmp_path):
+    blocks = python_blocks(REPO / "docs" / "writing-plugins.md")
+    plugin, test = blocks[0], blocks[-1]
+    assert len(plugin.strip().splitlines()) <= 26  # 20 lines of code, plus imports and blank lines
+    module = plugin + textwrap.dedent(
+        """
+        from crystallize import Experiment, Pipeline, data_source, pipeline_step
+
+        @data_source
+        def src(ctx):
+            return 1
+
+        @pipeline_step()
+        def work(data, ctx):
+            return data
+
+        experiment = Experiment(src(), Pipeline([work(), work()]), replicates=3)
+        """
+    )
+    (tmp_path / "test_doc_plugin.py").write_text(module + test)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path / "test_doc_plugin.py")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
