@@ -3,8 +3,8 @@
 ``python crash_child.py ROOT MODE`` runs the experiment with ``strategy=MODE``
 and prints its metrics as JSON. With ``CRASH_AT=<k>`` and
 ``CRASH_PHASE=before|after``, the process SIGKILLs itself just before or just
-after the k-th durable commit (every atomic file write, and every journal
-append) — the instants where a crash is most likely to expose a bug. With
+after the k-th commit (every atomic file write, and every journal append) —
+the instants where a crash is most likely to expose a bug. With
 ``STEP_DELAY`` each step sleeps, so a parent can kill it at arbitrary times.
 """
 
@@ -91,20 +91,27 @@ def arm_crash(at: int, phase: str) -> None:
         real_commit(path, data, durable=durable)
         maybe_die("after")
 
-    real_record = store.LocalRunStore.record_replicate
+    real_append = store.LocalRunStore._append_journal
 
-    def record(self, outcome, fingerprint):
+    def append(self, condition, line):
         nonlocal count
         count += 1
         maybe_die("before")
-        real_record(self, outcome, fingerprint)
+        real_append(self, condition, line)
         maybe_die("after")
 
     store.write_atomic = commit
-    store.LocalRunStore.record_replicate = record
+    store.LocalRunStore._append_journal = append
 
 
 if __name__ == "__main__":
+    import crystallize_artifacts.store
+
+    # Write the journal every 2 replicates, never on a timer: the commit
+    # sequence is then the same in every run, and journal writes in the middle
+    # of a condition are among the crash points.
+    crystallize_artifacts.store.JOURNAL_BATCH = 2
+    crystallize_artifacts.store.JOURNAL_SECONDS = float("inf")
     root, mode = sys.argv[1], sys.argv[2]
     if "CRASH_AT" in os.environ:
         arm_crash(int(os.environ["CRASH_AT"]), os.environ.get("CRASH_PHASE", "before"))

@@ -51,24 +51,16 @@ def reference(tmp_path_factory):
     return {"metrics": summary["metrics"], "files": artifacts(root / "crashy" / "v0")}
 
 
-def count_commits(tmp_path) -> int:
-    """How many commits an uninterrupted run makes (so every point can be hit)."""
-    probe = run_child(tmp_path / "probe", "rerun", CRASH_AT="100000")
-    assert probe.returncode == 0, probe.stderr
-    import crystallize_artifacts  # noqa: F401 - the count below mirrors the child's layout
-
-    run_dir = tmp_path / "probe" / "crashy" / "v0"
-    conditions = 3
-    replicates = 4
-    return (
-        len(artifacts(run_dir))  # artifact commits
-        + conditions * replicates  # journal appends
-        + conditions * 2  # results.json + marker
-        + 1
-        + conditions
-        + 1  # metadata.json: start, per condition, end
-        + 1  # manifest
-    )
+# The commits of one uninterrupted run of crash_child.py, in order:
+CONDITIONS, REPLICATES, ARTIFACTS_PER_REPLICATE = 3, 4, 2
+COMMITS = (
+    1  # metadata.json (running)
+    + CONDITIONS * REPLICATES * ARTIFACTS_PER_REPLICATE  # artifacts
+    + CONDITIONS * REPLICATES // 2  # journal lines (the child writes one every 2 replicates)
+    + CONDITIONS * 2  # results.json + completion marker
+    + 1  # manifest.json
+    + 1  # metadata.json (completed)
+)
 
 
 def assert_markers_vouch_for_complete_files(run_dir: Path, reference_files: dict[str, str]) -> None:
@@ -103,22 +95,13 @@ def crash_then_resume(root: Path, reference: dict, **crash_env: str) -> None:
     assert {r["path"]: r["sha256"] for r in manifest["artifacts"]} == reference["files"]
 
 
-def test_the_commit_count_is_what_the_crash_points_assume(tmp_path, reference):
-    total = count_commits(tmp_path)
-    assert total == 24 + 12 + 6 + 5 + 1
-    # killing at the last commit must happen; one past it must not
-    assert run_child(tmp_path / "last", "rerun", CRASH_AT=str(total), CRASH_PHASE="before").returncode == -9
-    assert run_child(tmp_path / "past", "rerun", CRASH_AT=str(total + 1)).returncode == 0
-
-
-# Points chosen to cover: the first commit (metadata), the first artifact, the
-# journal append after it, mid-condition, the last replicate of a condition,
-# its results.json and marker, the next condition, and the final manifest.
-POINTS = [1, 2, 3, 4, 7, 11, 12, 13, 14, 15, 16, 26, 30, 33, 40, 44, 47, 48]
+def test_the_commit_count_is_what_the_crash_points_assume(tmp_path):
+    assert run_child(tmp_path / "last", "rerun", CRASH_AT=str(COMMITS), CRASH_PHASE="after").returncode == -9
+    assert run_child(tmp_path / "past", "rerun", CRASH_AT=str(COMMITS + 1)).returncode == 0
 
 
 @pytest.mark.parametrize("phase", ["before", "after"])
-@pytest.mark.parametrize("point", POINTS)
+@pytest.mark.parametrize("point", range(1, COMMITS + 1))
 def test_sigkill_at_a_commit_then_resume_equals_an_uninterrupted_run(tmp_path, reference, point, phase):
     crash_then_resume(tmp_path, reference, CRASH_AT=str(point), CRASH_PHASE=phase)
 

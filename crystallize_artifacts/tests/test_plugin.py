@@ -81,7 +81,7 @@ def test_a_condition_with_a_failed_replicate_gets_no_marker(tmp_path):
     assert not (run_dir / "double" / ".crystallize_complete").exists()
     assert not (run_dir / "double" / "results.json").exists()
     lines = (run_dir / "double" / "replicates.jsonl").read_text().splitlines()
-    assert sorted(json.loads(line)["replicate"] for line in lines) == [0, 2]
+    assert sorted(entry["replicate"] for line in lines for entry in json.loads(line)) == [0, 2]
     meta = json.loads((run_dir / "metadata.json").read_bytes())
     assert meta["status"] == "failed" and meta["completed_conditions"] == ["baseline"]
     assert result.run.status == "failed"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,9 +50,10 @@ class ArtifactPlugin:
         power loss (every commit is atomic either way). Off by default: it
         costs a device flush per file.
 
-    Installed, the distribution registers an unconfigured instance that
-    stores nothing; passing ``ArtifactPlugin(...)`` in ``plugins=[...]``
-    replaces it for that experiment.
+    Installing the distribution stores nothing by itself: it registers only
+    the ``crystallize verify`` command (see :mod:`crystallize_artifacts.installed`).
+    Passing ``ArtifactPlugin(...)`` in ``plugins=[...]`` turns storage on for
+    that experiment.
     """
 
     plugin_name = "artifacts"
@@ -84,20 +83,6 @@ class ArtifactPlugin:
         self.artifact_retention = artifact_retention
         self.big_file_threshold_mb = big_file_threshold_mb
         self.durable = bool(durable)
-        self.configured = True
-
-    @classmethod
-    def unconfigured(cls) -> ArtifactPlugin:
-        """The instance the entry point registers: it stores nothing."""
-        plugin = cls.__new__(cls)
-        plugin.root_dir = None  # type: ignore[assignment]
-        plugin.root = None  # type: ignore[assignment]
-        plugin.versioned = False
-        plugin.artifact_retention = None
-        plugin.big_file_threshold_mb = None
-        plugin.durable = False
-        plugin.configured = False
-        return plugin
 
     def experiment_dir(self, experiment: Experiment) -> Path:
         """The folder holding every run of ``experiment``."""
@@ -105,14 +90,12 @@ class ArtifactPlugin:
 
     def _ours(self, run: Run) -> LocalRunStore | None:
         store = run.store
-        return store if self.configured and isinstance(store, LocalRunStore) else None
+        return store if isinstance(store, LocalRunStore) else None
 
     # -- configuration -------------------------------------------------------------
 
     @hookimpl
     def validate_experiment(self, experiment: Experiment) -> None:
-        if not self.configured:
-            return
         for treatment in experiment.treatments:
             if layout.RESERVED_CONDITION.match(treatment.name):
                 raise ConfigurationError(
@@ -126,8 +109,6 @@ class ArtifactPlugin:
 
     @hookimpl
     def open_store(self, experiment: Experiment, run: Run) -> LocalRunStore | None:
-        if not self.configured:
-            return None
         return LocalRunStore.open_for_run(
             self.experiment_dir(experiment),
             versioned=self.versioned,
@@ -137,8 +118,6 @@ class ArtifactPlugin:
 
     @hookimpl
     def locate_run(self, experiment: Experiment, version: int | None) -> LocalRunStore | None:
-        if not self.configured:
-            return None
         return LocalRunStore.open_existing(self.experiment_dir(experiment), version)
 
     @hookimpl
@@ -207,8 +186,6 @@ class ArtifactPlugin:
     def artifact_datasource(
         self, experiment: Experiment, step: str, name: str, require_metadata: bool, version: int | None
     ) -> ArtifactDataSource | None:
-        if not self.configured:
-            return None
         return ArtifactDataSource(
             experiment.key,
             experiment.id,
@@ -221,8 +198,6 @@ class ArtifactPlugin:
 
     @hookimpl
     def stale_reason(self, experiment: Experiment) -> str | None:
-        if not self.configured:
-            return None
         store = LocalRunStore.open_existing(self.experiment_dir(experiment))
         if store is None:
             return None
@@ -238,38 +213,5 @@ class ArtifactPlugin:
             return f"outputs of v{store.version} are missing: {', '.join(missing[:3])}{more}"
         return None
 
-    # -- command line ---------------------------------------------------------------------
-
-    @hookimpl
-    def register_commands(self, subparsers: argparse._SubParsersAction) -> None:
-        parser = subparsers.add_parser("verify", help="check stored artifacts against their manifest checksums")
-        parser.add_argument("path", type=Path, help="a run folder (v<N>), an experiment folder or a root")
-        parser.add_argument("--json", action="store_true", help="print JSON for machines")
-        parser.set_defaults(func=_verify_command)
-
     def __repr__(self) -> str:
-        if not self.configured:
-            return "ArtifactPlugin(<unconfigured>)"
         return f"ArtifactPlugin(root_dir={str(self.root_dir)!r}, versioned={self.versioned!r})"
-
-
-def _verify_command(args: argparse.Namespace) -> int:
-    from crystallize_artifacts.verify import verify_path
-
-    if not args.path.exists():
-        print(f"crystallize verify: {args.path} does not exist")
-        return 2
-    report = verify_path(args.path)
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        for run, problems in report.items():
-            print(f"{run}: {'ok' if not problems else f'{len(problems)} problem(s)'}")
-            for problem in problems:
-                print(f"  - {problem}")
-    return 1 if any(report.values()) else 0
-
-
-#: What the ``crystallize.plugins`` entry point registers: stores nothing until
-#: an experiment passes a configured ``ArtifactPlugin(...)``.
-installed_plugin = ArtifactPlugin.unconfigured()

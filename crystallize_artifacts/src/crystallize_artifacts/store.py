@@ -61,10 +61,20 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"a value of type {type(value).__name__} ({value!r:.80}) cannot be stored as JSON")
 
 
+_ENCODER = json.JSONEncoder(default=_json_default, separators=(",", ":"))
+
+#: Journal lines are buffered and written when a condition completes, when the
+#: run ends, and at least every JOURNAL_BATCH lines or JOURNAL_SECONDS. A crash
+#: loses at most the unwritten lines: those replicates run again on resume
+#: (their artifacts are overwritten atomically), nothing is ever inconsistent.
+JOURNAL_BATCH = 256
+JOURNAL_SECONDS = 1.0
+
+
 def to_json_bytes(document: Any, *, what: str) -> bytes:
     """Serialise ``document``; a clear error names ``what`` when it cannot be."""
     try:
-        return json.dumps(document, default=_json_default, separators=(",", ":")).encode("utf-8")
+        return _ENCODER.encode(document).encode("utf-8")
     except (TypeError, ValueError) as exc:
         raise ValueError(
             f"{what} cannot be written as JSON: {exc}. Record numbers, strings, booleans, "
@@ -156,6 +166,9 @@ class LocalRunStore:
         self._lock_fd = lock_fd
         self._dirs: set[str] = set()
         self._journals: dict[str, IO[bytes]] = {}
+        self._unwritten: dict[str, list[tuple[ReplicateOutcome, str | None, list[ArtifactRecord]]]] = {}
+        self._pending_lines = 0
+        self._last_flush = time.monotonic()
         # {condition: {replicate: (metrics, [records])}} of journaled replicates
         self._replicates: dict[str, dict[int, tuple[Mapping[str, Any], list[ArtifactRecord]]]] = {}
         self._completed: dict[str, list[ArtifactRecord]] = {}
@@ -255,15 +268,19 @@ class LocalRunStore:
         found: dict[int, ReplicateRecord] = {}
         for line in raw.split(b"\n")[:-1]:  # the last piece lacks its newline: unfinished
             try:
-                entry = json.loads(line)
-                replicate = int(entry["replicate"])
-                records = [ArtifactRecord.from_json(r) for r in entry.get("artifacts", ())]
-            except (ValueError, KeyError, TypeError):
+                parsed = json.loads(line)
+            except ValueError:
                 continue
-            if all((self.dir / r.path).is_file() for r in records):
-                found[replicate] = ReplicateRecord(
-                    condition, replicate, entry.get("metrics", {}), entry.get("fingerprint"), tuple(records)
-                )
+            for entry in parsed if isinstance(parsed, list) else [parsed]:
+                try:
+                    replicate = int(entry["replicate"])
+                    records = [ArtifactRecord.from_json(r) for r in entry.get("artifacts", ())]
+                except (ValueError, KeyError, TypeError, AttributeError):
+                    continue
+                if all((self.dir / r.path).is_file() for r in records):
+                    found[replicate] = ReplicateRecord(
+                        condition, replicate, entry.get("metrics", {}), entry.get("fingerprint"), tuple(records)
+                    )
         with self._guard:
             bucket = self._replicates.setdefault(condition, {})
             for replicate, record in found.items():
@@ -284,20 +301,49 @@ class LocalRunStore:
         return ArtifactRecord(name, step, condition, replicate, rel, len(data), digest)
 
     def record_replicate(self, outcome: ReplicateOutcome, fingerprint: str | None) -> None:
-        """Append the replicate to its condition's journal (artifacts are already committed)."""
+        """Journal a finished replicate (its artifacts are already committed).
+
+        Entries are buffered and written in batches (see :data:`JOURNAL_BATCH`),
+        one JSON list per line.
+        """
         self._writable()
         condition = outcome.condition
-        records = [r for r in outcome.artifacts if isinstance(r, ArtifactRecord)]
-        line = to_json_bytes(
-            {
-                "replicate": outcome.replicate,
-                "fingerprint": fingerprint,
-                "metrics": outcome.metrics,
-                "artifacts": [r.to_json() for r in records],
-                "seed": outcome.seed,
-            },
-            what=f"the metrics of {condition!r} replicate {outcome.replicate}",
-        )
+        records = [r for r in outcome.artifacts if isinstance(r, ArtifactRecord)] if outcome.artifacts else []
+        self._unwritten.setdefault(condition, []).append((outcome, fingerprint, records))
+        self._replicates.setdefault(condition, {})[outcome.replicate] = (outcome.metrics, records)
+        self._changed = True
+        self._pending_lines += 1
+        if self._pending_lines >= JOURNAL_BATCH or time.monotonic() - self._last_flush >= JOURNAL_SECONDS:
+            self.flush_journals()
+
+    def flush_journals(self, only: str | None = None) -> None:
+        """Write buffered journal entries to their files (and fsync when durable)."""
+        for condition in [only] if only is not None else list(self._unwritten):
+            batch = self._unwritten.pop(condition, None)
+            if not batch:
+                continue
+            entries = [
+                {
+                    "replicate": outcome.replicate,
+                    "fingerprint": fingerprint,
+                    "metrics": outcome.metrics,
+                    "artifacts": [r.to_json() for r in records],
+                    "seed": outcome.seed,
+                }
+                for outcome, fingerprint, records in batch
+            ]
+            try:
+                line = _ENCODER.encode(entries).encode("utf-8")
+            except (TypeError, ValueError):
+                for entry in entries:  # name the replicate whose metrics cannot be stored
+                    to_json_bytes(entry, what=f"the metrics of {condition!r} replicate {entry['replicate']}")
+                raise
+            self._append_journal(condition, line)
+            self._pending_lines -= len(batch)
+        self._last_flush = time.monotonic()
+
+    def _append_journal(self, condition: str, line: bytes) -> None:
+        """Append one line to a condition's journal; the line is the unit of commit."""
         journal = self._journals.get(condition)
         if journal is None:
             folder = self.dir / condition
@@ -307,14 +353,13 @@ class LocalRunStore:
         journal.flush()
         if self.durable:
             os.fsync(journal.fileno())
-        self._replicates.setdefault(condition, {})[outcome.replicate] = (outcome.metrics, records)
-        self._changed = True
 
     def complete_condition(
         self, condition: str, replicates: int, fingerprint: str | None, metrics: Mapping[str, Any]
     ) -> None:
         """Commit ``results.json``, then the completion marker."""
         self._writable()
+        self.flush_journals(condition)
         done = self._replicates.get(condition, {})
         kept = {r: done[r] for r in sorted(done) if r < replicates}
         records = [record for _, recs in kept.values() for record in recs]
@@ -346,6 +391,8 @@ class LocalRunStore:
     def close(self, status: str) -> None:
         """Write the manifest (if anything changed), close journals, release the lock."""
         try:
+            if not self.readonly:
+                self.flush_journals()
             for journal in self._journals.values():
                 journal.close()
             self._journals.clear()
@@ -377,6 +424,8 @@ class LocalRunStore:
         state = self.__dict__.copy()
         state["_lock_fd"] = None
         state["_journals"] = {}
+        state["_unwritten"] = {}
+        state["_pending_lines"] = 0
         state["_replicates"] = {}
         state["_completed"] = {}
         state["_dirs"] = set()

@@ -23,8 +23,7 @@ from crystallize.portable import PortableCallable, portable
 
 if TYPE_CHECKING:
     from crystallize.context import FrozenContext
-    from crystallize.experiment import Experiment
-    from crystallize.run import ArtifactRecord, Run
+    from crystallize.run import ArtifactRecord
 
 __all__ = ["Artifact", "ReplicateScope", "current_scope"]
 
@@ -35,28 +34,20 @@ class ReplicateScope:
     """Where artifact writes go right now: one replicate, one step at a time.
 
     The core creates one per (condition, replicate) and sets ``step_name``
-    before each step, so the per-step cost is one attribute store.
+    before each step, so the per-step cost is two attribute stores. What is
+    the same for every replicate of a run (experiment, run, the storage hook,
+    declared outputs) lives on ``binding``, the run's replicate runner.
     """
 
-    __slots__ = ("_owners", "ctx", "experiment", "outputs", "records", "run", "step_index", "step_name", "writer")
+    __slots__ = ("binding", "ctx", "owners", "records", "step_index", "step_name")
 
-    def __init__(
-        self,
-        experiment: Experiment,
-        run: Run,
-        ctx: FrozenContext,
-        writer: Callable[..., Any] | None,
-        outputs: frozenset[str],
-    ) -> None:
-        self.experiment = experiment
-        self.run = run
+    def __init__(self, binding: Any, ctx: FrozenContext) -> None:
+        self.binding = binding
         self.ctx = ctx
-        self.writer = writer
-        self.outputs = outputs
         self.step_name: str | None = None
         self.step_index = -1
-        self.records: list[Any] = []
-        self._owners: dict[tuple[str, str], int] = {}
+        self.records: list[Any] | None = None  # created by the first write
+        self.owners: dict[tuple[str, str], int] | None = None
 
 
 _SCOPE: ContextVar[ReplicateScope | None] = ContextVar("crystallize_replicate_scope", default=None)
@@ -108,7 +99,8 @@ class Artifact:
                 f"Artifact {self.name!r}: write() was called outside a running pipeline step; "
                 "artifacts can only be written by a step while Experiment.run() executes it"
             )
-        if self.name not in scope.outputs:
+        binding = scope.binding
+        if self.name not in binding.outputs:
             raise ValueError(
                 f"Artifact {self.name!r} is not declared in this experiment's outputs; "
                 f"pass it in Experiment(outputs=[...]) so storage, resume and downstream "
@@ -121,8 +113,10 @@ class Artifact:
                 f"Artifact {self.name!r}: {source} {type(payload).__name__}, not bytes; "
                 "write bytes, or declare Artifact(name, writer=callable_returning_bytes)"
             )
-        key = (scope.step_name, self.name)
-        owner = scope._owners.setdefault(key, scope.step_index)
+        if scope.owners is None:
+            scope.owners = {}
+            scope.records = []
+        owner = scope.owners.setdefault((scope.step_name, self.name), scope.step_index)
         if owner != scope.step_index:
             raise ValueError(
                 f"Artifact {self.name!r} was already written by another step named "
@@ -130,12 +124,12 @@ class Artifact:
                 "cannot write the same artifact (rename one step class or function)"
             )
         record = None
-        if scope.writer is not None:
-            record = scope.writer(
-                experiment=scope.experiment,
-                run=scope.run,
+        if binding.writer is not None:
+            record = binding.writer(
+                experiment=binding.experiment,
+                run=binding.run,
                 artifact=self,
-                data=bytes(payload) if not isinstance(payload, bytes) else payload,
+                data=payload if isinstance(payload, bytes) else bytes(payload),
                 ctx=scope.ctx,
                 step_name=scope.step_name,
             )
@@ -145,7 +139,7 @@ class Artifact:
                 "Configure one: Experiment(..., plugins=[ArtifactPlugin(root_dir='artifacts')]) "
                 "with ArtifactPlugin from crystallize.plugins.plugins (pip install crystallize-artifacts)"
             )
-        scope.records.append(record)
+        scope.records.append(record)  # type: ignore[union-attr]
         return record
 
     def load(self, path: str | Path) -> Any:

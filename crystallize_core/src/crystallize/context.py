@@ -81,6 +81,14 @@ class FrozenContext(Mapping[str, Any]):
         self._data: dict[str, Any] = dict(initial) if initial else {}
         self.metrics = Metrics()
 
+    @classmethod
+    def _adopt(cls, data: dict[str, Any]) -> FrozenContext:
+        """A context owning ``data`` (not copied); used once per replicate by the core."""
+        ctx = cls.__new__(cls)
+        ctx._data = data
+        ctx.metrics = Metrics()
+        return ctx
+
     def __getitem__(self, key: str) -> Any:
         try:
             return self._data[key]

@@ -134,7 +134,7 @@ class Experiment:
             return state
         with self._lock:
             pm, infos = manager.build_manager(self.plugins)
-            state = PluginState(pm, infos, HookCallers(pm), key)
+            state = PluginState(pm, infos, HookCallers(pm, direct=not manager.observed()), key)
             self._plugin_state = state
         return state
 

@@ -38,14 +38,14 @@ import threading
 import warnings
 from collections.abc import Iterable, Sequence
 from types import ModuleType
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 import pluggy
 
 from crystallize import hookspecs
 from crystallize.errors import PluginError
-from crystallize.hooks import PROJECT, HookCallers
+from crystallize.hooks import PROJECT
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -128,8 +128,49 @@ def _hook_names_of(pm: pluggy.PluginManager, plugin: Any) -> list[str]:
     return sorted(caller.name for caller in pm.get_hookcallers(plugin) or ())
 
 
+class _PluginManager(pluggy.PluginManager):
+    """A pluggy manager that remembers what it learnt about each plugin class.
+
+    Registering a plugin makes pluggy inspect every attribute of the object
+    (with ``inspect.getattr_static``); for the few plugins of an experiment
+    that costs milliseconds, paid again for every experiment. Hook markers sit
+    on the class's functions, so the answer for ``(class, attribute)`` never
+    changes: it is computed once per process. Modules, classes registered as
+    plugins and attributes set on the instance itself are not cached.
+    ``parse_hookimpl_opts``/``parse_hookspec_opts`` are pluggy's documented
+    override points.
+    """
+
+    _impl_opts: ClassVar[dict[tuple[type, str], Any]] = {}
+    _spec_opts: ClassVar[dict[tuple[Any, str], Any]] = {}
+
+    def parse_hookimpl_opts(self, plugin: Any, name: str) -> Any:
+        cls = type(plugin)
+        cacheable = (
+            not isinstance(plugin, (ModuleType, type))
+            and name not in getattr(plugin, "__dict__", {})
+            and not hasattr(cls, "__slots__")
+        )
+        if not cacheable:
+            return super().parse_hookimpl_opts(plugin, name)
+        key = (cls, name)
+        try:
+            opts = self._impl_opts[key]
+        except KeyError:
+            opts = self._impl_opts[key] = super().parse_hookimpl_opts(plugin, name)
+        return None if opts is None else dict(opts)
+
+    def parse_hookspec_opts(self, module_or_class: Any, name: str) -> Any:
+        key = (module_or_class, name)
+        try:
+            opts = self._spec_opts[key]
+        except KeyError:
+            opts = self._spec_opts[key] = super().parse_hookspec_opts(module_or_class, name)
+        return None if opts is None else dict(opts)
+
+
 def _new_pm() -> pluggy.PluginManager:
-    pm = pluggy.PluginManager(PROJECT)
+    pm = _PluginManager(PROJECT)
     pm.add_hookspecs(hookspecs)
     return pm
 
@@ -275,6 +316,11 @@ def remove_monitor(before: Any) -> None:
         _registry.generation += 1
 
 
+def observed() -> bool:
+    """Whether hook calls are monitored or traced (then every call goes through pluggy)."""
+    return bool(_registry.monitors) or _flag(ENV_TRACE)
+
+
 def generation() -> int:
     """Changes whenever the process-wide plugin set changes (cache key)."""
     _registry.installed()
@@ -311,11 +357,15 @@ def active_plugins(experiment_plugins: Sequence[Any] = ()) -> list[PluginInfo]:
                 f"({names[info.name].plugin!r} and {info.plugin!r}); pass one of them"
             )
         names[info.name] = info
-    kept = [
-        info
-        for info in [*builtin_plugins(), *_registry.installed(), *_registry.registered]
-        if not any(_same_plugin(p.plugin, p.name, info) for p in passed)
-    ]
+    kept = []
+    for info in [*builtin_plugins(), *_registry.installed(), *_registry.registered]:
+        replacing = [i for i, p in enumerate(passed) if _same_plugin(p.plugin, p.name, info)]
+        if not replacing:
+            kept.append(info)
+            continue
+        for i in replacing:  # the passed object comes from the replaced one's distribution
+            if info.distribution:
+                passed[i] = attrs.evolve(passed[i], distribution=info.distribution, version=info.version)
     return [*kept, *passed]
 
 
@@ -352,10 +402,6 @@ def manager_for(infos: Iterable[PluginInfo]) -> pluggy.PluginManager:
         pm.trace.root.setwriter(lambda message: hook_log.debug(message.rstrip()))
         pm.enable_tracing()
     return pm
-
-
-def hook_callers(pm: pluggy.PluginManager) -> HookCallers:
-    return HookCallers(pm)
 
 
 def describe_plugins(pm: pluggy.PluginManager, infos: Iterable[PluginInfo]) -> list[dict[str, Any]]:

@@ -60,9 +60,11 @@ class Upstream:
         return attrs.asdict(self)
 
 
-@attrs.frozen
+@attrs.define
 class ArtifactRecord:
     """Where one artifact write went, as returned by ``on_artifact_write``.
+
+    Treat it as read-only (built once per write, so not frozen, for speed).
 
     :ivar path: location relative to the run's folder (``replicate_0/baseline/Step/model.bin``).
     :ivar size: bytes written.
@@ -78,7 +80,15 @@ class ArtifactRecord:
     sha256: str
 
     def to_json(self) -> dict[str, Any]:
-        return attrs.asdict(self)
+        return {
+            "name": self.name,
+            "step": self.step,
+            "condition": self.condition,
+            "replicate": self.replicate,
+            "path": self.path,
+            "size": self.size,
+            "sha256": self.sha256,
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ArtifactRecord:
@@ -146,9 +156,12 @@ class ReplicateError:
         return f"{self.condition} replicate {self.replicate}{where}: {self.type_name}: {self.message}"
 
 
-@attrs.frozen
+@attrs.define
 class ReplicateOutcome:
     """What one (condition, replicate) produced, reported to the main process.
+
+    Treat it as read-only (it is not frozen only because frozen classes are
+    several times slower to build, and one is built per replicate).
 
     :ivar metrics: ``{metric name: [values recorded in this replicate]}``.
     :ivar error: the failure, or ``None`` when every step finished.

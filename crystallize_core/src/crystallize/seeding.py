@@ -53,6 +53,15 @@ class SeedPlugin:
     :param seed_fn: ``seed_fn(seed)`` seeds your generators; by default
         :mod:`random` is seeded, and NumPy's global generator when NumPy is
         installed.
+
+    Global generators are shared by every thread of a process. Under
+    ``ParallelExecution(executor_type="thread")`` replicates running at the
+    same time draw from the same generator, so their draws interleave; for
+    reproducible numbers with threads, create a generator per replicate from
+    ``ctx["seed_used"]`` (``random.Random(ctx["seed_used"])``,
+    ``numpy.random.default_rng(ctx["seed_used"])``). Process pools and
+    ``crystallize-dask`` run one replicate per worker process at a time (the
+    Dask engine also keeps Dask's own threads off the global generator).
     """
 
     plugin_name = "seed"

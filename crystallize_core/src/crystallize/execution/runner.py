@@ -10,8 +10,9 @@ implements ``before_step``/``after_step``.
 
 from __future__ import annotations
 
-import time
+import logging
 from collections.abc import Mapping
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from crystallize.artifact import _SCOPE, ReplicateScope
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from crystallize.treatment import Treatment
 
 __all__ = ["ReplicateRunner"]
+
+log = logging.getLogger("crystallize")
 
 
 def _fast_call(step: Any) -> Any:
@@ -65,10 +68,10 @@ class ReplicateRunner:
 
     def __call__(self, condition: str, replicate: int) -> ReplicateOutcome:
         experiment = self.experiment
-        ctx = FrozenContext({REPLICATE_KEY: replicate, CONDITION_KEY: condition})
-        scope = ReplicateScope(experiment, self.run, ctx, self.writer, self.outputs)
+        ctx = FrozenContext._adopt({REPLICATE_KEY: replicate, CONDITION_KEY: condition})
+        scope = ReplicateScope(self, ctx)
         token = _SCOPE.set(scope)
-        started = time.perf_counter()
+        started = perf_counter()
         step = None
         error = None
         try:
@@ -95,26 +98,27 @@ class ReplicateRunner:
                     if after is not None:
                         after(experiment=experiment, step=step, data=data, ctx=ctx)
         except Exception as exc:  # noqa: BLE001 - a failing replicate must not stop the others
-            error = ReplicateError.capture(
-                exc, condition, replicate, None if step is None else step.step_name, portable=self.portable_errors
-            )
-            if self.on_error is not None:
-                try:
-                    self.on_error(experiment=experiment, run=self.run, ctx=ctx, step=step, error=exc)
-                except Exception as hook_exc:  # noqa: BLE001 - never mask the original failure
-                    import logging
-
-                    logging.getLogger("crystallize").warning(
-                        "on_replicate_error hook raised %r while handling %s", hook_exc, error
-                    )
+            error = self._failed(exc, ctx, condition, replicate, step)
         finally:
             _SCOPE.reset(token)
+        records = scope.records
         return ReplicateOutcome(
             condition,
             replicate,
             ctx.metrics._values,
             error,
-            tuple(scope.records),
+            () if records is None else tuple(records),
             ctx._data.get(SEED_KEY),
-            time.perf_counter() - started,
+            perf_counter() - started,
         )
+
+    def _failed(self, exc: Exception, ctx: FrozenContext, condition: str, replicate: int, step: Any) -> ReplicateError:
+        error = ReplicateError.capture(
+            exc, condition, replicate, None if step is None else step.step_name, portable=self.portable_errors
+        )
+        if self.on_error is not None:
+            try:
+                self.on_error(experiment=self.experiment, run=self.run, ctx=ctx, step=step, error=exc)
+            except Exception as hook_exc:  # noqa: BLE001 - never mask the original failure
+                log.warning("on_replicate_error hook raised %r while handling %s", hook_exc, error)
+        return error

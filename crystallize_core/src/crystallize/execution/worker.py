@@ -165,15 +165,25 @@ def decode_outcome(blob: bytes) -> ReplicateOutcome:
     return pickle.loads(blob)
 
 
-def lost_unit(condition: str, replicate: int, reason: str) -> ReplicateOutcome:
-    """The outcome of a unit whose worker died before reporting."""
+def lost_unit(
+    condition: str,
+    replicate: int,
+    reason: str,
+    *,
+    type_name: str = "WorkerLost",
+    traceback: str = "",
+    exception: BaseException | None = None,
+) -> ReplicateOutcome:
+    """The outcome of a unit that never reported back (its worker died, or the
+    engine could not run it); ``strategy='resume'`` reruns it."""
     error = ReplicateError(
         condition=condition,
         replicate=replicate,
         step=None,
-        type_name="WorkerLost",
+        type_name=type_name,
         message=f"{reason}; strategy='resume' reruns this replicate",
-        traceback="",
+        traceback=traceback,
+        exception=exception,
     )
     return ReplicateOutcome(condition, replicate, {}, error)
 

@@ -28,6 +28,7 @@ to the function's defaults.
 
 from __future__ import annotations
 
+import enum
 import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -38,7 +39,15 @@ if TYPE_CHECKING:
 
 __all__ = ["PipelineStep", "FunctionStep", "pipeline_step"]
 
-_MISSING: Any = object()
+
+class _Missing(enum.Enum):
+    """Marks a parameter with no default. An enum member keeps its identity when
+    pickled (a bare ``object()`` would not, once a step travels by value)."""
+
+    MISSING = "missing"
+
+
+_MISSING: Any = _Missing.MISSING
 
 
 class PipelineStep(ABC):

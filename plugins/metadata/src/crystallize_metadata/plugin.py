@@ -44,9 +44,10 @@ class MetadataPlugin:
 
     The keys crystallize-ml 0.27 wrote (``replicates``, ``id``, ``name``) are
     kept, so its readers work; the rest is added. The file is written when
-    the run starts (status ``running``), after each completed condition, and
-    when the run ends (``completed``, ``failed`` or ``interrupted``). A resumed
-    run keeps its ``run_id`` and ``created_at`` and appends to ``resumed_at``.
+    the run starts (status ``running``) and when it ends (``completed``,
+    ``failed`` or ``interrupted``, with the conditions completed by then; the
+    completion markers show progress in between). A resumed run keeps its
+    ``run_id`` and ``created_at`` and appends to ``resumed_at``.
 
     Does nothing for runs no storage plugin stores.
     """
@@ -100,13 +101,10 @@ class MetadataPlugin:
 
     @hookimpl
     def on_condition_complete(self, run: Run, condition: str, errors: Mapping[int, ReplicateError]) -> None:
+        # Noted in memory only; written with the rest when the run ends.
         document = self._documents.get(run.run_id)
-        if document is None or errors or run.store is None:
-            return
-        if condition not in document["completed_conditions"]:
+        if document is not None and not errors and condition not in document["completed_conditions"]:
             document["completed_conditions"].append(condition)
-        document["updated_at"] = _now()
-        run.store.write_json(METADATA_FILE, document)
 
     @hookimpl
     def after_run(self, run: Run, result: Result) -> None:

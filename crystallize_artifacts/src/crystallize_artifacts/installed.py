@@ -1,0 +1,56 @@
+"""What installing crystallize-artifacts registers: the ``verify`` command, no storage.
+
+The ``crystallize.plugins`` entry point names :data:`installed_plugin`. It
+implements no run hook at all, so an experiment that does not configure
+``ArtifactPlugin`` pays nothing for the installed distribution and writes
+nothing anywhere. It shares the name ``artifacts`` with
+:class:`~crystallize_artifacts.ArtifactPlugin`, so a configured plugin passed
+in ``plugins=[...]`` takes its place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from crystallize.hooks import hookimpl
+
+__all__ = ["InstalledArtifacts", "installed_plugin"]
+
+
+class InstalledArtifacts:
+    """Adds ``crystallize verify PATH`` to the command line."""
+
+    plugin_name = "artifacts"
+
+    @hookimpl
+    def register_commands(self, subparsers: argparse._SubParsersAction) -> None:
+        parser = subparsers.add_parser("verify", help="check stored artifacts against their manifest checksums")
+        parser.add_argument("path", type=Path, help="a run folder (v<N>), an experiment folder or a root")
+        parser.add_argument("--json", action="store_true", help="print JSON for machines")
+        parser.set_defaults(func=verify_command)
+
+    def __repr__(self) -> str:
+        return "InstalledArtifacts()"
+
+
+def verify_command(args: argparse.Namespace) -> int:
+    """``crystallize verify``: exit 0 when every file checks out, 1 otherwise, 2 for a bad path."""
+    from crystallize_artifacts.verify import verify_path
+
+    if not args.path.exists():
+        print(f"crystallize verify: {args.path} does not exist")
+        return 2
+    report = verify_path(args.path)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        for run, problems in report.items():
+            print(f"{run}: {'ok' if not problems else f'{len(problems)} problem(s)'}")
+            for problem in problems:
+                print(f"  - {problem}")
+    return 1 if any(report.values()) else 0
+
+
+installed_plugin = InstalledArtifacts()
