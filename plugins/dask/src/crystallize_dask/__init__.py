@@ -1,0 +1,19 @@
+"""crystallize-dask: run an experiment's replicates on a Dask cluster.
+
+Pass :class:`DaskExecution` in ``Experiment(plugins=[...])``::
+
+    from crystallize_dask import DaskExecution
+
+    exp = Experiment(..., plugins=[DaskExecution(n_workers=4)])          # a LocalCluster for the run
+    exp = Experiment(..., plugins=[DaskExecution("tcp://10.0.0.5:8786")])  # a running scheduler
+    exp = Experiment(..., plugins=[DaskExecution(client=client)])         # your own Client
+
+Installing the distribution alone changes nothing: the entry point registers
+a plugin that only adds the ``crystallize dask-check`` command.
+"""
+
+from crystallize_dask.execution import DaskExecution
+
+__version__ = "0.1.0"
+
+__all__ = ["DaskExecution", "__version__"]
