@@ -58,3 +58,34 @@ def test_the_twenty_line_plugin_and_its_test(tmp_path):
         text=True,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_progress_example_counts_every_unit_whichever_engine_runs_it(tmp_path):
+    block = next(b for b in python_blocks(REPO / "docs" / "execution.md") if "class Progress" in b)
+    script = block + textwrap.dedent(
+        """
+        import random
+        from crystallize import Experiment, ParallelExecution, Treatment, data_source, pipeline_step
+
+        @data_source
+        def src(ctx):
+            return random.random()
+
+        @pipeline_step()
+        def step(data, ctx):
+            return data
+
+        if __name__ == "__main__":
+            for engine in ([], [ParallelExecution(2, "thread")], [ParallelExecution(2, "process")]):
+                progress = Progress()
+                exp = Experiment(src(), [step()], plugins=[progress, *engine],
+                                 treatments=[Treatment("t", {})], replicates=5)
+                exp.run()
+                print()
+                print("DONE", progress.done, progress.total)
+        """
+    )
+    (tmp_path / "progress.py").write_text(script)
+    done = subprocess.run([sys.executable, "progress.py"], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert [line for line in done.stdout.splitlines() if line.startswith("DONE")] == ["DONE 10 10"] * 3
