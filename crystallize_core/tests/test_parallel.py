@@ -44,6 +44,20 @@ def noisy(data, ctx):
     return value
 
 
+@data_source
+def own_draw(ctx):
+    """Threads share the global generator; a replicate's own generator is safe anywhere."""
+    return random.Random(ctx["seed_used"]).random()
+
+
+@pipeline_step()
+def own_noisy(data, ctx):
+    value = data + random.Random(ctx["seed_used"] + 1).gauss(0, 1)
+    ctx.metrics.add("value", value)
+    ctx.metrics.add("pid", os.getpid())
+    return value
+
+
 class Explode(PipelineStep):
     def __call__(self, data, ctx):
         if ctx["replicate"] == 1:
@@ -75,9 +89,9 @@ class KillOnce(PipelineStep):
         return data
 
 
-def build(*extra_plugins, steps=None, replicates=6):
+def build(*extra_plugins, steps=None, replicates=6, source=None):
     return Experiment(
-        draw(),
+        source or draw(),
         Pipeline(steps or [noisy()]),
         plugins=[SeedPlugin(seed=42), *extra_plugins],
         treatments=[Treatment("t", {"bias": 1})],
@@ -94,8 +108,12 @@ def values(result):
 
 @pytest.mark.parametrize("executor_type", ["thread", "process"])
 def test_parallel_results_equal_serial(executor_type):
-    serial = build().run()
-    parallel = build(ParallelExecution(max_workers=2, executor_type=executor_type)).run()
+    # Worker processes run one replicate at a time, so even the global generator
+    # gives serial results; threads need each replicate's own generator.
+    shared = executor_type == "process"
+    kwargs = {} if shared else {"source": own_draw(), "steps": [own_noisy()]}
+    serial = build(**kwargs).run()
+    parallel = build(ParallelExecution(max_workers=2, executor_type=executor_type), **kwargs).run()
     assert values(parallel) == values(serial)
     assert parallel.run.facts["execution"] == {"engine": "parallel", "executor_type": executor_type, "workers": 2}
     pids = set(parallel.metrics.baseline.metrics["pid"])
