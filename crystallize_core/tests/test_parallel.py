@@ -181,14 +181,27 @@ def test_worker_killed_mid_replicate_is_retried(tmp_path, caplog):
     assert "a worker process died" in caplog.text
 
 
-def test_worker_killed_without_retries_is_an_error_that_resume_would_rerun(tmp_path):
-    marker = tmp_path / "killed-once"
-    result = build(ParallelExecution(2, "process", retries=0), steps=[noisy(), KillOnce(str(marker))]).run()
-    lost = [e for reps in result.errors.values() for e in reps.values()]
-    assert lost and all(e.type_name == "WorkerLost" for e in lost)
-    assert any(e.replicate == 1 for e in lost)
-    assert "strategy='resume' reruns this replicate" in lost[0].message
-    assert result.run.status == "failed"
+class KillAlways(PipelineStep):
+    """A poisoned replicate: SIGKILLs its worker every time it runs replicate 1 of the baseline."""
+
+    def __call__(self, data, ctx):
+        if (ctx["condition"], ctx["replicate"]) == ("baseline", 1):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return data
+
+
+@pytest.mark.parametrize("retries", [0, 1])
+def test_a_replicate_that_kills_its_worker_fails_alone(retries, caplog):
+    result = build(ParallelExecution(2, "process", retries=retries), steps=[noisy(), KillAlways()]).run()
+    assert {c: sorted(e) for c, e in result.errors.items()} == {"baseline": [1]}
+    error = result.errors["baseline"][1]
+    assert error.type_name == "WorkerLost"
+    assert f"died while running it ({retries + 1} time(s))" in error.message
+    assert "strategy='resume' reruns this replicate" in error.message
+    assert (
+        len(result.metrics.baseline.metrics["value"]) == 5 and len(result.metrics.treatments["t"].metrics["value"]) == 6
+    )
+    assert "a worker process died" in caplog.text
 
 
 def test_invalid_arguments_are_named():

@@ -17,6 +17,7 @@ from crystallize_artifacts import layout
 
 if TYPE_CHECKING:
     from crystallize.context import FrozenContext
+    from crystallize.run import Run
 
 __all__ = ["ArtifactDataSource", "MetadataMissingError", "FallbackWarning"]
 
@@ -88,6 +89,7 @@ class ArtifactDataSource(DataSource):
         self.version = version
         self._resolution: _Resolution | None = None
         self._fallbacks: set[str] = set()
+        self._prepared = False
         self._lock = threading.Lock()
 
     # -- DataSource ------------------------------------------------------------------
@@ -129,12 +131,24 @@ class ArtifactDataSource(DataSource):
         pinned._resolution = pinned._lookup()
         return pinned
 
+    def prepare(self, run: Run) -> None:
+        """Decide, once and in the main process, which conditions read the baseline."""
+        res = self._resolved()
+        fallbacks = {c for c in run.conditions if c != BASELINE and not self._has_condition(res, c)}
+        for condition in sorted(fallbacks):
+            self._warn_fallback(res, condition, stacklevel=5)
+        self._fallbacks = fallbacks
+        self._prepared = True
+
     def fetch(self, ctx: FrozenContext) -> Path:
         res = self._resolved()
         condition = ctx[CONDITION_KEY]
         replicate = ctx[REPLICATE_KEY]
         used = condition
-        if condition != BASELINE and not self._has_condition(res, condition):
+        if self._prepared:
+            if condition in self._fallbacks:
+                used = BASELINE
+        elif condition != BASELINE and not self._has_condition(res, condition):
             used = BASELINE
             self._warn_fallback(res, condition)
         path = res.folder / f"replicate_{replicate}" / used / self.step / self.name
@@ -211,7 +225,7 @@ class ArtifactDataSource(DataSource):
             return condition in res.conditions
         return (res.folder / condition).is_dir() or (res.folder / "replicate_0" / condition).is_dir()
 
-    def _warn_fallback(self, res: _Resolution, condition: str) -> None:
+    def _warn_fallback(self, res: _Resolution, condition: str, stacklevel: int = 3) -> None:
         if condition in self._fallbacks:
             return
         self._fallbacks.add(condition)
@@ -219,7 +233,7 @@ class ArtifactDataSource(DataSource):
             f"experiment {self.producer!r} v{res.version} has no condition {condition!r}; "
             f"condition {condition!r} reads the producer's baseline {self.name!r} instead",
             FallbackWarning,
-            stacklevel=2,
+            stacklevel=stacklevel,
         )
 
     def _missing(self, res: _Resolution, path: Path, condition: str, replicate: int) -> str:
@@ -228,6 +242,16 @@ class ArtifactDataSource(DataSource):
             written = sorted(f"{s.name}/{a.name}" for s in folder.iterdir() if s.is_dir() for a in s.iterdir())
         except FileNotFoundError:
             written = []
+        rel = path.relative_to(res.folder).as_posix()
+        try:
+            pruned = set(json.loads((res.folder / layout.MANIFEST).read_bytes()).get("pruned", ()))
+        except (OSError, ValueError, AttributeError):
+            pruned = set()
+        if rel in pruned:
+            return (
+                f"{path} was removed by artifact retention (experiment {self.producer!r} keeps only newer "
+                f"versions' artifacts); read a newer version, or rerun the producer"
+            )
         found = ", ".join(written) or "nothing"
         return (
             f"{path} does not exist: experiment {self.producer!r} v{res.version} has no artifact "

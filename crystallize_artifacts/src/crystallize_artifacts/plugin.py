@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from crystallize.errors import ConfigurationError
 from crystallize.hooks import hookimpl
 from crystallize.names import check_name
+from crystallize.run import CompletedWork
 from crystallize_artifacts import layout
 from crystallize_artifacts.datasource import ArtifactDataSource
 from crystallize_artifacts.retention import add_pin, prune
@@ -125,6 +126,8 @@ class ArtifactPlugin:
         store = self._ours(run)
         if store is None:
             return
+        if store.resumed:
+            store.prepare_resume(run.conditions, run.completed or CompletedWork())
         for upstream in run.upstream:
             if upstream.location and Path(upstream.location).is_dir():
                 add_pin(Path(upstream.location), run.key, store.version, store.location)
@@ -166,7 +169,7 @@ class ArtifactPlugin:
             return
         store.complete_condition(condition, run.replicates, run.fingerprints.get(condition), metrics)
 
-    @hookimpl
+    @hookimpl(trylast=True)  # close (and unlock) only after the other plugins' last writes
     def after_run(self, experiment: Experiment, run: Run, result: Result) -> None:
         store = self._ours(run)
         if store is None:

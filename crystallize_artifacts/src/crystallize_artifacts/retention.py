@@ -62,22 +62,26 @@ def _artifact_files(version_dir: Path) -> list[Path]:
 
 
 def _drop(version_dir: Path, files: list[Path]) -> None:
+    """List ``files`` as pruned in the manifest, then delete them (a crash in
+    between leaves files listed as pruned, never files missing unannounced)."""
     if not files:
         return
-    for file in files:
-        try:
-            file.unlink()
-        except FileNotFoundError:
-            pass
     manifest_path = version_dir / layout.MANIFEST
     try:
         manifest = json.loads(manifest_path.read_bytes())
     except (OSError, ValueError):
         manifest = {}
+    if not isinstance(manifest, dict):
+        manifest = {}
     pruned = set(manifest.get("pruned", ()))
     pruned.update(f.relative_to(version_dir).as_posix() for f in files)
     manifest["pruned"] = sorted(pruned)
     write_atomic(manifest_path, json.dumps(manifest).encode())
+    for file in files:
+        try:
+            file.unlink()
+        except FileNotFoundError:
+            pass
     for folder in sorted((p for p in version_dir.glob("replicate_*/**") if p.is_dir()), reverse=True):
         try:
             os.rmdir(folder)

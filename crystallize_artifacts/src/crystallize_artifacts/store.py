@@ -30,8 +30,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
-from crystallize.errors import CrystallizeError
-from crystallize.run import ArtifactRecord, ReplicateOutcome
+from crystallize.errors import CrystallizeError, ReplicateRejected
+from crystallize.run import ArtifactRecord, CompletedWork, ReplicateOutcome
 from crystallize.store import ConditionRecord, ReplicateRecord
 from crystallize_artifacts import layout
 from crystallize_artifacts.commit import fsync_dir, write_atomic
@@ -63,10 +63,11 @@ def _json_default(value: Any) -> Any:
 
 _ENCODER = json.JSONEncoder(default=_json_default, separators=(",", ":"))
 
-#: Journal lines are buffered and written when a condition completes, when the
-#: run ends, and at least every JOURNAL_BATCH lines or JOURNAL_SECONDS. A crash
-#: loses at most the unwritten lines: those replicates run again on resume
-#: (their artifacts are overwritten atomically), nothing is ever inconsistent.
+#: Journal entries are buffered and written when a condition completes, when
+#: the run ends, after JOURNAL_BATCH entries, and when a replicate finishes
+#: more than JOURNAL_SECONDS after the last write. A crash loses at most the
+#: unwritten entries: those replicates run again on resume (their artifacts
+#: are overwritten atomically); nothing is ever inconsistent.
 JOURNAL_BATCH = 256
 JOURNAL_SECONDS = 1.0
 
@@ -86,27 +87,55 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
+_HELD_LOCKS: set[int] = set()
+
+
+def _close_inherited_locks() -> None:
+    """In a child forked during a run: drop our copies of the run locks.
+
+    ``flock`` belongs to the open file description, which a forked child
+    shares; a child outliving the run (a pool a step started) would otherwise
+    keep the run folder locked after the run released it.
+    """
+    for fd in list(_HELD_LOCKS):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _HELD_LOCKS.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_inherited_locks)
+
+
 def _lock(path: Path) -> int | None:
     """Take the exclusive lock of ``path`` or raise :class:`RunLockedError`."""
     if fcntl is None:  # pragma: no cover
         return None
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
-        os.close(fd)
-        raise RunLockedError(
-            f"{path.parent} is being written by another run (process {holder}); wait for it to "
-            "finish, or use ArtifactPlugin(versioned=True) so each run gets its own version"
-        ) from None
+    for attempt in range(5):  # a probe (lock_held) holds it for an instant
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if attempt == 4:
+                holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+                os.close(fd)
+                raise RunLockedError(
+                    f"{path.parent} is being written by another run (process {holder}); wait for it to "
+                    "finish, or use ArtifactPlugin(versioned=True) so each run gets its own version"
+                ) from None
+            time.sleep(0.02)
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    _HELD_LOCKS.add(fd)
     return fd
 
 
 def _unlock(fd: int | None) -> None:
     if fd is not None:
+        _HELD_LOCKS.discard(fd)
         os.close(fd)  # closing the descriptor releases the flock
 
 
@@ -143,6 +172,23 @@ def _is_stale(folder: Path) -> bool:
     return not lock_held(folder)
 
 
+def _last_byte(path: Path) -> bytes:
+    with open(path, "rb") as handle:
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1)
+
+
+#: what the store keeps for a journaled replicate with no metrics and no artifacts
+_NOTHING: tuple[Mapping[str, Any], list[ArtifactRecord]] = ({}, [])
+
+
+def _has_size(path: Path, size: int) -> bool:
+    try:
+        return path.stat().st_size == size
+    except OSError:
+        return False
+
+
 class LocalRunStore:
     """The :class:`~crystallize.store.RunStore` of ``crystallize-artifacts``."""
 
@@ -166,12 +212,15 @@ class LocalRunStore:
         self._lock_fd = lock_fd
         self._dirs: set[str] = set()
         self._journals: dict[str, IO[bytes]] = {}
-        self._unwritten: dict[str, list[tuple[ReplicateOutcome, str | None, list[ArtifactRecord]]]] = {}
+        self._unwritten: dict[str, list[bytes]] = {}
         self._pending_lines = 0
         self._last_flush = time.monotonic()
         # {condition: {replicate: (metrics, [records])}} of journaled replicates
         self._replicates: dict[str, dict[int, tuple[Mapping[str, Any], list[ArtifactRecord]]]] = {}
         self._completed: dict[str, list[ArtifactRecord]] = {}
+        self._vouched: dict[str, list[ArtifactRecord]] = {}  # read, not yet accepted by resume
+        self._journal_entries: dict[str, dict[int, Any]] = {}
+        self._run_conditions: tuple[str, ...] | None = None
         self._changed = False
         self._guard = threading.Lock()
 
@@ -245,18 +294,27 @@ class LocalRunStore:
         except (FileNotFoundError, ValueError) as exc:
             log.warning("%s: completion marker ignored, its results are unreadable (%s)", folder, exc)
             return None
+        if not isinstance(doc, dict) or not isinstance(vouched, dict) or not isinstance(doc.get("metrics", {}), dict):
+            log.warning("%s: completion marker ignored, results.json or the marker is not a JSON object", folder)
+            return None
         expected = vouched.get("results_sha256")
         if expected is not None and expected != hashlib.sha256(raw).hexdigest():
             log.warning("%s: completion marker ignored, results.json does not match it", folder)
             return None
-        self._completed[condition] = [ArtifactRecord.from_json(r) for r in doc.get("artifacts", ())]
-        per_replicate = doc.get("replicate_metrics")
+        try:
+            records = [ArtifactRecord.from_json(r) for r in doc.get("artifacts", ())]
+            per_replicate = doc.get("replicate_metrics")
+            replicate_metrics = None if per_replicate is None else {int(k): v for k, v in per_replicate.items()}
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            log.warning("%s: completion marker ignored, results.json is malformed (%s)", folder, exc)
+            return None
+        self._vouched[condition] = records
         return ConditionRecord(
             condition=condition,
             replicates=vouched.get("replicates", doc.get("replicates")),
             fingerprint=doc.get("fingerprint"),
             metrics=doc.get("metrics", {}),
-            replicate_metrics=None if per_replicate is None else {int(k): v for k, v in per_replicate.items()},
+            replicate_metrics=replicate_metrics,
         )
 
     def finished_replicates(self, condition: str) -> dict[int, ReplicateRecord]:
@@ -266,6 +324,7 @@ class LocalRunStore:
         except FileNotFoundError:
             return {}
         found: dict[int, ReplicateRecord] = {}
+        raw_entries: dict[int, Any] = {}
         for line in raw.split(b"\n")[:-1]:  # the last piece lacks its newline: unfinished
             try:
                 parsed = json.loads(line)
@@ -277,11 +336,13 @@ class LocalRunStore:
                     records = [ArtifactRecord.from_json(r) for r in entry.get("artifacts", ())]
                 except (ValueError, KeyError, TypeError, AttributeError):
                     continue
-                if all((self.dir / r.path).is_file() for r in records):
+                if all(_has_size(self.dir / r.path, r.size) for r in records):
+                    raw_entries[replicate] = entry
                     found[replicate] = ReplicateRecord(
                         condition, replicate, entry.get("metrics", {}), entry.get("fingerprint"), tuple(records)
                     )
         with self._guard:
+            self._journal_entries[condition] = raw_entries
             bucket = self._replicates.setdefault(condition, {})
             for replicate, record in found.items():
                 bucket[replicate] = (record.metrics, list(record.artifacts))
@@ -303,42 +364,99 @@ class LocalRunStore:
     def record_replicate(self, outcome: ReplicateOutcome, fingerprint: str | None) -> None:
         """Journal a finished replicate (its artifacts are already committed).
 
-        Entries are buffered and written in batches (see :data:`JOURNAL_BATCH`),
-        one JSON list per line.
+        The entry is encoded at once — metrics that cannot be stored reject
+        this replicate (:class:`~crystallize.errors.ReplicateRejected`) and no
+        other — and written in batches (see :data:`JOURNAL_BATCH`).
         """
         self._writable()
         condition = outcome.condition
         records = [r for r in outcome.artifacts if isinstance(r, ArtifactRecord)] if outcome.artifacts else []
-        self._unwritten.setdefault(condition, []).append((outcome, fingerprint, records))
-        self._replicates.setdefault(condition, {})[outcome.replicate] = (outcome.metrics, records)
+        entry = {
+            "replicate": outcome.replicate,
+            "fingerprint": fingerprint,
+            "metrics": outcome.metrics,
+            "artifacts": [r.to_json() for r in records],
+            "seed": outcome.seed,
+        }
+        try:
+            encoded = _ENCODER.encode(entry).encode("utf-8")
+        except (TypeError, ValueError) as exc:
+            raise ReplicateRejected(
+                f"the metrics of condition {condition!r} replicate {outcome.replicate} cannot be stored as "
+                f"JSON: {exc}. Record numbers, strings, booleans, or lists and dicts of them "
+                "(NumPy values are converted)"
+            ) from None
+        self._unwritten.setdefault(condition, []).append(encoded)
+        if outcome.metrics or records:  # the journal itself holds everything else
+            self._replicates.setdefault(condition, {})[outcome.replicate] = (outcome.metrics, records)
+        else:
+            self._replicates.setdefault(condition, {})[outcome.replicate] = _NOTHING
         self._changed = True
         self._pending_lines += 1
         if self._pending_lines >= JOURNAL_BATCH or time.monotonic() - self._last_flush >= JOURNAL_SECONDS:
             self.flush_journals()
 
+    def prepare_resume(self, conditions: tuple[str, ...], completed: CompletedWork) -> None:
+        """Make the folder vouch for exactly what resume reuses, before anything reruns.
+
+        For every condition of this run that resume did not accept whole, its
+        completion marker and results are removed, and its journal is
+        rewritten to hold only the replicates being reused. Otherwise a rerun
+        would overwrite artifacts that an old marker or journal line still
+        vouches for — and a later resume (say, after reverting a treatment)
+        would trust them. Conditions this run does not include are left alone.
+        """
+        self._writable()
+        self._run_conditions = tuple(conditions)
+        touched = False
+        for condition in conditions:
+            if condition in completed.conditions:
+                if condition in self._vouched:
+                    self._completed[condition] = self._vouched[condition]
+                continue
+            folder = self.dir / condition
+            for name in (layout.MARKER, layout.RESULTS):  # the marker first: it is what vouches
+                try:
+                    os.unlink(folder / name)
+                    touched = True
+                except FileNotFoundError:
+                    pass
+            reused = completed.replicates.get(condition, {})
+            entries = self._journal_entries.get(condition, {})
+            self._replicates[condition] = {r: v for r, v in self._replicates.get(condition, {}).items() if r in reused}
+            journal = folder / layout.JOURNAL
+            if journal.exists():
+                kept = [entries[r] for r in sorted(reused) if r in entries]
+                write_atomic(journal, (_ENCODER.encode(kept).encode("utf-8") + b"\n") if kept else b"")
+                touched = True
+        if touched and self.durable:
+            for condition in conditions:
+                if (self.dir / condition).is_dir():
+                    fsync_dir(self.dir / condition)
+
+    def _records_outside_this_run(self) -> list[ArtifactRecord]:
+        """Artifacts of conditions kept in this folder that this run did not include."""
+        if self._run_conditions is None:
+            return []
+        records: list[ArtifactRecord] = []
+        for entry in sorted(self.dir.iterdir()):
+            name = entry.name
+            if name in self._run_conditions or name.startswith((".", "replicate_")) or not entry.is_dir():
+                continue
+            if self.completed_condition(name) is not None:
+                records.extend(self._vouched[name])
+            else:
+                records.extend(r for rec in self.finished_replicates(name).values() for r in rec.artifacts)
+        return records
+
     def flush_journals(self, only: str | None = None) -> None:
         """Write buffered journal entries to their files (and fsync when durable)."""
         for condition in [only] if only is not None else list(self._unwritten):
-            batch = self._unwritten.pop(condition, None)
+            batch = self._unwritten.get(condition)
             if not batch:
                 continue
-            entries = [
-                {
-                    "replicate": outcome.replicate,
-                    "fingerprint": fingerprint,
-                    "metrics": outcome.metrics,
-                    "artifacts": [r.to_json() for r in records],
-                    "seed": outcome.seed,
-                }
-                for outcome, fingerprint, records in batch
-            ]
-            try:
-                line = _ENCODER.encode(entries).encode("utf-8")
-            except (TypeError, ValueError):
-                for entry in entries:  # name the replicate whose metrics cannot be stored
-                    to_json_bytes(entry, what=f"the metrics of {condition!r} replicate {entry['replicate']}")
-                raise
-            self._append_journal(condition, line)
+            self._append_journal(condition, b"[" + b",".join(batch) + b"]")
+            del self._unwritten[condition]  # only once written
             self._pending_lines -= len(batch)
         self._last_flush = time.monotonic()
 
@@ -349,6 +467,8 @@ class LocalRunStore:
             folder = self.dir / condition
             self._ensure_dir(folder)
             journal = self._journals[condition] = open(folder / layout.JOURNAL, "ab")  # noqa: SIM115
+            if journal.tell() > 0 and _last_byte(folder / layout.JOURNAL) != b"\n":
+                line = b"\n" + line  # end a line torn by a crash: it stays unparseable, ours does not
         journal.write(line + b"\n")
         journal.flush()
         if self.durable:
@@ -401,7 +521,7 @@ class LocalRunStore:
                     "version": self.version,
                     "status": status,
                     "updated_at": _now(),
-                    "artifacts": [r.to_json() for r in self.artifact_records()],
+                    "artifacts": [r.to_json() for r in self.artifact_records() + self._records_outside_this_run()],
                 }
                 write_atomic(self.dir / layout.MANIFEST, to_json_bytes(manifest, what="manifest"), durable=self.durable)
         finally:
@@ -429,6 +549,8 @@ class LocalRunStore:
         state["_replicates"] = {}
         state["_completed"] = {}
         state["_dirs"] = set()
+        state["_vouched"] = {}
+        state["_journal_entries"] = {}
         state["_guard"] = None
         return state
 

@@ -25,7 +25,7 @@ from crystallize.names import check_name
 
 if TYPE_CHECKING:
     from crystallize.context import FrozenContext
-    from crystallize.run import Upstream
+    from crystallize.run import Run, Upstream
 
 __all__ = ["DataSource", "FunctionDataSource", "CallableDataSource", "ExperimentInput", "data_source"]
 
@@ -42,6 +42,8 @@ class DataSource(ABC):
     - :meth:`resolve` — called once at the start of each run; returns the
       datasource to use for that run (for example with the producer's
       latest version pinned).
+    - :meth:`prepare` — called on that datasource, in the main process, once
+      the run's conditions are known and before any replicate runs.
     """
 
     @abstractmethod
@@ -66,6 +68,14 @@ class DataSource(ABC):
     def resolve(self) -> DataSource:
         """The datasource to use for one run (default: ``self``)."""
         return self
+
+    def prepare(self, run: Run) -> None:
+        """Called in the main process before the run's first replicate (default: nothing).
+
+        Decide and report here what depends on the whole run — warnings go to
+        the user once, instead of once per worker process.
+        """
+        return None  # nothing to prepare by default (an intentional no-op, not a stub)
 
 
 class FunctionDataSource(DataSource):
@@ -142,6 +152,10 @@ class ExperimentInput(DataSource):
     @property
     def upstream(self) -> tuple[Upstream, ...]:
         return tuple(u for s in self.inputs.values() for u in s.upstream)
+
+    def prepare(self, run: Run) -> None:
+        for source in self.inputs.values():
+            source.prepare(run)
 
     def resolve(self) -> ExperimentInput:
         resolved = ExperimentInput.__new__(ExperimentInput)

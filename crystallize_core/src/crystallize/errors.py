@@ -38,6 +38,15 @@ class PluginError(CrystallizeError, RuntimeError):
     """
 
 
+class ReplicateRejected(CrystallizeError, ValueError):
+    """Raised by an ``after_replicate`` implementation that cannot accept an outcome.
+
+    The core then records that replicate as failed, with this error's message,
+    and carries on with the others (storage raises it for metrics it cannot
+    store).
+    """
+
+
 class ResumeError(CrystallizeError, RuntimeError):
     """``strategy="resume"`` cannot continue the previous run safely."""
 

@@ -298,6 +298,12 @@ def after_replicate(experiment: Experiment, run: Run, outcome: ReplicateOutcome)
     under parallel executors. Progress displays and per-replicate journals
     implement this.
 
+    An implementation that cannot accept a successful outcome (storage that
+    cannot record its metrics) raises
+    :class:`~crystallize.errors.ReplicateRejected`: the core then records the
+    replicate as failed with that message, and the run carries on. Plugins
+    called after the one that raised do not see that outcome.
+
     :param experiment: the experiment being run.
     :param run: this execution.
     :param outcome: what the replicate produced.

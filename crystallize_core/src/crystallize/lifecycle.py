@@ -15,8 +15,11 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from pluggy import HookCaller
+
+from crystallize import manager
 from crystallize.context import BASELINE
-from crystallize.errors import ArtifactStoreError, PluginError, ResumeError
+from crystallize.errors import ArtifactStoreError, PluginError, ReplicateRejected, ResumeError
 from crystallize.execution.batch import ReplicateBatch
 from crystallize.execution.runner import ReplicateRunner
 from crystallize.hooks import HOOK_NAMES
@@ -101,13 +104,18 @@ class ConditionTracker:
 
     def report(self, outcome: ReplicateOutcome) -> None:
         condition = outcome.condition
+        if self.after_replicate is not None:
+            try:
+                self.after_replicate(experiment=self.experiment, run=self.run, outcome=outcome)
+            except ReplicateRejected as rejected:
+                outcome = _rejected(outcome, rejected)
         if outcome.error is not None:
             self.errors.setdefault(condition, {})[outcome.replicate] = outcome.error
         else:
-            self.values[condition][outcome.replicate] = outcome.metrics
-        self.artifacts.extend(outcome.artifacts)
-        if self.after_replicate is not None:
-            self.after_replicate(experiment=self.experiment, run=self.run, outcome=outcome)
+            if outcome.metrics:  # replicates without metrics cost no memory
+                self.values[condition][outcome.replicate] = outcome.metrics
+            if outcome.artifacts:
+                self.artifacts.extend(outcome.artifacts)
         self.remaining[condition] -= 1
         if self.remaining[condition] == 0 and self.on_condition_complete is not None:
             self.on_condition_complete(
@@ -128,6 +136,12 @@ class ConditionTracker:
             for name, values in per_replicate[replicate].items():
                 merged.setdefault(name, []).extend(values)
         return merged
+
+
+def _rejected(outcome: ReplicateOutcome, rejected: ReplicateRejected) -> ReplicateOutcome:
+    """``outcome`` turned into a failure because a plugin could not accept it."""
+    error = ReplicateError.capture(rejected, outcome.condition, outcome.replicate, None)
+    return ReplicateOutcome(outcome.condition, outcome.replicate, {}, error, (), outcome.seed, outcome.duration)
 
 
 def _plan(run: Run, completed: CompletedWork) -> tuple[list[tuple[str, int]], dict[str, int]]:
@@ -185,6 +199,37 @@ def _blame(exc: BaseException, callers: HookCallers) -> None:
     if found is not None:
         exc.add_note(f"(raised by plugin {found[0]!r} in hook {found[1]!r})")
         exc._crystallize_blamed = True  # type: ignore[attr-defined]
+
+
+def _after_run(callers: HookCallers, **kwargs: Any) -> None:
+    """Call every ``after_run`` implementation, even when one raises.
+
+    ``after_run`` is where plugins release what they hold (storage closes its
+    run and its lock); one failing plugin must not stop the others. Each
+    failure is logged; the first is raised once all have run, with a note
+    naming its plugin. Monitored runs (the testing kit) go through pluggy.
+    """
+    caller = callers.after_run
+    if caller is None:
+        return
+    impls = caller.get_hookimpls()
+    if isinstance(caller, HookCaller) and (manager.observed() or any(i.wrapper or i.hookwrapper for i in impls)):
+        caller(**kwargs)
+        return
+    first: Exception | None = None
+    for impl in reversed(impls):  # pluggy's calling order
+        try:
+            impl.function(*[kwargs[name] for name in impl.argnames])
+        except Exception as exc:  # noqa: BLE001 - reported below, after the other plugins ran
+            name = impl.plugin_name.split("#")[0]
+            log.error("after_run of plugin %r raised %s: %s", name, type(exc).__name__, exc)
+            if first is None:
+                if hasattr(exc, "add_note"):
+                    exc.add_note(f"(raised by plugin {name!r} in hook 'after_run')")
+                    exc._crystallize_blamed = True  # type: ignore[attr-defined]
+                first = exc
+    if first is not None:
+        raise first
 
 
 def _call(callers: HookCallers, hook: str, **kwargs: Any) -> Any:
@@ -260,6 +305,7 @@ def execute(
 
     completed = CompletedWork()
     tracker: ConditionTracker | None = None
+    source.prepare(run)
     try:
         run.store = _call(callers, "open_store", experiment=experiment, run=run)
         if run.store is None and experiment.outputs:
@@ -301,11 +347,11 @@ def execute(
         _blame(exc, callers)
         partial = _build_result(run, tracker, completed, hypotheses, verify=False)
         try:
-            _call(callers, "after_run", experiment=experiment, run=run, result=partial)
+            _after_run(callers, experiment=experiment, run=run, result=partial)
         except Exception as after_exc:  # noqa: BLE001 - keep the original error
             log.error("after_run raised %r while handling %r", after_exc, exc)
         raise
-    _call(callers, "after_run", experiment=experiment, run=run, result=result)
+    _after_run(callers, experiment=experiment, run=run, result=result)
     if result.errors:
         count_failed = sum(len(e) for e in result.errors.values())
         log.warning(

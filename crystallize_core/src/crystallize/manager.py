@@ -312,7 +312,8 @@ def add_monitor(before: Any) -> None:
 
 def remove_monitor(before: Any) -> None:
     with _registry._lock:
-        _registry.monitors = [m for m in _registry.monitors if m is not before]
+        # ==, not `is`: each access to a bound method builds a new object
+        _registry.monitors = [m for m in _registry.monitors if m != before]
         _registry.generation += 1
 
 

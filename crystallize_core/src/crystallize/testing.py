@@ -89,8 +89,9 @@ def plugin_registered(plugin: Any, name: str | None = None) -> Iterator[Any]:
 def record_hooks() -> Iterator[HookRecorder]:
     """Record every hook call made inside the ``with`` block."""
     recorder = HookRecorder()
-    manager.add_monitor(recorder._before)
+    monitor = recorder._before
+    manager.add_monitor(monitor)
     try:
         yield recorder
     finally:
-        manager.remove_monitor(recorder._before)
+        manager.remove_monitor(monitor)

@@ -30,7 +30,8 @@ class ParallelExecution:
         Python; everything a replicate uses must pickle with cloudpickle).
     :param retries: process pools only — how many times a replicate whose
         worker process died is run again before it is recorded as a
-        ``WorkerLost`` error (which ``strategy="resume"`` reruns).
+        ``WorkerLost`` error (which ``strategy="resume"`` reruns). Replicates
+        that merely shared the pool are rerun without being charged.
     :param mp_context: process pools only — the :mod:`multiprocessing` start
         method (``"fork"``, ``"spawn"``, ``"forkserver"``); the platform's
         default when ``None``.
@@ -103,62 +104,119 @@ class ParallelExecution:
     # -- processes ------------------------------------------------------------
 
     def _in_processes(self, batch: ReplicateBatch) -> None:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-        from concurrent.futures.process import BrokenProcessPool
+        """Run units in process pools; survive workers that die.
 
-        from crystallize.execution.worker import decode_outcome, init_pool_worker, lost_unit, run_pooled
+        When a worker dies, ``ProcessPoolExecutor`` fails every unit still in
+        the pool. Units that had not started run again at no charge. Units
+        that were running are *suspects*: each reruns alone, in a pool of its
+        own, so a replicate that kills its worker is identified and charged
+        (``retries``, then a ``WorkerLost`` error) without taking the others
+        down with it.
+        """
+        import multiprocessing
+
+        from crystallize.execution.worker import lost_unit
 
         payload, token = batch.payload(), batch.token  # fails early, naming what does not pickle
         context = multiprocessing.get_context(self.mp_context)
-        lost: Counter[Unit] = Counter()
+        deaths: Counter[Unit] = Counter()
+        unseen: Counter[Unit] = Counter()
         pending = list(batch.units)
-        while pending:
-            pids = context.SimpleQueue()
-            pool = ProcessPoolExecutor(
-                max_workers=min(self.workers, len(pending)),
-                mp_context=context,
-                initializer=init_pool_worker,
-                initargs=(payload, token, pids),
+        suspects: list[Unit] = []
+        while pending or suspects:
+            alone = bool(suspects)
+            units = [suspects.pop(0)] if alone else pending
+            lost, started = _run_pool(batch, context, payload, token, units, 1 if alone else self.workers)
+            if not alone:
+                pending = []
+            if not lost:
+                continue
+            log.warning(
+                "a worker process died; %d replicate(s) were still in its pool: %s",
+                len(lost),
+                ", ".join(f"{c}/{r}" for c, r in lost),
             )
-            broken: list[tuple[Unit, BaseException]] = []
-            try:
-                futures = {pool.submit(run_pooled, token, c, r): (c, r) for c, r in pending}
-                for future in as_completed(futures):
-                    try:
-                        blob = future.result()
-                    except BrokenProcessPool as exc:
-                        broken.append((futures[future], exc))
+            for unit in lost:
+                if not alone and unit not in started:
+                    unseen[unit] += 1  # queued, never started: not its fault...
+                    if unseen[unit] <= 3:
+                        pending.append(unit)
                         continue
-                    batch.report(decode_outcome(blob))
-            except BaseException:
-                _stop_workers(pids)
-                pool.shutdown(wait=False, cancel_futures=True)
-                raise
-            pool.shutdown(wait=True)
-            pending = []
-            if broken:
-                log.warning(
-                    "a worker process died; %d replicate(s) in flight or queued were lost: %s",
-                    len(broken),
-                    ", ".join(f"{c}/{r}" for (c, r), _ in broken),
-                )
-            for unit, exc in broken:
-                lost[unit] += 1
-                if lost[unit] > self.retries:
-                    reason = f"the worker process died while running it ({exc})"
-                    batch.report(lost_unit(unit[0], unit[1], reason))
+                    suspects.append(unit)  # ...unless that keeps happening
+                elif not alone and len(lost) > 1:
+                    suspects.append(unit)  # was running: find out alone
                 else:
-                    pending.append(unit)
+                    deaths[unit] += 1
+                    if deaths[unit] > self.retries:
+                        reason = f"the worker process died while running it ({deaths[unit]} time(s))"
+                        batch.report(lost_unit(unit[0], unit[1], reason))
+                    else:
+                        suspects.append(unit)
 
     def __repr__(self) -> str:
         return f"ParallelExecution(max_workers={self.max_workers!r}, executor_type={self.executor_type!r})"
 
 
-def _stop_workers(pids: Any) -> None:
+def _run_pool(
+    batch: ReplicateBatch, context: Any, payload: bytes, token: str, units: list[Unit], workers: int
+) -> tuple[list[Unit], set[Unit]]:
+    """Run ``units`` in one process pool, reporting outcomes as they arrive.
+
+    Returns the units lost because the pool broke, and the units whose
+    execution had started (workers announce each unit on the event queue).
+    """
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    from crystallize.execution.worker import decode_outcome, init_pool_worker, run_pooled
+
+    events = context.SimpleQueue()
+    pool = ProcessPoolExecutor(
+        max_workers=min(workers, len(units)),
+        mp_context=context,
+        initializer=init_pool_worker,
+        initargs=(payload, token, events),
+    )
+    lost: list[Unit] = []
+    pids: list[int] = []
+    started: set[Unit] = set()
+    try:
+        futures = {}
+        for index, unit in enumerate(units):
+            try:
+                futures[pool.submit(run_pooled, token, *unit)] = unit
+            except BrokenProcessPool:  # a worker died while we were still submitting
+                lost.extend(units[index:])
+                break
+        for future in as_completed(futures):
+            try:
+                blob = future.result()
+            except BrokenProcessPool:
+                lost.append(futures[future])
+                continue
+            batch.report(decode_outcome(blob))
+    except BaseException:
+        _drain(events, pids, started)
+        _stop_workers(pids)
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    _drain(events, pids, started)
+    return lost, started
+
+
+def _drain(events: Any, pids: list[int], started: set[Unit]) -> None:
+    while not events.empty():
+        event = events.get()
+        if event[0] == "pid":
+            pids.append(event[1])
+        else:
+            started.add((event[1], event[2]))
+
+
+def _stop_workers(pids: list[int]) -> None:
     """Terminate the pool's worker processes (after Ctrl-C in the main process)."""
-    while not pids.empty():
-        pid = pids.get()
+    for pid in pids:
         try:
             os.kill(pid, signal.SIGTERM)
         except (ProcessLookupError, PermissionError):

@@ -191,14 +191,21 @@ def lost_unit(
 # -- process pools -----------------------------------------------------------
 
 
-def init_pool_worker(payload: bytes, token: str, pids: Any) -> None:
+_EVENTS: Any = None  # the pool's event queue, in a worker process
+
+
+def init_pool_worker(payload: bytes, token: str, events: Any) -> None:
     """``ProcessPoolExecutor`` initializer: announce our pid, build the runner."""
+    global _EVENTS
     # Ctrl-C is handled by the main process, which cancels and stops workers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    pids.put(os.getpid())
+    _EVENTS = events
+    events.put(("pid", os.getpid()))
     _runner(token, payload)
 
 
 def run_pooled(token: str, condition: str, replicate: int) -> bytes:
-    """Pool task: run a unit with the runner the initializer built."""
+    """Pool task: announce the unit, run it with the runner the initializer built."""
+    if _EVENTS is not None:
+        _EVENTS.put(("start", condition, replicate))
     return encode_outcome(_runner(token, None)(condition, replicate))

@@ -80,10 +80,14 @@ class MetadataPlugin:
             "status": "running",
             "strategy": run.strategy,
             "description": experiment.description,
-            "conditions": list(run.conditions),
-            "fingerprints": dict(run.fingerprints),
+            # A resumed folder keeps conditions this invocation left out.
+            "conditions": list(dict.fromkeys([*previous.get("conditions", ()), *run.conditions])),
+            "fingerprints": {**previous.get("fingerprints", {}), **run.fingerprints},
             "outputs": sorted(experiment.outputs),
-            "completed_conditions": sorted(run.completed.conditions) if run.completed else [],
+            "completed_conditions": [
+                *(c for c in previous.get("completed_conditions", ()) if c not in run.conditions),
+                *(c for c in run.conditions if run.completed and c in run.completed.conditions),
+            ],
             "upstream": [u.to_json() for u in run.upstream],
             "seeds": run.facts.get("seed"),
             "facts": dict(run.facts),

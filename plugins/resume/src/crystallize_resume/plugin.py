@@ -30,7 +30,9 @@ class ResumePlugin:
       :class:`~crystallize.errors.ResumeError` (resuming would mix two
       pipelines' results; use ``strategy="rerun"`` for a new version);
     - a condition with a completion marker for the same replicate count and
-      treatment is complete: its metrics come from ``results.json``;
+      treatment is complete: its metrics come from ``results.json`` (a marker
+      written by crystallize-ml, which records no count, is trusted only when
+      every metric has a value per replicate of ``metadata.json``'s count);
     - otherwise each journaled replicate of the same treatment is complete;
       the rest (failed, interrupted, never started) runs again;
     - a condition whose treatment changed since it ran is rerun whole.
@@ -51,7 +53,7 @@ class ResumePlugin:
         if not store.resumed:
             log.info("no earlier run of %s to resume; starting %s", experiment.key_label, store.location)
             return None
-        self._check_identity(experiment, run, store)
+        metadata = self._check_identity(experiment, run, store)
         conditions: dict[str, Any] = {}
         replicates: dict[str, dict[int, Any]] = {}
         for condition in run.conditions:
@@ -60,7 +62,10 @@ class ResumePlugin:
             if record is not None and record.fingerprint not in (None, fingerprint):
                 log.warning("condition %r changed since it ran; it runs again from scratch", condition)
                 continue
-            if record is not None and record.replicates in (None, run.replicates):
+            if record is not None and (
+                record.replicates == run.replicates
+                or (record.replicates is None and _legacy_complete(record.metrics, metadata, run.replicates))
+            ):
                 conditions[condition] = record.metrics
                 continue
             done = {
@@ -84,7 +89,7 @@ class ResumePlugin:
         return CompletedWork(conditions=conditions, replicates=replicates)
 
     @staticmethod
-    def _check_identity(experiment: Experiment, run: Run, store: RunStore) -> None:
+    def _check_identity(experiment: Experiment, run: Run, store: RunStore) -> dict[str, Any]:
         try:
             document = store.read_json("metadata.json")
         except ValueError as exc:
@@ -92,7 +97,7 @@ class ResumePlugin:
                 f"cannot resume {store.location}: {exc}. Run with strategy='rerun' to start afresh"
             ) from None
         if not isinstance(document, dict):
-            return
+            return {}
         recorded = document.get("id")
         if recorded and recorded != run.experiment_id:
             raise ResumeError(
@@ -100,6 +105,15 @@ class ResumePlugin:
                 f"changed since that run (recorded id {recorded}, now {run.experiment_id}). Resuming "
                 "would mix results of two different pipelines; use strategy='rerun' to start a new run"
             )
+        return document
 
     def __repr__(self) -> str:
         return "ResumePlugin()"
+
+
+def _legacy_complete(metrics: Any, metadata: dict[str, Any], replicates: int) -> bool:
+    """Trust a crystallize-ml marker (it records no count, and was written even
+    over failed replicates) only if every metric has a value per replicate."""
+    if metadata.get("replicates") != replicates or not isinstance(metrics, dict) or not metrics:
+        return False
+    return all(isinstance(v, list) and v and len(v) % replicates == 0 for v in metrics.values())
