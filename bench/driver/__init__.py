@@ -1,0 +1,1 @@
+"""The benchmark driver: plans, runs and reports the workloads in ``bench/workloads``."""
