@@ -58,8 +58,9 @@ COMMITS = (
     + CONDITIONS * REPLICATES * ARTIFACTS_PER_REPLICATE  # artifacts
     + CONDITIONS * REPLICATES // 2  # journal lines (the child writes one every 2 replicates)
     + CONDITIONS * 2  # results.json + completion marker
-    + 1  # manifest.json
     + 1  # metadata.json (completed)
+    + 1  # manifest.json
+    + 1  # .index.json (the completion index, a cache)
 )
 
 

@@ -36,6 +36,7 @@ def test_layout_results_markers_and_manifest(tmp_path):
     run_dir = tmp_path / "producer" / "v0"
     assert result.run.location == str(run_dir) and result.run.version == 0
     assert files_under(run_dir) == [
+        ".index.json",
         ".lock",
         "baseline/.crystallize_complete",
         "baseline/replicates.jsonl",

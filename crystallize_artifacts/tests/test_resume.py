@@ -156,3 +156,25 @@ def test_unnamed_experiment_resumes_under_its_id(tmp_path):
     )
     out_exp.run()
     assert (tmp_path / out_exp.id / "v0" / "baseline" / ".crystallize_complete").exists()
+
+
+def test_the_completion_index_is_trusted_only_while_its_files_are_unchanged(tmp_path):
+    from crystallize_artifacts.commit import write_atomic
+
+    first = experiment(tmp_path, replicates=2).run()
+    run_dir = tmp_path / "producer" / "v0"
+    index_path = run_dir / ".index.json"
+    index = json.loads(index_path.read_bytes())
+    assert set(index["conditions"]) == {"baseline", "double"}
+    # Plant a value only the index holds: if resume reports it, it read the index, not the files.
+    index["conditions"]["baseline"]["metrics"] = {"value": ["from the index"]}
+    write_atomic(index_path, json.dumps(index).encode())
+    assert experiment(tmp_path, replicates=2).run(strategy="resume").metrics.baseline.metrics == {
+        "value": ["from the index"]
+    }
+    # Replacing results.json (same bytes, new file) makes the entry stale: the files are read again.
+    results = run_dir / "baseline" / "results.json"
+    write_atomic(results, results.read_bytes())
+    resumed = experiment(tmp_path, replicates=2).run(strategy="resume")
+    assert resumed.metrics == first.metrics
+    assert json.loads(index_path.read_bytes())["conditions"]["baseline"]["metrics"] == first.metrics.baseline.metrics

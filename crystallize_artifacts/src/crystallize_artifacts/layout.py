@@ -8,6 +8,7 @@
     <root>/<experiment>/v<N>/<condition>/results.json
     <root>/<experiment>/v<N>/<condition>/replicates.jsonl
     <root>/<experiment>/v<N>/<condition>/.crystallize_complete
+    <root>/<experiment>/v<N>/.index.json       (a cache of completed conditions)
 
 ``<experiment>`` is the experiment's name, or its id when unnamed.
 """
@@ -24,6 +25,7 @@ __all__ = [
     "MARKER",
     "JOURNAL",
     "LOCK",
+    "INDEX",
     "CONSUMERS",
     "RESERVED_CONDITION",
     "version_dir",
@@ -38,6 +40,7 @@ RESULTS = "results.json"
 MARKER = ".crystallize_complete"
 JOURNAL = "replicates.jsonl"
 LOCK = ".lock"
+INDEX = ".index.json"
 CONSUMERS = ".consumers"
 
 _VERSION = re.compile(r"^v(\d+)$")

@@ -189,6 +189,10 @@ def _has_size(path: Path, size: int) -> bool:
         return False
 
 
+def _index_entry(record: ConditionRecord) -> dict[str, Any]:
+    return {"metrics": record.metrics, "replicates": record.replicates, "fingerprint": record.fingerprint}
+
+
 class LocalRunStore:
     """The :class:`~crystallize.store.RunStore` of ``crystallize-artifacts``."""
 
@@ -217,9 +221,12 @@ class LocalRunStore:
         self._last_flush = time.monotonic()
         # {condition: {replicate: (metrics, [records])}} of journaled replicates
         self._replicates: dict[str, dict[int, tuple[Mapping[str, Any], list[ArtifactRecord]]]] = {}
-        self._completed: dict[str, list[ArtifactRecord]] = {}
-        self._vouched: dict[str, list[ArtifactRecord]] = {}  # read, not yet accepted by resume
+        self._completed: dict[str, list[ArtifactRecord] | None] = {}  # None: not read yet
+        self._vouched: dict[str, list[ArtifactRecord] | None] = {}  # read, not yet accepted by resume
         self._journal_entries: dict[str, dict[int, Any]] = {}
+        self._index: dict[str, Any] | None = None  # .index.json as loaded
+        self._index_entries: dict[str, dict[str, Any]] = {}
+        self._index_dirty = not resumed  # a new run always writes its index
         self._run_conditions: tuple[str, ...] | None = None
         self._changed = False
         self._guard = threading.Lock()
@@ -282,6 +289,18 @@ class LocalRunStore:
         write_atomic(file, to_json_bytes(document, what=str(file)), durable=self.durable)
 
     def completed_condition(self, condition: str) -> ConditionRecord | None:
+        entry = self._load_index().get(condition)
+        if entry is not None and entry.get("stat") == self._stat_signature(condition):
+            # The marker and results.json are byte-for-byte the files the index
+            # describes (same inode, size and mtime): no need to read them.
+            self._vouched[condition] = None  # artifact records are read if ever needed
+            self._index_entries[condition] = entry
+            return ConditionRecord(
+                condition=condition,
+                replicates=entry.get("replicates"),
+                fingerprint=entry.get("fingerprint"),
+                metrics=entry.get("metrics", {}),
+            )
         folder = self.dir / condition
         try:
             marker = (folder / layout.MARKER).read_bytes()
@@ -309,13 +328,16 @@ class LocalRunStore:
             log.warning("%s: completion marker ignored, results.json is malformed (%s)", folder, exc)
             return None
         self._vouched[condition] = records
-        return ConditionRecord(
+        record = ConditionRecord(
             condition=condition,
             replicates=vouched.get("replicates", doc.get("replicates")),
             fingerprint=doc.get("fingerprint"),
             metrics=doc.get("metrics", {}),
             replicate_metrics=replicate_metrics,
         )
+        self._index_entries[condition] = _index_entry(record)
+        self._index_dirty = True  # read from the files: the index lacks it or is stale
+        return record
 
     def finished_replicates(self, condition: str) -> dict[int, ReplicateRecord]:
         journal = self.dir / condition / layout.JOURNAL
@@ -414,6 +436,8 @@ class LocalRunStore:
                 if condition in self._vouched:
                     self._completed[condition] = self._vouched[condition]
                 continue
+            if self._index_entries.pop(condition, None) is not None or condition in self._load_index():
+                self._index_dirty = True
             folder = self.dir / condition
             for name in (layout.MARKER, layout.RESULTS):  # the marker first: it is what vouches
                 try:
@@ -444,7 +468,8 @@ class LocalRunStore:
             if name in self._run_conditions or name.startswith((".", "replicate_")) or not entry.is_dir():
                 continue
             if self.completed_condition(name) is not None:
-                records.extend(self._vouched[name])
+                self._completed.setdefault(name, self._vouched[name])
+                records.extend(self._records_of(name))
             else:
                 records.extend(r for rec in self.finished_replicates(name).values() for r in rec.artifacts)
         return records
@@ -498,11 +523,25 @@ class LocalRunStore:
         marker = {"replicates": replicates, "results_sha256": hashlib.sha256(raw).hexdigest()}
         write_atomic(folder / layout.MARKER, to_json_bytes(marker, what="marker"), durable=self.durable)
         self._completed[condition] = records
+        self._index_entries[condition] = {"metrics": metrics, "replicates": replicates, "fingerprint": fingerprint}
+        self._index_dirty = True
         self._changed = True
+
+    def _records_of(self, condition: str) -> list[ArtifactRecord]:
+        """A completed condition's artifact records (read from results.json if not loaded)."""
+        records = self._completed.get(condition)
+        if records is None:
+            try:
+                doc = json.loads((self.dir / condition / layout.RESULTS).read_bytes())
+                records = [ArtifactRecord.from_json(r) for r in doc.get("artifacts", ())]
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                records = []
+            self._completed[condition] = records
+        return records
 
     def artifact_records(self) -> list[ArtifactRecord]:
         """Every artifact this run holds that a marker or journal line vouches for."""
-        records = [r for recs in self._completed.values() for r in recs]
+        records = [r for condition in list(self._completed) for r in self._records_of(condition)]
         for condition, reps in self._replicates.items():
             if condition not in self._completed:
                 records.extend(r for _, recs in reps.values() for r in recs)
@@ -524,9 +563,49 @@ class LocalRunStore:
                     "artifacts": [r.to_json() for r in self.artifact_records() + self._records_outside_this_run()],
                 }
                 write_atomic(self.dir / layout.MANIFEST, to_json_bytes(manifest, what="manifest"), durable=self.durable)
+            if not self.readonly:
+                self._write_index()
         finally:
             _unlock(self._lock_fd)
             self._lock_fd = None
+
+    # -- the completion index: a cache, validated by stat --------------------------------
+
+    def _stat_signature(self, condition: str) -> list[int] | None:
+        base = f"{self.location}/{condition}/"
+        try:
+            marker = os.stat(base + layout.MARKER)
+            results = os.stat(base + layout.RESULTS)
+        except OSError:
+            return None
+        return [marker.st_ino, marker.st_size, marker.st_mtime_ns, results.st_ino, results.st_size, results.st_mtime_ns]
+
+    def _load_index(self) -> dict[str, Any]:
+        if self._index is None:
+            try:
+                loaded = json.loads((self.dir / layout.INDEX).read_bytes())
+            except (OSError, ValueError):
+                loaded = None
+            self._index = loaded.get("conditions", {}) if isinstance(loaded, dict) else {}
+        return self._index
+
+    def _write_index(self) -> None:
+        """Record completed conditions with the identity of their files (after the markers)."""
+        if not self._index_dirty:
+            return  # every completed condition was confirmed from the index as it is
+        entries = {}
+        for condition in self._completed:
+            entry = self._index_entries.get(condition)
+            signature = self._stat_signature(condition)
+            if entry is not None and signature is not None:
+                entries[condition] = {**entry, "stat": signature}
+        for condition, entry in self._load_index().items():  # conditions this run left out
+            outside = condition not in entries and condition not in (self._run_conditions or ())
+            if outside and entry.get("stat") == self._stat_signature(condition):
+                entries[condition] = entry
+        if entries != self._load_index():
+            document = {"conditions": entries}
+            write_atomic(self.dir / layout.INDEX, to_json_bytes(document, what="index"), durable=self.durable)
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -550,6 +629,9 @@ class LocalRunStore:
         state["_completed"] = {}
         state["_dirs"] = set()
         state["_vouched"] = {}
+        state["_index"] = None
+        state["_index_entries"] = {}
+        state["_index_dirty"] = False
         state["_journal_entries"] = {}
         state["_guard"] = None
         return state

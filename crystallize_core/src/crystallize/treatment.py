@@ -21,6 +21,21 @@ if TYPE_CHECKING:
 __all__ = ["Treatment"]
 
 
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def _fingerprint(spec: Any) -> str:
+    if isinstance(spec, dict) and all(isinstance(v, _PLAIN) for v in spec.values()):
+        # The common case, fast: the repr of plain values (str, int, float,
+        # bool, None) is the same in every process.
+        blob = "plain:" + repr(sorted(spec.items()))
+    else:
+        from crystallize.identity import describe
+
+        blob = json.dumps(describe(spec), sort_keys=True, separators=(",", ":"))
+    return hashlib.blake2b(blob.encode(), digest_size=8).hexdigest()
+
+
 class Treatment:
     """A condition: ``Treatment("fast", {"lr": 0.1})`` or ``Treatment("fast", fn)``.
 
@@ -33,6 +48,7 @@ class Treatment:
         self.name = check_name(name, "treatment")
         self.values: dict[str, Any] | None = None
         self.fn: Callable[[FrozenContext], Any] | None = None
+        self._fingerprint: str | None = None
         if isinstance(apply, Mapping):
             self.values = dict(apply)
         elif callable(apply):
@@ -53,12 +69,10 @@ class Treatment:
             self.fn(ctx)
 
     def fingerprint(self) -> str:
-        """A short hash of what this treatment does, stable across processes."""
-        from crystallize.identity import describe
-
-        spec = describe(self.values if self.values is not None else self.fn)
-        blob = json.dumps(spec, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        """A short hash of what this treatment does, stable across processes (cached)."""
+        if self._fingerprint is None:
+            self._fingerprint = _fingerprint(self.values if self.values is not None else self.fn)
+        return self._fingerprint
 
     def __repr__(self) -> str:
         what = self.values if self.values is not None else getattr(self.fn, "__qualname__", self.fn)

@@ -101,7 +101,9 @@ class MetadataPlugin:
             "finished_at": None,
         }
         self._documents[run.run_id] = document
-        store.write_json(METADATA_FILE, document)
+        nothing_to_run = run.completed is not None and set(run.conditions) <= set(run.completed.conditions)
+        if not nothing_to_run:  # a resume with nothing left only gets its final write
+            store.write_json(METADATA_FILE, document)
 
     @hookimpl
     def on_condition_complete(self, run: Run, condition: str, errors: Mapping[int, ReplicateError]) -> None:
