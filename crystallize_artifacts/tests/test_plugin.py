@@ -39,10 +39,8 @@ def test_layout_results_markers_and_manifest(tmp_path):
         ".index.json",
         ".lock",
         "baseline/.crystallize_complete",
-        "baseline/replicates.jsonl",
-        "baseline/results.json",
+        "baseline/results.json",  # no journal: a completed condition's results supersede it
         "double/.crystallize_complete",
-        "double/replicates.jsonl",
         "double/results.json",
         "manifest.json",
         "metadata.json",

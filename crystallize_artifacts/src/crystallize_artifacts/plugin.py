@@ -159,6 +159,7 @@ class ArtifactPlugin:
         if store is None:
             return
         if errors:
+            store.flush_journals(condition)  # so that resume skips the replicates that succeeded
             log.warning(
                 "condition %r of %s: %d replicate(s) failed; no completion marker written, "
                 "strategy='resume' reruns them",

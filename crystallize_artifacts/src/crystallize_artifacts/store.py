@@ -68,7 +68,7 @@ _ENCODER = json.JSONEncoder(default=_json_default, separators=(",", ":"))
 #: more than JOURNAL_SECONDS after the last write. A crash loses at most the
 #: unwritten entries: those replicates run again on resume (their artifacts
 #: are overwritten atomically); nothing is ever inconsistent.
-JOURNAL_BATCH = 256
+JOURNAL_BATCH = 1024
 JOURNAL_SECONDS = 1.0
 
 
@@ -178,10 +178,6 @@ def _last_byte(path: Path) -> bytes:
         return handle.read(1)
 
 
-#: what the store keeps for a journaled replicate with no metrics and no artifacts
-_NOTHING: tuple[Mapping[str, Any], list[ArtifactRecord]] = ({}, [])
-
-
 def _has_size(path: Path, size: int) -> bool:
     try:
         return path.stat().st_size == size
@@ -190,7 +186,13 @@ def _has_size(path: Path, size: int) -> bool:
 
 
 def _index_entry(record: ConditionRecord) -> dict[str, Any]:
-    return {"metrics": record.metrics, "replicates": record.replicates, "fingerprint": record.fingerprint}
+    per_replicate = record.replicate_metrics
+    return {
+        "metrics": record.metrics,
+        "replicates": record.replicates,
+        "fingerprint": record.fingerprint,
+        "replicate_metrics": None if per_replicate is None else {str(r): m for r, m in per_replicate.items()},
+    }
 
 
 class LocalRunStore:
@@ -295,11 +297,13 @@ class LocalRunStore:
             # describes (same inode, size and mtime): no need to read them.
             self._vouched[condition] = None  # artifact records are read if ever needed
             self._index_entries[condition] = entry
+            per_replicate = entry.get("replicate_metrics")
             return ConditionRecord(
                 condition=condition,
                 replicates=entry.get("replicates"),
                 fingerprint=entry.get("fingerprint"),
                 metrics=entry.get("metrics", {}),
+                replicate_metrics=None if per_replicate is None else {int(k): v for k, v in per_replicate.items()},
             )
         folder = self.dir / condition
         try:
@@ -393,6 +397,26 @@ class LocalRunStore:
         self._writable()
         condition = outcome.condition
         records = [r for r in outcome.artifacts if isinstance(r, ArtifactRecord)] if outcome.artifacts else []
+        seed = outcome.seed
+        if not outcome.metrics and not records and (seed is None or type(seed) is int):
+            # Nothing the encoder could refuse: build the line directly.
+            encoded = b'{"replicate":%d,"fingerprint":%s,"metrics":{},"artifacts":[],"seed":%s}' % (
+                outcome.replicate,
+                b"null" if fingerprint is None else _ENCODER.encode(fingerprint).encode(),
+                b"null" if seed is None else str(seed).encode(),
+            )
+        else:
+            encoded = self._encode_entry(outcome, fingerprint, records)
+        self._unwritten.setdefault(condition, []).append(encoded)
+        if outcome.metrics or records:  # nothing to remember otherwise: the journal has it
+            self._replicates.setdefault(condition, {})[outcome.replicate] = (outcome.metrics, records)
+        self._changed = True
+        self._pending_lines += 1
+        if self._pending_lines >= JOURNAL_BATCH or time.monotonic() - self._last_flush >= JOURNAL_SECONDS:
+            self.flush_journals()
+
+    def _encode_entry(self, outcome: ReplicateOutcome, fingerprint: str | None, records: list[ArtifactRecord]) -> bytes:
+        condition = outcome.condition
         entry = {
             "replicate": outcome.replicate,
             "fingerprint": fingerprint,
@@ -401,22 +425,13 @@ class LocalRunStore:
             "seed": outcome.seed,
         }
         try:
-            encoded = _ENCODER.encode(entry).encode("utf-8")
+            return _ENCODER.encode(entry).encode("utf-8")
         except (TypeError, ValueError) as exc:
             raise ReplicateRejected(
                 f"the metrics of condition {condition!r} replicate {outcome.replicate} cannot be stored as "
                 f"JSON: {exc}. Record numbers, strings, booleans, or lists and dicts of them "
                 "(NumPy values are converted)"
             ) from None
-        self._unwritten.setdefault(condition, []).append(encoded)
-        if outcome.metrics or records:  # the journal itself holds everything else
-            self._replicates.setdefault(condition, {})[outcome.replicate] = (outcome.metrics, records)
-        else:
-            self._replicates.setdefault(condition, {})[outcome.replicate] = _NOTHING
-        self._changed = True
-        self._pending_lines += 1
-        if self._pending_lines >= JOURNAL_BATCH or time.monotonic() - self._last_flush >= JOURNAL_SECONDS:
-            self.flush_journals()
 
     def prepare_resume(self, conditions: tuple[str, ...], completed: CompletedWork) -> None:
         """Make the folder vouch for exactly what resume reuses, before anything reruns.
@@ -439,24 +454,51 @@ class LocalRunStore:
             if self._index_entries.pop(condition, None) is not None or condition in self._load_index():
                 self._index_dirty = True
             folder = self.dir / condition
-            for name in (layout.MARKER, layout.RESULTS):  # the marker first: it is what vouches
+            reused = completed.replicates.get(condition, {})
+            entries = dict(self._journal_entries.get(condition, {}))
+            missing = [r for r in reused if r not in entries]
+            if missing:  # reused from results.json (a completed condition keeps no journal)
+                for replicate, entry in self._entries_from_results(condition, missing).items():
+                    entries[replicate] = entry
+                    records = [ArtifactRecord.from_json(a) for a in entry["artifacts"]]
+                    self._replicates.setdefault(condition, {})[replicate] = (entry["metrics"], records)
+            self._replicates[condition] = {r: v for r, v in self._replicates.get(condition, {}).items() if r in reused}
+            kept = [entries[r] for r in sorted(reused) if r in entries]
+            journal = folder / layout.JOURNAL
+            if kept or journal.exists():  # first the journal of what is reused...
+                self._ensure_dir(folder)
+                write_atomic(journal, (_ENCODER.encode(kept).encode("utf-8") + b"\n") if kept else b"")
+                touched = True
+            for name in (layout.MARKER, layout.RESULTS):  # ...then withdraw the marker, then results
                 try:
                     os.unlink(folder / name)
                     touched = True
                 except FileNotFoundError:
                     pass
-            reused = completed.replicates.get(condition, {})
-            entries = self._journal_entries.get(condition, {})
-            self._replicates[condition] = {r: v for r, v in self._replicates.get(condition, {}).items() if r in reused}
-            journal = folder / layout.JOURNAL
-            if journal.exists():
-                kept = [entries[r] for r in sorted(reused) if r in entries]
-                write_atomic(journal, (_ENCODER.encode(kept).encode("utf-8") + b"\n") if kept else b"")
-                touched = True
         if touched and self.durable:
             for condition in conditions:
                 if (self.dir / condition).is_dir():
                     fsync_dir(self.dir / condition)
+
+    def _entries_from_results(self, condition: str, replicates: list[int]) -> dict[int, dict[str, Any]]:
+        """Journal entries for some replicates of a completed condition, from its results.json."""
+        try:
+            doc = json.loads((self.dir / condition / layout.RESULTS).read_bytes())
+            per_replicate = doc["replicate_metrics"]
+            artifacts = doc.get("artifacts", [])
+        except (OSError, ValueError, KeyError, TypeError):
+            return {}
+        entries = {}
+        for replicate in replicates:
+            if str(replicate) in per_replicate:
+                entries[replicate] = {
+                    "replicate": replicate,
+                    "fingerprint": doc.get("fingerprint"),
+                    "metrics": per_replicate[str(replicate)],
+                    "artifacts": [a for a in artifacts if a.get("replicate") == replicate],
+                    "seed": None,
+                }
+        return entries
 
     def _records_outside_this_run(self) -> list[ArtifactRecord]:
         """Artifacts of conditions kept in this folder that this run did not include."""
@@ -502,9 +544,14 @@ class LocalRunStore:
     def complete_condition(
         self, condition: str, replicates: int, fingerprint: str | None, metrics: Mapping[str, Any]
     ) -> None:
-        """Commit ``results.json``, then the completion marker."""
+        """Commit ``results.json``, then the completion marker.
+
+        Journal entries of the condition still buffered are dropped, not
+        written: ``results.json`` and the marker supersede them (a crash before
+        the marker only means its replicates run again).
+        """
         self._writable()
-        self.flush_journals(condition)
+        self._pending_lines -= len(self._unwritten.pop(condition, ()))
         done = self._replicates.get(condition, {})
         kept = {r: done[r] for r in sorted(done) if r < replicates}
         records = [record for _, recs in kept.values() for record in recs]
@@ -523,7 +570,12 @@ class LocalRunStore:
         marker = {"replicates": replicates, "results_sha256": hashlib.sha256(raw).hexdigest()}
         write_atomic(folder / layout.MARKER, to_json_bytes(marker, what="marker"), durable=self.durable)
         self._completed[condition] = records
-        self._index_entries[condition] = {"metrics": metrics, "replicates": replicates, "fingerprint": fingerprint}
+        self._index_entries[condition] = {
+            "metrics": metrics,
+            "replicates": replicates,
+            "fingerprint": fingerprint,
+            "replicate_metrics": doc["replicate_metrics"],
+        }
         self._index_dirty = True
         self._changed = True
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +20,7 @@ from pluggy import HookCaller
 from crystallize import manager
 from crystallize.context import BASELINE
 from crystallize.errors import ArtifactStoreError, PluginError, ReplicateRejected, ResumeError
-from crystallize.execution.batch import ReplicateBatch
+from crystallize.execution.batch import ReplicateBatch, Units
 from crystallize.execution.runner import ReplicateRunner
 from crystallize.hooks import HOOK_NAMES
 from crystallize.result import ConditionMetrics, ExperimentMetrics, Result
@@ -144,17 +144,17 @@ def _rejected(outcome: ReplicateOutcome, rejected: ReplicateRejected) -> Replica
     return ReplicateOutcome(outcome.condition, outcome.replicate, {}, error, (), outcome.seed, outcome.duration)
 
 
-def _plan(run: Run, completed: CompletedWork) -> tuple[list[tuple[str, int]], dict[str, int]]:
-    units: list[tuple[str, int]] = []
+def _plan(run: Run, completed: CompletedWork) -> tuple[Units, dict[str, int]]:
+    parts: list[tuple[str, Sequence[int]]] = []
     pending: dict[str, int] = {}
     for condition in run.conditions:
         if condition in completed.conditions:
             continue
         done = completed.replicates.get(condition, {})
-        todo = [(condition, r) for r in range(run.replicates) if r not in done]
-        units.extend(todo)
+        todo: Sequence[int] = range(run.replicates) if not done else [r for r in range(run.replicates) if r not in done]
+        parts.append((condition, todo))
         pending[condition] = len(todo)
-    return units, pending
+    return Units(parts), pending
 
 
 def _resume(experiment: Experiment, run: Run, callers: HookCallers) -> CompletedWork:
@@ -335,9 +335,9 @@ def execute(
             handled = _call(callers, "execute_replicates", experiment=experiment, run=run, batch=batch)
             if not handled:
                 raise PluginError("no execution plugin ran the replicates (execute_replicates returned None)")
-            if batch.pending:
+            if batch.remaining:
                 raise PluginError(
-                    f"the execution plugin returned without reporting {len(batch.pending)} unit(s), "
+                    f"the execution plugin returned without reporting {batch.remaining} unit(s), "
                     f"e.g. {batch.pending[0]}"
                 )
         result = _build_result(run, tracker, completed, hypotheses, verify=True)

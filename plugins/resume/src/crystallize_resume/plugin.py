@@ -33,8 +33,9 @@ class ResumePlugin:
       treatment is complete: its metrics come from ``results.json`` (a marker
       written by crystallize-ml, which records no count, is trusted only when
       every metric has a value per replicate of ``metadata.json``'s count);
-    - otherwise each journaled replicate of the same treatment is complete;
-      the rest (failed, interrupted, never started) runs again;
+    - otherwise each journaled replicate of the same treatment is complete,
+      and so is each replicate of a condition completed for another replicate
+      count; the rest (failed, interrupted, never started) runs again;
     - a condition whose treatment changed since it ran is rerun whole.
     """
 
@@ -73,6 +74,10 @@ class ResumePlugin:
                 for r, rec in store.finished_replicates(condition).items()
                 if rec.fingerprint in (None, fingerprint) and r < run.replicates
             }
+            if record is not None and record.replicate_metrics:  # complete for another replicate count
+                for r, metrics in record.replicate_metrics.items():
+                    if r < run.replicates:
+                        done.setdefault(r, metrics)
             if done:
                 replicates[condition] = done
         run.facts["resume"] = {
