@@ -152,7 +152,11 @@ def workloads(sizes: Sizes, iterations: int) -> list[Workload]:
             "parallel.py",
             f"{sizes.parallel_replicates} replicates of ~{sizes.parallel_seconds:g} s pure Python: "
             "serial vs 2 worker processes (ours: + Dask)",
-            (Case(options(replicates=sizes.parallel_replicates, iterations=iterations)),),
+            (
+                Case(
+                    options(replicates=sizes.parallel_replicates, iterations=iterations, pairs=sizes.in_process_repeats)
+                ),
+            ),
         ),
         Workload(
             "memory",

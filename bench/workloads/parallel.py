@@ -17,6 +17,14 @@ order and in the same process, each as the experiment's construction plus
   ``n_workers=2`` and the start is included (reported in ``info``).
 
 Speed-ups are serial time / parallel time, measured in the same process.
+The host's CPU speed drifts by tens of percent from one second to the next
+on this kind of shared machine, so the serial and parallel runs alternate
+``--pairs`` times (serial, process, [dask], serial, process, ...), each
+speed-up is computed from adjacent runs, and the median is reported.
+
+The Dask cluster's start (``dask_cluster_start_s``) includes importing the
+framework on its workers (``client.run``): a long-lived cluster pays that
+once, not per run.
 """
 
 from __future__ import annotations
@@ -61,31 +69,29 @@ def timed_run(fw, root, replicates: int, iterations: int, execution=None) -> flo
     return elapsed
 
 
-def dask_run(fw, root, replicates: int, iterations: int, values: dict, info: dict) -> None:
+def start_dask(info: dict, values: dict):
+    """A LocalCluster of two single-threaded workers, warmed up; None if unavailable."""
     try:
-        from crystallize_dask import DaskExecution
+        from crystallize_dask import DaskExecution  # noqa: F401
     except ImportError as exc:
         info["dask"] = f"not measured: crystallize_dask is not importable ({exc})"
-        return
+        return None
     from distributed import Client, LocalCluster
 
     start = now()
     cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
     client = Client(cluster)
     client.wait_for_workers(2)
+    client.run(lambda: __import__("crystallize") and __import__("crystallize_artifacts"))
     values["dask_cluster_start_s"] = now() - start
-    try:
-        try:
-            execution = DaskExecution(client=client)
-            info["dask"] = "DaskExecution(client=...) on a LocalCluster started before timing"
-        except TypeError:
-            execution = DaskExecution(n_workers=2)
-            info["dask"] = "DaskExecution(n_workers=2): cluster start included in dask_s"
-        values["dask_s"] = timed_run(fw, root, replicates, iterations, execution)
-    finally:
-        client.close()
-        cluster.close()
-    values["dask_speedup"] = values["serial_s"] / values["dask_s"]
+    info["dask"] = "DaskExecution(client=...) on a LocalCluster started (and warmed) before timing"
+    return cluster, client
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
 def main() -> None:
@@ -93,6 +99,7 @@ def main() -> None:
     p.add_argument("--replicates", type=int, default=8)
     p.add_argument("--iterations", type=int, required=True, help="burn() turns per replicate (from the driver)")
     p.add_argument("--no-dask", action="store_true")
+    p.add_argument("--pairs", type=int, default=3, help="serial/parallel alternations (median reported)")
     args = p.parse_args()
     fw = _common.framework(args.framework)
     values: dict[str, float] = {}
@@ -103,13 +110,36 @@ def main() -> None:
         start = now()
         burn(args.iterations)
         values["one_replicate_s"] = now() - start
-        values["serial_s"] = timed_run(fw, scratch / "serial", args.replicates, args.iterations)
-        pool = fw.ParallelExecution(max_workers=2, executor_type="process")
-        values["process_s"] = timed_run(fw, scratch / "process", args.replicates, args.iterations, pool)
-        values["process_speedup"] = values["serial_s"] / values["process_s"]
-        if fw.name == "ours" and not args.no_dask:
-            dask_run(fw, scratch / "dask", args.replicates, args.iterations, values, info)
+        dask = start_dask(info, values) if fw.name == "ours" and not args.no_dask else None
+        runs: dict[str, list[float]] = {"serial": [], "process": [], "dask": []}
+        try:
+            for pair in range(args.pairs):
+                runs["serial"].append(timed_run(fw, scratch / f"serial{pair}", args.replicates, args.iterations))
+                pool = fw.ParallelExecution(max_workers=2, executor_type="process")
+                runs["process"].append(
+                    timed_run(fw, scratch / f"process{pair}", args.replicates, args.iterations, pool)
+                )
+                if dask is not None:
+                    from crystallize_dask import DaskExecution
 
+                    execution = DaskExecution(client=dask[1])
+                    runs["dask"].append(
+                        timed_run(fw, scratch / f"dask{pair}", args.replicates, args.iterations, execution)
+                    )
+        finally:
+            if dask is not None:
+                dask[1].close()
+                dask[0].close()
+        serial = runs["serial"]
+        values["serial_s"] = median(serial)
+        values["process_s"] = median(runs["process"])
+        # each parallel run against the mean of the serial runs on either side of it
+        around = [(serial[i] + serial[min(i + 1, len(serial) - 1)]) / 2 for i in range(len(serial))]
+        values["process_speedup"] = median([a / p for a, p in zip(around, runs["process"])])
+        if runs["dask"]:
+            values["dask_s"] = median(runs["dask"])
+            values["dask_speedup"] = median([a / d for a, d in zip(around, runs["dask"])])
+        info["pairs"] = args.pairs
     _common.emit("parallel", fw.name, values, info)
 
 
