@@ -26,9 +26,9 @@ _counter = itertools.count()
 _O_BINARY = getattr(os, "O_BINARY", 0)
 
 
-def _temp_name(path: Path) -> Path:
-    token = f"{os.getpid()}-{threading.get_ident()}-{next(_counter)}"
-    return path.with_name(f".{path.name}.{token}{TEMP_SUFFIX}")
+def _temp_name(path: str) -> str:
+    folder, name = os.path.split(path)
+    return os.path.join(folder, f".{name}.{os.getpid()}-{threading.get_ident()}-{next(_counter)}{TEMP_SUFFIX}")
 
 
 def fsync_dir(folder: Path) -> None:
@@ -42,8 +42,9 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, data: bytes | memoryview, *, durable: bool = False) -> None:
+def write_atomic(path: str | Path, data: bytes | memoryview, *, durable: bool = False) -> None:
     """Write ``data`` to ``path`` so that it appears whole or not at all."""
+    path = os.fspath(path)
     temp = _temp_name(path)
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_BINARY, 0o644)
     try:
@@ -64,10 +65,10 @@ def write_atomic(path: Path, data: bytes | memoryview, *, durable: bool = False)
         _discard(temp)
         raise
     if durable:
-        fsync_dir(path.parent)
+        fsync_dir(Path(os.path.dirname(path)))
 
 
-def _discard(temp: Path) -> None:
+def _discard(temp: str) -> None:
     try:
         os.unlink(temp)
     except OSError:

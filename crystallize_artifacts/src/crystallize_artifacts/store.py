@@ -380,10 +380,11 @@ class LocalRunStore:
         """Commit one artifact atomically and return its record."""
         self._writable()
         rel = layout.artifact_relpath(condition, replicate, step, name)
-        path = self.dir / rel
-        self._ensure_dir(path.parent)
+        folder = f"{self.location}/replicate_{replicate}/{condition}/{step}"
+        if folder not in self._dirs:
+            self._make_dirs(folder)
         digest = hashlib.sha256(data).hexdigest()
-        write_atomic(path, data, durable=self.durable)
+        write_atomic(f"{folder}/{name}", data, durable=self.durable)
         self._changed = True
         return ArtifactRecord(name, step, condition, replicate, rel, len(data), digest)
 
@@ -668,8 +669,24 @@ class LocalRunStore:
     def _ensure_dir(self, folder: Path) -> None:
         key = str(folder)
         if key not in self._dirs:
-            folder.mkdir(parents=True, exist_ok=True)
-            self._dirs.add(key)
+            self._make_dirs(key)
+
+    def _make_dirs(self, folder: str) -> None:
+        """Create ``folder`` and missing parents top-down from the nearest known one
+        (``mkdir(parents=True)`` first fails on every missing level, bottom-up)."""
+        missing = []
+        parent = folder
+        while parent not in self._dirs and parent != self.location and len(parent) > 1:
+            missing.append(parent)
+            parent = os.path.dirname(parent)
+        for path in reversed(missing):
+            try:
+                os.mkdir(path)
+            except FileExistsError:
+                pass
+            except FileNotFoundError:  # something above vanished: let the OS sort it out
+                os.makedirs(path, exist_ok=True)
+            self._dirs.add(path)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
