@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from crystallize import manager
+from crystallize.testing import installed_plugins_only
 
 REPO = Path(__file__).resolve().parents[1]
 DISTRIBUTIONS = {
@@ -22,13 +22,9 @@ DISTRIBUTIONS = {
 
 
 @pytest.fixture(autouse=True)
-def guide_plugins(monkeypatch: pytest.MonkeyPatch):
-    """In-process tests see the three guide plugins, nothing else installed here."""
-    monkeypatch.delenv("CRYSTALLIZE_DISABLE_PLUGIN_AUTOLOAD", raising=False)
-    monkeypatch.setenv("CRYSTALLIZE_LOAD_PLUGINS", "artifacts,metadata,resume")
-    manager.reset_autoload()
-    yield
-    manager.reset_autoload()
+def guide_plugins():
+    with installed_plugins_only("artifacts", "metadata", "resume"):
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from crystallize import manager
+from crystallize.testing import installed_plugins_only
 
 
 @pytest.fixture(autouse=True)
-def guide_plugins(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.delenv("CRYSTALLIZE_DISABLE_PLUGIN_AUTOLOAD", raising=False)
-    monkeypatch.setenv("CRYSTALLIZE_LOAD_PLUGINS", "artifacts,metadata,resume")
-    manager.reset_autoload()
-    yield
-    manager.reset_autoload()
+def guide_plugins():
+    with installed_plugins_only("artifacts", "metadata", "resume"):
+        yield

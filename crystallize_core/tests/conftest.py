@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from crystallize import manager
+from crystallize.testing import installed_plugins_only
 
 
 @pytest.fixture(autouse=True)
-def core_only(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("CRYSTALLIZE_DISABLE_PLUGIN_AUTOLOAD", "1")
-    manager.reset_autoload()
-    yield
-    manager.reset_autoload()
+def core_only():
+    with installed_plugins_only():
+        yield

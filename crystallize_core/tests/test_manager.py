@@ -229,3 +229,18 @@ def test_autoload_happens_once_per_process(third_party, autoload):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert manager.generation() == manager.generation()
+
+
+def test_installed_plugins_only_pins_autoloading_for_a_block(third_party, monkeypatch):
+    import os
+
+    from crystallize.testing import installed_plugins_only
+
+    monkeypatch.syspath_prepend(str(third_party))
+    before = os.environ.get("CRYSTALLIZE_LOAD_PLUGINS")
+    with installed_plugins_only("counter"):
+        assert [p.name for p in installed_plugins()] == ["counter"]
+        with installed_plugins_only():
+            assert installed_plugins() == []
+        assert [p.name for p in installed_plugins()] == ["counter"]
+    assert os.environ.get("CRYSTALLIZE_LOAD_PLUGINS") == before

@@ -17,6 +17,7 @@ in this process (serial or thread execution).
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,7 +27,7 @@ import attrs
 
 from crystallize import manager
 
-__all__ = ["HookCall", "HookRecorder", "plugin_registered", "record_hooks"]
+__all__ = ["HookCall", "HookRecorder", "installed_plugins_only", "plugin_registered", "record_hooks"]
 
 
 @attrs.frozen
@@ -83,6 +84,34 @@ def plugin_registered(plugin: Any, name: str | None = None) -> Iterator[Any]:
         yield plugin
     finally:
         manager.unregister_plugin(plugin)
+
+
+@contextmanager
+def installed_plugins_only(*names: str) -> Iterator[None]:
+    """Inside the block, autoload only these installed plugins (none without names).
+
+    Names are entry-point or distribution names, as for
+    ``CRYSTALLIZE_LOAD_PLUGINS``. Installed plugins are loaded afresh on entry
+    and again after the block, so a test suite can pin exactly what is active::
+
+        @pytest.fixture(autouse=True)
+        def only_mine():
+            with installed_plugins_only("my-plugin"):
+                yield
+    """
+    saved = {key: os.environ.get(key) for key in (manager.ENV_ALLOW, manager.ENV_DISABLE_AUTOLOAD)}
+    os.environ.pop(manager.ENV_DISABLE_AUTOLOAD, None)
+    os.environ[manager.ENV_ALLOW] = ",".join(names)
+    manager.reset_autoload()
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        manager.reset_autoload()
 
 
 @contextmanager

@@ -12,19 +12,16 @@ from crystallize import (
     SeedPlugin,
     Treatment,
     data_source,
-    manager,
     pipeline_step,
 )
+from crystallize.testing import installed_plugins_only
 from crystallize_artifacts import ArtifactPlugin
 
 
 @pytest.fixture(autouse=True)
-def guide_plugins(monkeypatch):
-    monkeypatch.delenv("CRYSTALLIZE_DISABLE_PLUGIN_AUTOLOAD", raising=False)
-    monkeypatch.setenv("CRYSTALLIZE_LOAD_PLUGINS", "artifacts,metadata,resume")
-    manager.reset_autoload()
-    yield
-    manager.reset_autoload()
+def guide_plugins():
+    with installed_plugins_only("artifacts", "metadata", "resume"):
+        yield
 
 
 @data_source

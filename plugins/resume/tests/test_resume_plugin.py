@@ -6,6 +6,7 @@ import pytest
 
 from crystallize import Experiment, Pipeline, ResumeError, Treatment, data_source, hookimpl, pipeline_step
 from crystallize.store import ConditionRecord, ReplicateRecord
+from crystallize.testing import installed_plugins_only
 from crystallize_resume import ResumePlugin
 
 
@@ -67,13 +68,9 @@ class Ran:
 
 
 @pytest.fixture(autouse=True)
-def only_resume(monkeypatch):
-    from crystallize import manager
-
-    monkeypatch.setenv("CRYSTALLIZE_DISABLE_PLUGIN_AUTOLOAD", "1")
-    manager.reset_autoload()
-    yield
-    manager.reset_autoload()
+def only_resume():
+    with installed_plugins_only():
+        yield
 
 
 def build(store, spy, replicates=3):
