@@ -31,7 +31,7 @@ def _temp_name(path: str) -> str:
     return os.path.join(folder, f".{name}.{os.getpid()}-{threading.get_ident()}-{next(_counter)}{TEMP_SUFFIX}")
 
 
-def fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: str | Path) -> None:
     """Flush a folder's entries (renames, creations) to the device."""
     if os.name == "nt":  # folders cannot be opened for fsync on Windows
         return
@@ -65,7 +65,7 @@ def write_atomic(path: str | Path, data: bytes | memoryview, *, durable: bool = 
         _discard(temp)
         raise
     if durable:
-        fsync_dir(Path(os.path.dirname(path)))
+        fsync_dir(os.path.dirname(path))
 
 
 def _discard(temp: str) -> None:

@@ -80,13 +80,6 @@ class HookCallers:
             else:
                 setattr(self, name, caller)
 
-    def call(self, name: str, **kwargs: Any) -> Any:
-        """Call hook ``name`` if implemented; return its result (``[]``/``None`` if not)."""
-        caller = getattr(self, name)
-        if caller is None:
-            return None if caller_is_firstresult(self.manager, name) else []
-        return caller(**kwargs)
-
 
 def _direct(impl: pluggy.HookImpl, firstresult: bool) -> Any:
     """A caller for a hook with one plain implementation."""
