@@ -192,7 +192,14 @@ def _index_entry(record: ConditionRecord) -> dict[str, Any]:
         "replicates": record.replicates,
         "fingerprint": record.fingerprint,
         "replicate_metrics": None if per_replicate is None else {str(r): m for r, m in per_replicate.items()},
+        "seeds": None if record.seeds is None else {str(r): s for r, s in record.seeds.items()},
     }
+
+
+def _seeds(document: Mapping[str, Any]) -> dict[int, int | None] | None:
+    """``{replicate: seed}`` as results.json or the index records it (``None`` if it does not)."""
+    seeds = document.get("seeds")
+    return None if not isinstance(seeds, dict) else {int(r): s for r, s in seeds.items()}
 
 
 class LocalRunStore:
@@ -223,6 +230,7 @@ class LocalRunStore:
         self._last_flush = time.monotonic()
         # {condition: {replicate: (metrics, [records])}} of journaled replicates
         self._replicates: dict[str, dict[int, tuple[Mapping[str, Any], list[ArtifactRecord]]]] = {}
+        self._seeds: dict[str, dict[int, int]] = {}  # {condition: {replicate: seed}} of journaled replicates
         self._completed: dict[str, list[ArtifactRecord] | None] = {}  # None: not read yet
         self._vouched: dict[str, list[ArtifactRecord] | None] = {}  # read, not yet accepted by resume
         self._journal_entries: dict[str, dict[int, Any]] = {}
@@ -304,6 +312,7 @@ class LocalRunStore:
                 fingerprint=entry.get("fingerprint"),
                 metrics=entry.get("metrics", {}),
                 replicate_metrics=None if per_replicate is None else {int(k): v for k, v in per_replicate.items()},
+                seeds=_seeds(entry),
             )
         folder = self.dir / condition
         try:
@@ -328,6 +337,7 @@ class LocalRunStore:
             records = [ArtifactRecord.from_json(r) for r in doc.get("artifacts", ())]
             per_replicate = doc.get("replicate_metrics")
             replicate_metrics = None if per_replicate is None else {int(k): v for k, v in per_replicate.items()}
+            seeds = _seeds(doc)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             log.warning("%s: completion marker ignored, results.json is malformed (%s)", folder, exc)
             return None
@@ -338,6 +348,7 @@ class LocalRunStore:
             fingerprint=doc.get("fingerprint"),
             metrics=doc.get("metrics", {}),
             replicate_metrics=replicate_metrics,
+            seeds=seeds,
         )
         self._index_entries[condition] = _index_entry(record)
         self._index_dirty = True  # read from the files: the index lacks it or is stale
@@ -351,6 +362,7 @@ class LocalRunStore:
             return {}
         found: dict[int, ReplicateRecord] = {}
         raw_entries: dict[int, Any] = {}
+        seeds: dict[int, int] = {}
         for line in raw.split(b"\n")[:-1]:  # the last piece lacks its newline: unfinished
             try:
                 parsed = json.loads(line)
@@ -364,14 +376,18 @@ class LocalRunStore:
                     continue
                 if all(_has_size(self.dir / r.path, r.size) for r in records):
                     raw_entries[replicate] = entry
+                    seed = entry.get("seed")
                     found[replicate] = ReplicateRecord(
-                        condition, replicate, entry.get("metrics", {}), entry.get("fingerprint"), tuple(records)
+                        condition, replicate, entry.get("metrics", {}), entry.get("fingerprint"), tuple(records), seed
                     )
+                    if seed is not None:
+                        seeds[replicate] = seed
         with self._guard:
             self._journal_entries[condition] = raw_entries
             bucket = self._replicates.setdefault(condition, {})
             for replicate, record in found.items():
                 bucket[replicate] = (record.metrics, list(record.artifacts))
+            self._seeds.setdefault(condition, {}).update(seeds)
         return found
 
     # -- writing (used by ArtifactPlugin) ---------------------------------------------------
@@ -411,6 +427,8 @@ class LocalRunStore:
         self._unwritten.setdefault(condition, []).append(encoded)
         if outcome.metrics or records:  # nothing to remember otherwise: the journal has it
             self._replicates.setdefault(condition, {})[outcome.replicate] = (outcome.metrics, records)
+        if seed is not None:  # for results.json, so that resume reports it
+            self._seeds.setdefault(condition, {})[outcome.replicate] = seed
         self._changed = True
         self._pending_lines += 1
         if self._pending_lines >= JOURNAL_BATCH or time.monotonic() - self._last_flush >= JOURNAL_SECONDS:
@@ -464,6 +482,11 @@ class LocalRunStore:
                     records = [ArtifactRecord.from_json(a) for a in entry["artifacts"]]
                     self._replicates.setdefault(condition, {})[replicate] = (entry["metrics"], records)
             self._replicates[condition] = {r: v for r, v in self._replicates.get(condition, {}).items() if r in reused}
+            self._seeds[condition] = {r: v for r, v in self._seeds.get(condition, {}).items() if r in reused}
+            for replicate in reused:
+                seed = entries.get(replicate, {}).get("seed")
+                if seed is not None:
+                    self._seeds[condition][replicate] = seed
             kept = [entries[r] for r in sorted(reused) if r in entries]
             journal = folder / layout.JOURNAL
             if kept or journal.exists():  # first the journal of what is reused...
@@ -487,6 +510,7 @@ class LocalRunStore:
             doc = json.loads((self.dir / condition / layout.RESULTS).read_bytes())
             per_replicate = doc["replicate_metrics"]
             artifacts = doc.get("artifacts", [])
+            seeds = doc.get("seeds") or {}
         except (OSError, ValueError, KeyError, TypeError):
             return {}
         entries = {}
@@ -497,7 +521,7 @@ class LocalRunStore:
                     "fingerprint": doc.get("fingerprint"),
                     "metrics": per_replicate[str(replicate)],
                     "artifacts": [a for a in artifacts if a.get("replicate") == replicate],
-                    "seed": None,
+                    "seed": seeds.get(str(replicate)),
                 }
         return entries
 
@@ -556,11 +580,13 @@ class LocalRunStore:
         done = self._replicates.get(condition, {})
         kept = {r: done[r] for r in sorted(done) if r < replicates}
         records = [record for _, recs in kept.values() for record in recs]
+        seeds = self._seeds.get(condition, {})
         doc = {
             "metrics": metrics,
             "replicates": replicates,
             "fingerprint": fingerprint,
             "replicate_metrics": {str(r): m for r, (m, _) in kept.items()},
+            "seeds": {str(r): seeds[r] for r in sorted(seeds) if r < replicates},
             "artifacts": [r.to_json() for r in records],
             "completed_at": _now(),
         }
@@ -576,6 +602,7 @@ class LocalRunStore:
             "replicates": replicates,
             "fingerprint": fingerprint,
             "replicate_metrics": doc["replicate_metrics"],
+            "seeds": doc["seeds"],
         }
         self._index_dirty = True
         self._changed = True
@@ -695,6 +722,7 @@ class LocalRunStore:
         state["_unwritten"] = {}
         state["_pending_lines"] = 0
         state["_replicates"] = {}
+        state["_seeds"] = {}
         state["_completed"] = {}
         state["_dirs"] = set()
         state["_vouched"] = {}

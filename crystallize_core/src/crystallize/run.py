@@ -188,21 +188,32 @@ class CompletedWork:
     """What an ``on_resume`` implementation knows to be complete.
 
     :ivar conditions: conditions whose every replicate finished, with their
-        metrics (``{condition: {metric: [values over replicates]}}``).
-    :ivar replicates: finer units inside unfinished conditions:
-        ``{condition: {replicate: {metric: [values]}}}``.
+        metrics (``{condition: {metric: [values over replicates]}}``, flattened
+        as in ``Result``).
+    :ivar replicates: metrics per replicate, ``{condition: {replicate:
+        {metric: [values]}}}``: for unfinished conditions, the replicates that
+        finished (they are not run again); for conditions in ``conditions``,
+        their split by replicate when it is known (``Result`` then shows
+        resumed replicates exactly as fresh ones).
+    :ivar seeds: ``{condition: {replicate: seed}}`` of those replicates,
+        where known (``ReplicateOutcome.seed`` when they ran).
     """
 
     conditions: Mapping[str, Mapping[str, list[Any]]] = attrs.field(factory=dict)
     replicates: Mapping[str, Mapping[int, Mapping[str, list[Any]]]] = attrs.field(factory=dict)
+    seeds: Mapping[str, Mapping[int, int | None]] = attrs.field(factory=dict)
 
     def merge(self, other: CompletedWork) -> CompletedWork:
         conditions = {**self.conditions, **other.conditions}
         replicates: dict[str, dict[int, Mapping[str, list[Any]]]] = {}
+        seeds: dict[str, dict[int, int | None]] = {}
         for source in (self.replicates, other.replicates):
             for cond, reps in source.items():
                 replicates.setdefault(cond, {}).update(reps)
-        return CompletedWork(conditions=conditions, replicates=replicates)
+        for seed_source in (self.seeds, other.seeds):
+            for cond, known in seed_source.items():
+                seeds.setdefault(cond, {}).update(known)
+        return CompletedWork(conditions=conditions, replicates=replicates, seeds=seeds)
 
     def __bool__(self) -> bool:
         return bool(self.conditions) or any(self.replicates.values())

@@ -32,6 +32,7 @@ class ConditionRecord:
     :ivar fingerprint: hash of the condition's treatment when it ran.
     :ivar metrics: ``{metric: [values over replicates]}`` from ``results.json``.
     :ivar replicate_metrics: the same split by replicate, when recorded.
+    :ivar seeds: ``{replicate: seed}`` the replicates ran with, when recorded.
     """
 
     condition: str
@@ -39,17 +40,22 @@ class ConditionRecord:
     fingerprint: str | None
     metrics: Mapping[str, list[Any]]
     replicate_metrics: Mapping[int, Mapping[str, list[Any]]] | None = None
+    seeds: Mapping[int, int | None] | None = None
 
 
 @attrs.frozen
 class ReplicateRecord:
-    """A replicate that finished without error inside an unfinished condition."""
+    """A replicate that finished without error inside an unfinished condition.
+
+    :ivar seed: the seed it ran with (``ReplicateOutcome.seed``), when recorded.
+    """
 
     condition: str
     replicate: int
     metrics: Mapping[str, list[Any]]
     fingerprint: str | None = None
     artifacts: tuple[ArtifactRecord, ...] = ()
+    seed: int | None = None
 
 
 @runtime_checkable

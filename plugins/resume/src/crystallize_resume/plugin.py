@@ -57,6 +57,7 @@ class ResumePlugin:
         metadata = self._check_identity(experiment, run, store)
         conditions: dict[str, Any] = {}
         replicates: dict[str, dict[int, Any]] = {}
+        seeds: dict[str, dict[int, int | None]] = {}
         for condition in run.conditions:
             fingerprint = run.fingerprints.get(condition)
             record = store.completed_condition(condition)
@@ -68,30 +69,40 @@ class ResumePlugin:
                 or (record.replicates is None and _legacy_complete(record.metrics, metadata, run.replicates))
             ):
                 conditions[condition] = record.metrics
+                if record.replicate_metrics is not None:  # its split by replicate, for Result
+                    replicates[condition] = dict(record.replicate_metrics)
+                if record.seeds:
+                    seeds[condition] = dict(record.seeds)
                 continue
-            done = {
-                r: rec.metrics
+            finished = {
+                r: rec
                 for r, rec in store.finished_replicates(condition).items()
                 if rec.fingerprint in (None, fingerprint) and r < run.replicates
             }
+            done = {r: rec.metrics for r, rec in finished.items()}
+            known = {r: rec.seed for r, rec in finished.items() if rec.seed is not None}
             if record is not None and record.replicate_metrics:  # complete for another replicate count
                 for r, metrics in record.replicate_metrics.items():
-                    if r < run.replicates:
-                        done.setdefault(r, metrics)
+                    if r < run.replicates and r not in done:
+                        done[r] = metrics
+                        if record.seeds and record.seeds.get(r) is not None:
+                            known[r] = record.seeds[r]
             if done:
                 replicates[condition] = done
+            if known:
+                seeds[condition] = known
         run.facts["resume"] = {
             "from": store.location,
             "complete_conditions": sorted(conditions),
-            "finished_replicates": sum(len(v) for v in replicates.values()),
+            "finished_replicates": sum(len(v) for c, v in replicates.items() if c not in conditions),
         }
         log.info(
             "resuming %s: %d condition(s) complete, %d replicate(s) finished elsewhere",
             experiment.key_label,
             len(conditions),
-            sum(len(v) for v in replicates.values()),
+            sum(len(v) for c, v in replicates.items() if c not in conditions),
         )
-        return CompletedWork(conditions=conditions, replicates=replicates)
+        return CompletedWork(conditions=conditions, replicates=replicates, seeds=seeds)
 
     @staticmethod
     def _check_identity(experiment: Experiment, run: Run, store: RunStore) -> dict[str, Any]:
