@@ -54,7 +54,8 @@ def test_core_alone_then_each_plugin_alone(make_venv, tmp_path):
     env.install("crystallize-core")
 
     summary = run_experiment(env)
-    assert summary["ok"] and summary["best"] == "boosted" and summary["n"] == 6 and summary["p"] < 0.01
+    # with six replicates paired by their seeds, an exact sign-flip p-value is at least 2 / 2**6
+    assert summary["ok"] and summary["best"] == "boosted" and summary["n"] == 6 and summary["p"] < 0.05
     assert list(plugins(env)) == ["serial-execution"]
     missing = env.run("-c", "from crystallize.plugins.plugins import ArtifactPlugin", check=False)
     assert missing.returncode == 1 and "pip install crystallize-artifacts" in missing.stderr

@@ -242,6 +242,8 @@ def test_the_scipy_tests_say_how_to_install_scipy_when_it_is_missing(monkeypatch
     monkeypatch.setitem(sys.modules, "scipy.stats", None)
     with pytest.raises(ImportError, match=r'pip install "crystallize-core\[stats\]"'):
         cs.welch_t_test(BASELINE, TREATMENT4)
+    with pytest.raises(ImportError, match=r'pip install "crystallize-core\[stats\]"'):
+        Hypothesis(metrics="m", test="t").verify({"m": BASELINE}, {"m": TREATMENT4})
     assert cs.permutation_test(BASELINE, TREATMENT4)["p_value"] < 0.05  # the pure-Python tests still work
 
 

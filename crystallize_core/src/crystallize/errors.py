@@ -56,3 +56,13 @@ class MissingMetricError(CrystallizeError, KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its argument; we want prose.
         return str(self.args[0]) if self.args else ""
+
+
+class PseudoReplicationError(CrystallizeError, ValueError):
+    """A hypothesis would test something other than one value per replicate.
+
+    Raised when the tested metric was recorded several times in a replicate
+    and the hypothesis was not told how to reduce those values to one
+    (``reduce=``): treating them as independent replicates overstates the
+    evidence. Also raised when which replicate recorded each value is unknown.
+    """

@@ -62,7 +62,11 @@ def decide_replicates(experiment: Experiment, requested: int | None, source: Dat
 
 
 class ConditionTracker:
-    """Collects outcomes per condition and fires the per-condition hooks."""
+    """Collects outcomes per condition and fires the per-condition hooks.
+
+    Per replicate it keeps a reference to the outcome's metrics (when there
+    are any) and its seed; per-replicate views are built once, at the end.
+    """
 
     def __init__(
         self,
@@ -78,12 +82,17 @@ class ConditionTracker:
         self.on_condition_complete = callers.on_condition_complete
         self.remaining = dict(pending)
         self.values: dict[str, dict[int, Mapping[str, list[Any]]]] = {c: {} for c in run.conditions}
+        # {condition: {replicate: seed}} of every replicate reported (or resumed), failed or not
+        self.seeds: dict[str, dict[int, int | None]] = {c: {} for c in run.conditions}
         self.errors: dict[str, dict[int, ReplicateError]] = {}
         self.artifacts: list[Any] = []
+        self.completed = completed
         self.complete = dict(completed.conditions)
         for condition, reps in completed.replicates.items():
-            if condition in self.values:
+            if condition in self.values and condition not in self.complete:
                 self.values[condition].update(reps)
+                known = completed.seeds.get(condition, {})
+                self.seeds[condition].update((r, known.get(r)) for r in reps)
 
     def complete_finished(self) -> None:
         """Fire ``on_condition_complete`` for conditions resume found fully finished.
@@ -116,6 +125,7 @@ class ConditionTracker:
                 self.values[condition][outcome.replicate] = outcome.metrics
             if outcome.artifacts:
                 self.artifacts.extend(outcome.artifacts)
+        self.seeds[condition][outcome.replicate] = outcome.seed
         self.remaining[condition] -= 1
         if self.remaining[condition] == 0 and self.on_condition_complete is not None:
             self.on_condition_complete(
@@ -136,6 +146,27 @@ class ConditionTracker:
             for name, values in per_replicate[replicate].items():
                 merged.setdefault(name, []).extend(values)
         return merged
+
+    def condition_metrics(self, condition: str) -> ConditionMetrics:
+        """The condition's metrics as ``Result`` shows them: flattened and per replicate."""
+        if condition in self.complete:
+            return _resumed_condition(self.run.replicates, condition, self.completed)
+        seeds = self.seeds[condition]
+        failed = self.errors.get(condition, {})
+        missing = [r for r in range(self.run.replicates) if r not in seeds or r in failed]
+        return ConditionMetrics.from_replicates(self.run.replicates, self.values[condition], seeds, missing)
+
+
+def _resumed_condition(replicates: int, condition: str, completed: CompletedWork) -> ConditionMetrics:
+    """A condition resume found complete, as if it had run now."""
+    seeds = completed.seeds.get(condition)
+    split = completed.replicates.get(condition)
+    flat = completed.conditions[condition]
+    if split is None:
+        return ConditionMetrics.from_flat(replicates, flat, seeds)
+    built = ConditionMetrics.from_replicates(replicates, split, seeds)
+    built.metrics = {name: list(values) for name, values in flat.items()}  # as recorded (the two agree)
+    return built
 
 
 def _rejected(outcome: ReplicateOutcome, rejected: ReplicateRejected) -> ReplicateOutcome:
@@ -172,9 +203,10 @@ def _resume(experiment: Experiment, run: Run, callers: HookCallers) -> Completed
     replicates = {
         c: {r: m for r, m in reps.items() if 0 <= r < run.replicates}
         for c, reps in merged.replicates.items()
-        if c in run.conditions and c not in conditions
+        if c in run.conditions
     }
-    return CompletedWork(conditions=conditions, replicates=replicates)
+    seeds = {c: dict(known) for c, known in merged.seeds.items() if c in run.conditions}
+    return CompletedWork(conditions=conditions, replicates=replicates, seeds=seeds)
 
 
 def _blame(exc: BaseException, callers: HookCallers) -> None:
@@ -244,27 +276,25 @@ def _build_result(
     hypotheses: list[Hypothesis],
     verify: bool,
 ) -> Result:
-    def metrics_of(condition: str) -> dict[str, list[Any]]:
+    def metrics_of(condition: str) -> ConditionMetrics:
         if tracker is not None:
-            return tracker.metrics(condition)
-        return {k: list(v) for k, v in completed.conditions.get(condition, {}).items()}
+            return tracker.condition_metrics(condition)
+        if condition in completed.conditions:
+            return _resumed_condition(run.replicates, condition, completed)
+        return ConditionMetrics.from_replicates(run.replicates, {}, missing=range(run.replicates))
 
     per_condition = {c: metrics_of(c) for c in run.conditions}
     baseline = per_condition[BASELINE]
     treatments = {c: m for c, m in per_condition.items() if c != BASELINE}
     verified = []
     if verify and hypotheses:
-        comparable = {c: m for c, m in treatments.items() if m}
-        if not baseline:
+        comparable = {c: m for c, m in treatments.items() if m.metrics}
+        if not baseline.metrics:
             log.warning("hypotheses were not verified: no baseline replicate succeeded")
         else:
             verified = [h.evaluate(baseline, comparable) for h in hypotheses]
     return Result(
-        metrics=ExperimentMetrics(
-            baseline=ConditionMetrics(baseline),
-            treatments={c: ConditionMetrics(m) for c, m in treatments.items()},
-            hypotheses=verified,
-        ),
+        metrics=ExperimentMetrics(baseline=baseline, treatments=treatments, hypotheses=verified),
         errors={} if tracker is None else {c: dict(sorted(e.items())) for c, e in tracker.errors.items()},
         artifacts=[] if tracker is None else list(tracker.artifacts),
         run=run,

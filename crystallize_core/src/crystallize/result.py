@@ -2,15 +2,20 @@
 
 The shape follows crystallize-ml, so existing analysis code keeps working::
 
-    result.metrics.baseline.metrics["accuracy"]         # values over replicates
+    result.metrics.baseline.metrics["accuracy"]         # values, flattened over replicates
     result.metrics.treatments["fast"].metrics["accuracy"]
     result.metrics.hypotheses                           # [HypothesisResult]
     result.errors["fast"][3]                             # ReplicateError (with .traceback)
+
+and adds the view statistics need, one entry per replicate::
+
+    result.metrics.baseline.by_replicate["accuracy"]    # [0.91, None, Series([...]), ...]
+    result.metrics.baseline.seeds                       # [seed of replicate 0, ...]
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -20,14 +25,130 @@ from crystallize.hypothesis import HypothesisResult
 if TYPE_CHECKING:
     from crystallize.run import ArtifactRecord, ReplicateError, Run
 
-__all__ = ["Result", "ExperimentMetrics", "ConditionMetrics", "TreatmentMetrics"]
+__all__ = ["Result", "ExperimentMetrics", "ConditionMetrics", "TreatmentMetrics", "Series"]
+
+
+class Series(list):  # type: ignore[type-arg]
+    """The values one replicate recorded for a metric it recorded more than once, in order.
+
+    A plain ``list`` in every respect; its type tells "recorded three times"
+    (``Series([1, 2, 3])``) from "recorded once, and the value is a list"
+    (``[1, 2, 3]``) in :attr:`ConditionMetrics.by_replicate`.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"Series({list.__repr__(self)})"
+
+
+def _entry(values: Sequence[Any]) -> Any:
+    """A replicate's entry in ``by_replicate``: the value, a :class:`Series`, or ``None``."""
+    if not values:
+        return None
+    if len(values) == 1:
+        return values[0]
+    return Series(values)
 
 
 @attrs.define
 class ConditionMetrics:
-    """One condition's metrics: ``metrics[name]`` is the list over replicates."""
+    """One condition's metrics, flattened (crystallize-ml's shape) and per replicate.
+
+    :ivar metrics: ``{name: values}``: every value recorded for the metric,
+        replicate after replicate (in replicate order, each replicate's
+        values in the order recorded). Failed replicates, and replicates that
+        did not record the metric, contribute nothing — so a position in this
+        list is a replicate only when every replicate recorded the metric
+        exactly once. Use :attr:`by_replicate` to know which replicate a
+        value came from.
+    :ivar by_replicate: ``{name: entries}``, one entry per replicate
+        ``0 .. n-1``: the value when the replicate recorded the metric once,
+        a :class:`Series` of its values when it recorded it several times,
+        and ``None`` — a gap — when it has no value (it failed, never ran, or
+        did not record this metric; :attr:`missing` tells the first two apart).
+    :ivar seeds: ``seeds[r]`` is the seed replicate ``r`` ran with
+        (``ctx["seed_used"]``, also for a replicate that failed), ``None``
+        when no seeding plugin set one or it is unknown. Baseline and
+        treatment replicates with equal seeds are paired.
+    :ivar missing: the replicates without a successful outcome: failed
+        (see ``Result.errors``) or never run (the run stopped first).
+
+    A replicate resumed from an earlier run appears exactly as if it had run
+    in this one.
+    """
 
     metrics: dict[str, list[Any]] = attrs.field(factory=dict)
+    by_replicate: dict[str, list[Any]] = attrs.field(factory=dict)
+    seeds: list[int | None] = attrs.field(factory=list)
+    missing: tuple[int, ...] = ()
+
+    @property
+    def replicates(self) -> int:
+        """The number of replicates ``n`` (the length of every :attr:`by_replicate` list)."""
+        return len(self.seeds)
+
+    @classmethod
+    def from_replicates(
+        cls,
+        replicates: int,
+        values: Mapping[int, Mapping[str, Sequence[Any]]],
+        seeds: Mapping[int, int | None] | None = None,
+        missing: Iterable[int] = (),
+    ) -> ConditionMetrics:
+        """Build from each replicate's recorded metrics.
+
+        :param replicates: the replicate count ``n``.
+        :param values: ``{replicate: {metric: [values recorded]}}``; replicates
+            that recorded nothing may be left out.
+        :param seeds: ``{replicate: seed}`` where known.
+        :param missing: replicates that failed or never ran.
+        """
+        flat: dict[str, list[Any]] = {}
+        columns: dict[str, list[Any]] = {}
+        for replicate in sorted(values):
+            if not 0 <= replicate < replicates:
+                continue
+            for name, recorded in values[replicate].items():
+                flat.setdefault(name, []).extend(recorded)
+                column = columns.get(name)
+                if column is None:
+                    column = columns[name] = [None] * replicates
+                column[replicate] = _entry(recorded)
+        known = seeds or {}
+        return cls(
+            metrics=flat,
+            by_replicate=columns,
+            seeds=[known.get(r) for r in range(replicates)],
+            missing=tuple(sorted(r for r in set(missing) if 0 <= r < replicates)),
+        )
+
+    @classmethod
+    def from_flat(
+        cls, replicates: int, metrics: Mapping[str, Sequence[Any]], seeds: Mapping[int, int | None] | None = None
+    ) -> ConditionMetrics:
+        """Build from flattened metrics of a condition whose every replicate succeeded.
+
+        For results that kept no split by replicate (crystallize-ml 0.27's
+        ``results.json``): a metric with ``n`` values has one per replicate;
+        with ``k * n`` values, ``k`` per replicate in replicate order (as
+        0.27 wrote them). A metric whose count is not a multiple of ``n`` has
+        no ``by_replicate`` entry: which replicate recorded what is unknown.
+        """
+        split: dict[int, dict[str, list[Any]]] = {}
+        unknown = []
+        for name, recorded in metrics.items():
+            if replicates and recorded and len(recorded) % replicates == 0:
+                k = len(recorded) // replicates
+                for r in range(replicates):
+                    split.setdefault(r, {})[name] = list(recorded[r * k : (r + 1) * k])
+            else:
+                unknown.append(name)
+        built = cls.from_replicates(replicates, split, seeds)
+        built.metrics = {name: list(recorded) for name, recorded in metrics.items()}
+        for name in unknown:
+            built.by_replicate.pop(name, None)
+        return built
 
 
 TreatmentMetrics = ConditionMetrics  # crystallize-ml's name
