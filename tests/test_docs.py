@@ -8,11 +8,26 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
 def python_blocks(path: Path) -> list[str]:
     return re.findall(r"```python\n(.*?)```", path.read_text(), flags=re.S)
+
+
+STATISTICS = python_blocks(REPO / "docs" / "statistics.md")
+
+
+@pytest.mark.parametrize("block", STATISTICS, ids=[f"block{i}" for i in range(len(STATISTICS))])
+def test_every_statistics_example_runs_as_written(block, tmp_path):
+    done = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_statistics_page_has_examples():
+    assert len(STATISTICS) >= 8
 
 
 def test_hook_reference_is_generated_from_the_hookspecs():
