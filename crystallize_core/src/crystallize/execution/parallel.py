@@ -175,7 +175,7 @@ def _run_pool(
         max_workers=min(workers, len(units)),
         mp_context=context,
         initializer=init_pool_worker,
-        initargs=(payload, token, events),
+        initargs=(payload, token, events, os.getpid()),  # workers die with this process
     )
     lost: list[Unit] = []
     pids: list[int] = []

@@ -19,6 +19,9 @@ from __future__ import annotations
 import os
 import pickle
 import signal
+import sys
+import threading
+import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +48,8 @@ __all__ = [
     "lost_unit",
     "init_pool_worker",
     "run_pooled",
+    "die_with_parent",
+    "watch_parent",
     "WORKER_HOOKS",
 ]
 
@@ -194,9 +199,12 @@ def lost_unit(
 _EVENTS: Any = None  # the pool's event queue, in a worker process
 
 
-def init_pool_worker(payload: bytes, token: str, events: Any) -> None:
-    """``ProcessPoolExecutor`` initializer: announce our pid, build the runner."""
+def init_pool_worker(payload: bytes, token: str, events: Any, parent: int | None = None) -> None:
+    """``ProcessPoolExecutor`` initializer: die with ``parent`` (the run's
+    process), announce our pid, build the runner."""
     global _EVENTS
+    if parent is not None:
+        die_with_parent(parent)
     # Ctrl-C is handled by the main process, which cancels and stops workers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _EVENTS = events
@@ -209,3 +217,92 @@ def run_pooled(token: str, condition: str, replicate: int) -> bytes:
     if _EVENTS is not None:
         _EVENTS.put(("start", condition, replicate))
     return encode_outcome(_runner(token, None)(condition, replicate))
+
+
+# -- dying with the parent ------------------------------------------------------
+#
+# A pool worker that outlives the run's process (SIGKILL, SIGTERM, a crash)
+# would finish its replicate and commit artifacts into a run that is no longer
+# its own. Nothing tells it to stop: the pool's queues only fail once it asks
+# for the next unit.
+
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def die_with_parent(parent: int, *, interval: float = 0.25) -> None:
+    """Make this process die (``SIGKILL``) as soon as process ``parent`` does.
+
+    On Linux, when ``parent`` started this process (``fork``, ``spawn``), the
+    kernel does it: ``prctl(PR_SET_PDEATHSIG, SIGKILL)``. Elsewhere, and when
+    a fork server started this process (its parent is then the server), a
+    daemon thread checks every ``interval`` seconds (:func:`watch_parent`).
+    If ``parent`` is already gone when this is called, the process dies at once.
+
+    The kernel's signal follows the *thread* that started this process: a
+    pool's workers are started by the thread that runs the pool and waits for
+    it (``ParallelExecution``), so it fires only once that process is gone.
+    Processes a step starts are not covered.
+    """
+    direct = os.getppid() == parent
+    if direct and sys.platform.startswith("linux") and _set_parent_death_signal():
+        # The parent may have died before prctl: then we were already handed to a reaper.
+        if os.getppid() != parent:
+            _die()
+        return
+    if not direct and not _running(parent):
+        _die()
+    watch_parent(parent, interval=interval)
+
+
+def watch_parent(parent: int, *, interval: float = 0.25) -> threading.Thread:
+    """Start a daemon thread that kills this process once ``parent`` is gone.
+
+    It notices the death of our direct parent (``os.getppid()`` changes) and,
+    when ``parent`` is not our direct parent (a fork server's child), the end
+    of ``parent`` itself. A thread needs the GIL to act: a step stuck in C
+    code that holds it delays the kill until it returns.
+    """
+    direct = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            if os.getppid() != direct or (direct != parent and not _running(parent)):
+                _die()
+
+    thread = threading.Thread(target=watch, name="crystallize-parent-watchdog", daemon=True)
+    thread.start()
+    return thread
+
+
+def _set_parent_death_signal() -> bool:
+    """``prctl(PR_SET_PDEATHSIG, SIGKILL)`` through ctypes; False if unavailable."""
+    import ctypes
+
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return False
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    return prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` exists and has not exited (a zombie has)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            state = stat.read().rpartition(b")")[2].split()[:1]
+    except OSError:  # no /proc (macOS): existing is all we can tell
+        return True
+    return state not in ([b"Z"], [b"X"])
+
+
+def _die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
