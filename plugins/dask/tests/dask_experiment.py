@@ -7,6 +7,7 @@ to Dask workers by value and workers never need to import it.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -74,6 +75,40 @@ class KillOnce(PipelineStep):
         return data
 
 
+class Gate(PipelineStep):
+    """At one unit, publishes its Dask worker's addresses and waits until ``folder/open`` exists.
+
+    The test attacks the cluster while the run is held here, then opens the
+    gate; the step draws nothing, so the run still equals the serial one.
+    """
+
+    def __init__(self, folder: str, condition: str = "baseline", replicate: int = 0) -> None:
+        self.folder = folder
+        self.condition = condition
+        self.replicate = replicate
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {}
+
+    def __call__(self, data: Any, ctx: Any) -> Any:
+        if (ctx["condition"], ctx["replicate"]) != (self.condition, self.replicate):
+            return data
+        from distributed import get_worker
+
+        worker = get_worker()
+        folder = Path(self.folder)
+        addresses = {"scheduler": worker.scheduler.address, "worker": worker.address, "nanny": worker.nanny}
+        (folder / "addresses.tmp").write_text(json.dumps(addresses))
+        os.replace(folder / "addresses.tmp", folder / "addresses.json")
+        deadline = time.monotonic() + 120
+        while not (folder / "open").exists():
+            if time.monotonic() > deadline:
+                raise TimeoutError("the test never opened the gate")
+            time.sleep(0.05)
+        return data
+
+
 class HoldsLock(PipelineStep):
     """A step holding an object that does not pickle."""
 
@@ -95,12 +130,15 @@ def build(
     name: str = "dask-equivalence",
     kill_marker: Path | None = None,
     unpicklable: bool = False,
+    gate: Path | None = None,
 ) -> Experiment:
     """The test experiment: seeded draws, a treatment, metrics and an artifact per replicate."""
     out = Artifact("numbers.txt")
     steps: list[Any] = [jitter()]
     if kill_marker is not None:
         steps.append(KillOnce(str(kill_marker)))
+    if gate is not None:
+        steps.append(Gate(str(gate)))
     if unpicklable:
         steps.append(HoldsLock())
     steps.append(Report(out))

@@ -21,64 +21,23 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-import cloudpickle
 import dask
 import distributed  # noqa: F401 - import before dask.config.set(): its defaults must be loaded outside the context
 import pytest
+from dask_helpers import Reference, artifacts_match, ex
 from distributed import Client
+from distributed.security import Security
 
 from crystallize import ConfigurationError, Experiment
 from crystallize_dask import DaskExecution, __version__
 from crystallize_dask.installed import DaskCommands
 from crystallize_dask.task import isolate_dask_random
 
-HERE = Path(__file__).parent
 BIN = Path(sys.executable).parent
 
-
-def _load_experiment_module() -> ModuleType:
-    """Import ``dask_experiment.py`` and ship its code to workers by value.
-
-    Tests are imported with ``--import-mode=importlib``, so the helper is not
-    importable by name, neither here nor on workers; registering it with
-    cloudpickle makes its steps travel inside the payload.
-    """
-    name = "crystallize_dask_test_experiment"
-    module = sys.modules.get(name)
-    if module is None:
-        spec = importlib.util.spec_from_file_location(name, HERE / "dask_experiment.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-        cloudpickle.register_pickle_by_value(module)
-    return module
-
-
-ex = _load_experiment_module()
-
 # -- fixtures -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Reference:
-    """The serial run every other execution must reproduce."""
-
-    root: Path
-    metrics: Any
-    artifacts: dict[str, bytes]
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory) -> Reference:
-    root = tmp_path_factory.mktemp("serial")
-    result = ex.build(root).run()
-    assert result.ok, result.errors
-    assert len(ex.artifact_files(root)) == 2 * ex.REPLICATES
-    return Reference(root, result.metrics, ex.artifact_files(root))
 
 
 @dataclass(frozen=True)
@@ -162,15 +121,8 @@ def cli_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CliCluster
 
 
 def local_engine() -> DaskExecution:
-    """A LocalCluster of two workers; its dashboard on a free port, so that clusters never compete for 8787."""
-    return DaskExecution(n_workers=2, cluster_options={"dashboard_address": ":0"})
-
-
-def _artifacts_match(root: Path, reference: Reference, name: str = "dask-equivalence") -> None:
-    files = ex.artifact_files(root, name)
-    assert sorted(files) == sorted(reference.artifacts)
-    for path, data in reference.artifacts.items():
-        assert files[path] == data, f"{path} differs from the serial run"
+    """A LocalCluster of two workers (private, without a dashboard: see test_dask_private_cluster.py)."""
+    return DaskExecution(n_workers=2)
 
 
 # -- configuration (fast) ---------------------------------------------------------------------
@@ -185,14 +137,20 @@ def test_arguments_are_checked() -> None:
         DaskExecution(address="tcp://127.0.0.1:8786", n_workers=2)
     with pytest.raises(TypeError, match="distributed.Client"):
         DaskExecution(client="tcp://127.0.0.1:8786")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="security= goes with address="):
+        DaskExecution(security=Security())
+    with pytest.raises(TypeError, match=r"distributed\.security\.Security"):
+        DaskExecution("tls://127.0.0.1:8786", security={"tls_ca_file": "ca.pem"})  # type: ignore[arg-type]
 
 
 def test_nothing_starts_before_a_run_and_the_plugin_pickles() -> None:
     engine = local_engine()
     copy = pickle.loads(pickle.dumps(engine))
     assert (copy.address, copy.client, copy.n_workers) == (None, None, 2)
-    assert copy.cluster_options == {"dashboard_address": ":0"}
+    assert copy.cluster_options == {}
     assert repr(copy) == "DaskExecution(n_workers=2)"
+    secured = pickle.loads(pickle.dumps(DaskExecution("tls://10.0.0.5:8786", security=Security.temporary())))
+    assert "BEGIN CERTIFICATE" in secured.security.tls_ca_file
 
 
 def test_dask_threads_cannot_draw_from_the_replicates_generator() -> None:
@@ -243,25 +201,32 @@ def test_entry_point_is_listed_and_runs_nothing(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(180)
-def test_local_cluster_reproduces_the_serial_run(reference: Reference, tmp_path: Path) -> None:
+def test_local_cluster_reproduces_the_serial_run(
+    reference: Reference, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     result = ex.build(tmp_path, local_engine()).run()
+    assert "unauthenticated" not in caplog.text
     assert result.ok, result.errors
     assert result.metrics == reference.metrics
-    _artifacts_match(tmp_path, reference)
+    artifacts_match(tmp_path, reference)
     facts = result.run.facts["execution"]
     assert facts["engine"] == "dask" and facts["workers"] == 2
-    assert facts["scheduler"].startswith("tcp://127.0.0.1:")
+    assert facts["scheduler"].startswith("tls://127.0.0.1:")  # private: see test_dask_private_cluster.py
     metadata = json.loads((tmp_path / "dask-equivalence" / "v0" / "metadata.json").read_text())
     assert metadata["facts"]["execution"] == facts
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(180)
-def test_cli_cluster_reproduces_the_serial_run(reference: Reference, cli_cluster: CliCluster, tmp_path: Path) -> None:
+def test_cli_cluster_reproduces_the_serial_run(
+    reference: Reference, cli_cluster: CliCluster, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     result = ex.build(tmp_path, DaskExecution(address=cli_cluster.address)).run()
+    # a tcp:// scheduler is the user's to secure; the run says so
+    assert f"the Dask scheduler at {cli_cluster.address} accepts unauthenticated connections" in caplog.text
     assert result.ok, result.errors
     assert result.metrics == reference.metrics
-    _artifacts_match(tmp_path, reference)
+    artifacts_match(tmp_path, reference)
     assert result.run.facts["execution"] == {"engine": "dask", "scheduler": cli_cluster.address, "workers": 2}
 
 
@@ -371,7 +336,7 @@ def test_killed_worker_is_reported_and_resume_completes(reference: Reference, tm
     assert resumed.ok, resumed.errors
     assert resumed.run.facts["resume"]["finished_replicates"] == finished
     assert resumed.metrics == reference.metrics
-    _artifacts_match(root, reference, name="dask-killed")
+    artifacts_match(root, reference, name="dask-killed")
 
 
 @pytest.mark.slow
@@ -384,7 +349,7 @@ def test_killed_worker_is_retried_by_dask(reference: Reference, cli_cluster: Cli
     assert marker.exists(), "the worker was never killed"
     assert result.ok, result.errors
     assert result.metrics == reference.metrics
-    _artifacts_match(tmp_path, reference)
+    artifacts_match(tmp_path, reference)
     with Client(cli_cluster.address, set_as_default=False) as client:
         client.wait_for_workers(2, timeout=60)  # leave the cluster as we found it
 

@@ -18,9 +18,11 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from crystallize.hooks import hookimpl
+from crystallize_dask.cluster import LOCAL_CLUSTER_DEFAULTS, start_local_cluster
 
 if TYPE_CHECKING:
     from distributed import Client, Future
+    from distributed.security import Security
 
     from crystallize.execution.batch import ReplicateBatch, Unit
     from crystallize.run import ReplicateOutcome, Run
@@ -29,10 +31,8 @@ __all__ = ["DaskExecution"]
 
 log = logging.getLogger("crystallize.dask")
 
-#: ``LocalCluster`` settings used unless ``cluster_options`` overrides them.
-#: One thread per worker process: replicates seeded through the global
-#: ``random``/NumPy state must not share a process with another replicate.
-LOCAL_CLUSTER_DEFAULTS: Mapping[str, Any] = {"processes": True, "threads_per_worker": 1}
+#: Address schemes whose connections are neither encrypted nor authenticated.
+UNAUTHENTICATED_SCHEMES = ("tcp://", "ws://", "ucx://")
 
 
 class DaskExecution:
@@ -51,13 +51,26 @@ class DaskExecution:
 
     Nothing connects or starts until a run has replicates to execute.
 
+    A LocalCluster started here is private: its scheduler, nannies and
+    workers listen on 127.0.0.1 over TLS with credentials created for this
+    run only, and accept only peers that present them (mutual
+    authentication); it has no dashboard unless ``cluster_options`` asks for
+    one. A scheduler you name with ``address=`` or reach with ``client=`` is
+    yours to secure: whoever can submit work to it runs code as its workers'
+    user.
+
     :param address: the scheduler's address.
     :param client: a connected, synchronous ``distributed.Client``.
     :param n_workers: LocalCluster only: the number of worker processes;
         Dask's default (one per core) when ``None``.
     :param cluster_options: LocalCluster only: further keyword arguments for
         ``distributed.LocalCluster`` (``memory_limit``, ``dashboard_address``,
-        ...); they override ``processes=True, threads_per_worker=1``.
+        ``security``, ...); they override ``processes=True,
+        threads_per_worker=1, dashboard_address=None`` and the temporary
+        credentials.
+    :param security: ``address=`` only: the ``distributed.security.Security``
+        (TLS certificates) to connect with; Dask's configuration
+        (``distributed.comm.tls.*``) when ``None``.
 
     Every unit is one task running :func:`crystallize.execution.worker.run_unit`
     (through :func:`crystallize_dask.task.run_replicate`, which first stops
@@ -88,6 +101,7 @@ class DaskExecution:
         n_workers: int | None = None,
         *,
         cluster_options: Mapping[str, Any] | None = None,
+        security: Security | None = None,
     ) -> None:
         if address is not None and client is not None:
             raise ValueError("DaskExecution: pass address= or client=, not both")
@@ -100,6 +114,17 @@ class DaskExecution:
                 "DaskExecution: n_workers= and cluster_options= configure the LocalCluster started when neither "
                 "address= nor client= is given; size an existing cluster where you start it"
             )
+        if security is not None:
+            if address is None:
+                raise ValueError(
+                    "DaskExecution: security= goes with address=; a client= connects with its own security, and "
+                    "the LocalCluster started without either gets temporary credentials (choose others with "
+                    "cluster_options={'security': ...})"
+                )
+            from distributed.security import Security
+
+            if not isinstance(security, Security):
+                raise TypeError(f"DaskExecution: security must be a distributed.security.Security, got {security!r}")
         if client is not None:
             from distributed import Client
 
@@ -111,6 +136,7 @@ class DaskExecution:
         self.client = client
         self.n_workers = n_workers
         self.cluster_options: dict[str, Any] = dict(cluster_options or {})
+        self.security = security
 
     # -- pickling: a copy refers to the scheduler by address, never holds a live client
 
@@ -167,22 +193,24 @@ class DaskExecution:
 
         if self.address is not None:
             try:
-                client = Client(self.address, set_as_default=False)
-            except OSError as exc:
-                raise OSError(f"DaskExecution: cannot reach the Dask scheduler at {self.address!r}: {exc}") from exc
+                client = Client(self.address, security=self.security, set_as_default=False)
+            except (OSError, TypeError) as exc:  # TypeError: a tls:// address without credentials
+                hint = ""
+                if self.address.startswith("tls://") and self.security is None:
+                    hint = "; a tls:// scheduler needs credentials: pass security=distributed.security.Security(...)"
+                raise OSError(
+                    f"DaskExecution: cannot reach the Dask scheduler at {self.address!r}: {exc}{hint}"
+                ) from exc
             try:
                 yield client
             finally:
                 client.close()
             return
 
-        from distributed import LocalCluster
-
         options = {**LOCAL_CLUSTER_DEFAULTS, **self.cluster_options}
         if self.n_workers is not None:
             options["n_workers"] = self.n_workers
-        log.info("starting a Dask LocalCluster (%s)", ", ".join(f"{k}={v!r}" for k, v in options.items()))
-        cluster = LocalCluster(**options)
+        cluster = start_local_cluster(options)
         try:
             client = Client(cluster, set_as_default=False)
             try:
@@ -215,7 +243,15 @@ def _describe(client: Client) -> dict[str, Any]:
 
 
 def _warn_about(client: Client, facts: Mapping[str, Any]) -> None:
-    """Log what would make this cluster hang or lose reproducibility."""
+    """Log what would make this cluster hang, lose reproducibility or run anyone's code."""
+    scheduler = facts["scheduler"] or ""
+    if scheduler.startswith(UNAUTHENTICATED_SCHEMES):
+        log.warning(
+            "the Dask scheduler at %s accepts unauthenticated connections: anyone who can reach it can run code "
+            "as its workers' user. Start it with TLS credentials (distributed.security.Security) and pass "
+            "security= to DaskExecution",
+            scheduler,
+        )
     if not facts["workers"]:
         log.warning(
             "the Dask scheduler at %s has no workers yet; replicates wait until one connects", facts["scheduler"]
