@@ -7,6 +7,7 @@ cores.
 
 from __future__ import annotations
 
+import ast
 import importlib
 import importlib.util
 import json
@@ -14,6 +15,7 @@ import operator
 import os
 import pickle
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -35,6 +37,7 @@ from crystallize_dask import DaskExecution, __version__
 from crystallize_dask.installed import DaskCommands
 from crystallize_dask.task import isolate_dask_random
 
+HERE = Path(__file__).parent
 BIN = Path(sys.executable).parent
 
 # -- fixtures -----------------------------------------------------------------------------
@@ -194,6 +197,26 @@ def test_entry_point_is_listed_and_runs_nothing(tmp_path: Path) -> None:
     names = {info.name: info for info in asking.plugin_state().infos}
     assert names["dask"].plugin is engine
     assert [i.plugin for i in asking.plugin_state().infos].count(engine) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_the_readme_example_runs_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    blocks = re.findall(r"```python\n(.*?)```", (HERE.parent / "README.md").read_text(), flags=re.S)
+    for block in blocks:
+        compile(block, "README.md", "exec")
+    (example,) = [block for block in blocks if "__main__" in block]
+    (tmp_path / "example.py").write_text(example)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRYSTALLIZE_")}
+    done = subprocess.run(
+        [sys.executable, "example.py"], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=200
+    )
+    assert done.returncode == 0, done.stderr
+    means, facts, count = done.stdout.splitlines()
+    assert len(ast.literal_eval(means)) == 8
+    assert ast.literal_eval(facts)["scheduler"].startswith("tls://127.0.0.1:")
+    assert count == "16 artifacts"
+    assert [p.name for p in tmp_path.iterdir()] == ["example.py"]  # the artifacts went to a temporary folder
 
 
 # -- equal results under every execution ---------------------------------------------------------
