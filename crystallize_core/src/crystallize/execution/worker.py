@@ -241,16 +241,18 @@ def die_with_parent(parent: int, *, interval: float = 0.25) -> None:
     The kernel's signal follows the *thread* that started this process: a
     pool's workers are started by the thread that runs the pool and waits for
     it (``ParallelExecution``), so it fires only once that process is gone.
-    Processes a step starts are not covered.
+    Processes a step starts are not covered. Does nothing on Windows.
     """
-    direct = os.getppid() == parent
-    if direct and sys.platform.startswith("linux") and _set_parent_death_signal():
+    if os.name != "posix":
+        return
+    ppid = os.getppid()
+    if ppid == parent and sys.platform.startswith("linux") and _set_parent_death_signal():
         # The parent may have died before prctl: then we were already handed to a reaper.
         if os.getppid() != parent:
             _die()
         return
-    if not direct and not _running(parent):
-        _die()
+    if ppid != parent and ((ppid == 1 and parent != 1) or not _running(parent)):
+        _die()  # orphaned already (our parent was not init), or the run's process is gone
     watch_parent(parent, interval=interval)
 
 
@@ -260,7 +262,7 @@ def watch_parent(parent: int, *, interval: float = 0.25) -> threading.Thread:
     It notices the death of our direct parent (``os.getppid()`` changes) and,
     when ``parent`` is not our direct parent (a fork server's child), the end
     of ``parent`` itself. A thread needs the GIL to act: a step stuck in C
-    code that holds it delays the kill until it returns.
+    code that holds it delays the kill until it returns. POSIX only.
     """
     direct = os.getppid()
 
