@@ -76,6 +76,7 @@ def written_artifacts(root: Path) -> list[str]:
 
 def kill_mid_run(root: Path, sig: signal.Signals, *args: str) -> None:
     proc = start_child(root, *args)
+    family: list[psutil.Process] = []
     try:
         naps = wait_for_naps(root, proc, 2)
         napping = {int(name.split("-")[0]) for name in naps}
@@ -94,8 +95,8 @@ def kill_mid_run(root: Path, sig: signal.Signals, *args: str) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-        for p in psutil.Process().children(recursive=True):  # never leave a stray worker behind
-            if p.pid != proc.pid and alive(p) and "orphan_child" in " ".join(p.cmdline()):
+        for p in family:  # never leave a stray worker behind, even when the test failed
+            if alive(p):
                 p.kill()
         proc.log.close()  # type: ignore[attr-defined]
 
