@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     found, cml_status = interpreters(args)
     sizes = plan.QUICK if args.quick else plan.FULL
     selected = args.only or list(plan.NAMES)
-    iterations = calibrate(sizes.parallel_seconds) if "parallel" in selected else 0
+    iterations = calibrate(sizes.parallel_seconds) if {"parallel", "progress_overhead"} & set(selected) else 0
     work = [w for w in plan.workloads(sizes, iterations) if w.name in selected]
 
     scratch = Path(tempfile.mkdtemp(prefix="crystallize-bench-", dir=args.tmp_dir))

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 RUN = Path(__file__).resolve().parent / "run.py"
-WORKLOADS = ("step_overhead", "artifact_writes", "resume_noop", "import", "parallel", "memory")
+WORKLOADS = ("step_overhead", "artifact_writes", "resume_noop", "import", "parallel", "memory", "progress_overhead")
 
 
 @pytest.mark.slow

@@ -62,6 +62,8 @@ class Sizes:
     parallel_replicates: int
     parallel_seconds: float  # pure-Python work per replicate
     memory_calls: tuple[int, int]  # small, large
+    progress_busy_replicates: int  # per condition, each ~progress_replicate_s of pure Python
+    progress_replicate_s: float
 
 
 FULL = Sizes(
@@ -74,6 +76,8 @@ FULL = Sizes(
     parallel_replicates=8,
     parallel_seconds=0.2,
     memory_calls=(1_000, 100_000),
+    progress_busy_replicates=100,
+    progress_replicate_s=0.002,
 )
 
 QUICK = Sizes(
@@ -86,6 +90,8 @@ QUICK = Sizes(
     parallel_replicates=4,
     parallel_seconds=0.02,
     memory_calls=(1_000, 10_000),
+    progress_busy_replicates=10,
+    progress_replicate_s=0.002,
 )
 
 
@@ -102,6 +108,14 @@ def workloads(sizes: Sizes, iterations: int) -> list[Workload]:
     repeats = sizes.in_process_repeats
     resume_args = {"replicates": sizes.resume_replicates, "repeats": repeats}
     memfs = options(memfs_dir=MEMFS) if os.path.isdir(MEMFS) else ()
+    progress_args = options(
+        conditions=conditions,
+        replicates=replicates,
+        steps=steps,
+        busy_replicates=sizes.progress_busy_replicates,
+        busy_iterations=max(1, int(iterations * sizes.progress_replicate_s / sizes.parallel_seconds)),
+        repeats=2 * ((repeats + 2) // 2),  # an even number of pairs, at least 2: their order alternates
+    )
     memory_cases = tuple(
         Case(options(calls=calls, probe=probe, label=label), frameworks=frameworks)
         for probe, frameworks in (("rss", BOTH), ("tracemalloc", OURS))
@@ -169,7 +183,24 @@ def workloads(sizes: Sizes, iterations: int) -> list[Workload]:
                 Ratio("tracemalloc_ratio", "large_tracemalloc_peak_kib", "small_tracemalloc_peak_kib"),
             ),
         ),
+        Workload(
+            "progress_overhead",
+            "progress_overhead.py",
+            f"progress bars on vs off: {conditions} x {sizes.progress_busy_replicates} replicates of "
+            f"~{sizes.progress_replicate_s * 1e3:g} ms (busy), and the step_overhead shape (trivial)",
+            (
+                Case(progress_args, frameworks=OURS),
+                Case((*progress_args, "--without-progress"), frameworks=OURS, prefix="absent_"),
+            ),
+            derived=(
+                Ratio("installed_trivial_ratio", "trivial_off_s", "absent_trivial_off_s"),
+                Ratio("installed_busy_ratio", "busy_off_s", "absent_busy_off_s"),
+            ),
+            note="crystallize-progress only (crystallize-ml has no such plugin); bars drawn on a terminal-like "
+            "rich console writing to a counting sink; *_ratio = on / off per adjacent pair in one process; "
+            "installed_*_ratio = installed-but-off / not installed, across processes",
+        ),
     ]
 
 
-NAMES = ("step_overhead", "artifact_writes", "resume_noop", "import", "parallel", "memory")
+NAMES = ("step_overhead", "artifact_writes", "resume_noop", "import", "parallel", "memory", "progress_overhead")

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 
 from rich.live import Live
 
-from crystallize_progress.board import Board
+from crystallize_progress.board import Board, Rows
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -140,8 +140,7 @@ class Display:
         self._last_draw = time.monotonic()
 
     def _print(self, runs: list[tuple[RunTally, int]]) -> None:
-        for line in self.board.lines(self.console.width, runs=runs):
-            self.console.print(line)
+        self.console.print(Rows(self.board, runs), end="")
 
     def fail(self, exc: BaseException) -> None:
         """Turn this display off after a drawing error: give the streams back, log once."""
