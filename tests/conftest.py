@@ -18,6 +18,7 @@ DISTRIBUTIONS = {
     "crystallize-metadata": REPO / "plugins" / "metadata",
     "crystallize-resume": REPO / "plugins" / "resume",
     "crystallize-artifacts": REPO / "crystallize_artifacts",
+    "crystallize-progress": REPO / "plugins" / "progress",
 }
 
 
@@ -29,7 +30,7 @@ def guide_plugins():
 
 @pytest.fixture(scope="session")
 def wheelhouse(tmp_path_factory) -> Path:
-    """Non-editable wheels of the guide's four distributions, built once."""
+    """Non-editable wheels of the guide's four distributions and of crystallize-progress, built once."""
     house = tmp_path_factory.mktemp("wheelhouse")
     subprocess.run(
         [

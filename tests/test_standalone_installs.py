@@ -84,3 +84,16 @@ def test_artifacts_pulls_in_metadata_and_resume(make_venv):
         "crystallize-metadata": "0.1.0",
         "crystallize-resume": "0.1.0",
     }
+
+
+def test_the_progress_extra_brings_bars_that_stay_out_of_pipes(make_venv):
+    env = make_venv("progress-extra")
+    env.install("crystallize-artifacts[progress]")
+    assert set(plugins(env)) == {"serial-execution", "artifacts", "metadata", "resume", "progress"}
+    assert plugins(env)["progress"]["distribution"] == "crystallize-progress"
+
+    quiet = env.run("-c", EXPERIMENT.replace("STRATEGY", "'rerun'"))  # stderr is a pipe: no bars
+    assert json.loads(quiet.stdout)["ok"] and quiet.stderr == ""
+    force = "import os; os.environ['CRYSTALLIZE_PROGRESS'] = '1'\n"  # Venv.run drops CRYSTALLIZE_* variables
+    forced = env.run("-c", force + EXPERIMENT.replace("STRATEGY", "'rerun'"))
+    assert "12/12  12 done" in forced.stderr  # asked for: the run's summary row

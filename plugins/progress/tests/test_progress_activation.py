@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
 import select
@@ -153,7 +154,6 @@ def test_deciding_off_imports_no_rich_and_prints_nothing(tmp_path):
         """
         import sys
         from crystallize import Experiment, Pipeline, data_source, pipeline_step
-        from crystallize.manager import installed_plugins
 
         @data_source
         def src(ctx):
@@ -163,12 +163,15 @@ def test_deciding_off_imports_no_rich_and_prints_nothing(tmp_path):
         def step(data, ctx):
             return data
 
-        assert "progress" in [p.name for p in installed_plugins()]
         Experiment(src(), Pipeline([step()]), name="quiet", replicates=3).run()
         print("rich imported" if "rich" in sys.modules else "rich not imported")
         """
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRYSTALLIZE_") and k != "CI"}
+    listed = subprocess.run(
+        [sys.executable, "-m", "crystallize", "plugins", "--json"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert "progress" in [row["name"] for row in json.loads(listed.stdout)]  # installed, hence active
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120
     )

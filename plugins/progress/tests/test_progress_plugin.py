@@ -307,3 +307,18 @@ def test_a_configured_plugin_replaces_the_installed_one():
 def test_bad_options_are_refused_naming_the_value(options, message):
     with pytest.raises((TypeError, ValueError), match=message.replace("(", r"\(").replace(")", r"\)")):
         ProgressPlugin(**options)
+
+
+@pytest.mark.slow
+def test_counts_are_the_same_under_dask():
+    distributed = pytest.importorskip("distributed")
+    from crystallize_dask import DaskExecution
+
+    with distributed.Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None) as client:
+        plugin, console = shown()
+        experiment(
+            replicates=5, fail_in="fast", fail_replicates=(4,), plugins=[plugin, DaskExecution(client=client)]
+        ).run()
+    found = rows(written(console))
+    assert (found["demo"]["finished"], found["demo"]["done"], found["demo"]["failed"]) == (15, 14, 1)
+    assert (found["fast"]["done"], found["fast"]["failed"]) == (4, 1)

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from crystallize.hooks import hookimpl
+from crystallize import hookimpl
 from crystallize_progress.activation import should_display
 from crystallize_progress.tally import RunTally
 
