@@ -226,7 +226,7 @@ def _cells(run: RunTally, tally: Tally, now: float) -> tuple[str, str, str, list
     label = tally.label if tally is run.experiment else "  " + tally.label
     count = f"{tally.finished}/{tally.total}"
     outcome: list[Segment] = []
-    if mark != "waiting":
+    if mark != "waiting" and (tally.done or tally.failed or not tally.reused):
         outcome.append(Segment(f"{tally.done} done", GREEN if tally.done else PLAIN))
         if tally.failed:
             outcome += [Segment("  "), Segment(f"{tally.failed} failed", BOLD_RED)]
