@@ -13,7 +13,7 @@ from crystallize import Experiment, Pipeline, Treatment, data_source, pipeline_s
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 ROW = re.compile(
-    r"^(?P<mark>\S) +(?P<label>\S+) +━+ +(?P<finished>\d+)/(?P<total>\d+)"
+    r"^(?P<mark>\S) +(?P<label>\S+) +[━─]+ +(?P<finished>\d+)/(?P<total>\d+)"
     r"(?: +(?P<done>\d+) done)?(?: +(?P<failed>\d+) failed)?(?: +(?P<reused>\d+) reused)?"
     r"(?: +(?P<ending>interrupted|failed))?"
 )

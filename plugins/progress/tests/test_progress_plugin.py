@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import sys
 import threading
@@ -260,21 +261,26 @@ def test_an_error_inside_the_plugin_never_reaches_the_run(monkeypatch, caplog):
     assert len(messages) == 1 and "after_replicate" in messages[0] and "ZeroDivisionError" in messages[0]
 
 
+class _StopAt(PipelineStep):
+    """Presses Ctrl-C (raises KeyboardInterrupt) at replicate ``at`` of the baseline."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def __call__(self, data, ctx):
+        if ctx["replicate"] == self.at:
+            raise KeyboardInterrupt
+        return data
+
+    @property
+    def params(self):
+        return {"at": self.at}
+
+
 def test_an_interrupted_run_says_so_and_gives_the_streams_back():
     plugin, console = shown()
-
-    class Interrupt(PipelineStep):
-        def __call__(self, data, ctx):
-            if ctx["replicate"] == 2:
-                raise KeyboardInterrupt
-            return data
-
-        @property
-        def params(self):
-            return {}
-
     exp = experiment(replicates=5, plugins=[plugin])
-    exp.pipeline = Pipeline([Interrupt()])
+    exp.pipeline = Pipeline([_StopAt(2)])
     stdout, stderr = sys.stdout, sys.stderr
     with pytest.raises(KeyboardInterrupt):
         exp.run()
@@ -322,3 +328,26 @@ def test_counts_are_the_same_under_dask():
     found = rows(written(console))
     assert (found["demo"]["finished"], found["demo"]["done"], found["demo"]["failed"]) == (15, 14, 1)
     assert (found["fast"]["done"], found["fast"]["failed"]) == (4, 1)
+
+
+def test_a_narrow_terminal_keeps_rows_on_one_line_and_drops_the_rate_first():
+    plugin, console = shown()
+    console.width = 60
+    experiment(replicates=3, fail_in="fast", fail_replicates=(1,), plugins=[plugin]).run()
+    frame = _final_frame(written(console))
+    lines = [line for line in frame.splitlines() if line.strip()]
+    assert len(lines) == 4 and all(len(line) <= 60 for line in lines)
+    assert "/s" not in frame and "0:00:0" in frame  # no room for the rate; the time stays
+    assert rows(frame)["fast"]["failed"] == 1
+
+
+def test_without_colour_the_unfinished_part_of_a_bar_is_a_thinner_line():
+    from rich.console import Console
+
+    console = Console(file=io.StringIO(), force_terminal=True, width=100, no_color=True)
+    plugin = ProgressPlugin(enabled=True, console=console, delay=0)
+    interrupted = experiment(replicates=4, plugins=[plugin])
+    interrupted.pipeline = Pipeline([_StopAt(2)])
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.run()
+    assert "━━━━━━━━━━──────────" in written(console)  # half of a 40-cell bar, then the rest

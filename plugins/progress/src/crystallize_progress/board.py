@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["Board", "Rows", "WINDOW_S", "rate", "clock"]
 
 WINDOW_S = 30.0
-BAR = "━"
+BAR, THIN = "━", "─"
 
 _style = Style.parse
 PLAIN, BOLD, DIM = Style(), _style("bold"), _style("dim")
@@ -152,10 +152,18 @@ class Board:
                     sample(tally, now, previous)
         return changed
 
-    def rows(self, width: int, now: float | None = None, runs: list[tuple[RunTally, int]] | None = None) -> list[Row]:
+    def rows(
+        self,
+        width: int,
+        now: float | None = None,
+        runs: list[tuple[RunTally, int]] | None = None,
+        colour: bool = True,
+    ) -> list[Row]:
         """The segments of each row (of ``runs``, by default every run shown), columns aligned.
 
-        The bar gets what ``width`` leaves of the row (10 to 40 cells).
+        The bar gets what ``width`` leaves of the row (4 to 40 cells); on a
+        terminal too narrow even for that, the rate column goes. Without
+        colour, the unfinished part of a bar is drawn with a thinner line.
         """
         now = time.monotonic() if now is None else now
         cells = [
@@ -170,7 +178,11 @@ class Board:
         outcome_w = max(_width(c[3]) for _, _, c in cells)
         rate_w = max(len(c[4]) for _, _, c in cells)
         fixed = 2 + label_w + 1 + 1 + count_w + 2 + outcome_w + 2 + rate_w + 2 + len("eta 0:00:00")
-        bar_w = max(10, min(40, width - fixed))
+        with_rate = width - fixed >= 4 or width - fixed + rate_w + 2 < 4
+        if not with_rate:
+            fixed -= rate_w + 2
+        bar_w = max(4, min(40, width - fixed))
+        back = BAR if colour else THIN
         rows = []
         for run, tally, (mark, label, count, outcome, speed, when) in cells:
             glyph, style = MARKS[mark]
@@ -179,20 +191,20 @@ class Board:
                 Segment(" "),
                 Segment(label + " " * (label_w - cell_len(label)), BOLD if tally is run.experiment else PLAIN),
                 Segment(" "),
-                *_bar(tally, bar_w, mark),
+                *_bar(tally, bar_w, mark, back),
                 Segment(" " + count.rjust(count_w) + "  "),
                 *outcome,
                 Segment(" " * (outcome_w - _width(outcome)) + "  "),
             ]
             if speed or when:
-                row.append(Segment(speed.rjust(rate_w), CYAN))
-                row.append(Segment("  "))
+                if with_rate:
+                    row += [Segment(speed.rjust(rate_w), CYAN), Segment("  ")]
                 row.append(Segment(when, YELLOW if when.startswith("eta") else DIM))
             rows.append(row)
         return rows
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Segment]:
-        yield from _join(self.rows(options.max_width))
+        yield from _join(self.rows(options.max_width, colour=_coloured(console)))
 
 
 class Rows:
@@ -203,10 +215,14 @@ class Rows:
         self.runs = runs
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Segment]:
-        rows = self.board.rows(options.max_width, runs=self.runs)
+        rows = self.board.rows(options.max_width, runs=self.runs, colour=_coloured(console))
         yield from _join(rows)
         if rows:
             yield Segment.line()
+
+
+def _coloured(console: Console) -> bool:
+    return console.color_system is not None and not console.no_color
 
 
 def _join(rows: list[Row]) -> Iterator[Segment]:
@@ -249,7 +265,7 @@ def _cells(run: RunTally, tally: Tally, now: float) -> tuple[str, str, str, list
     return mark, label, count, outcome, speed_text, when
 
 
-def _bar(tally: Tally, width: int, mark: str) -> list[Segment]:
+def _bar(tally: Tally, width: int, mark: str, back: str) -> list[Segment]:
     filled = min(width, round(width * tally.finished / max(1, tally.total)))
     style = BAR_FAILED if tally.failed else BAR_DONE if mark == "completed" else BAR_RUNNING
-    return [Segment(BAR * filled, style), Segment(BAR * (width - filled), BAR_BACK)]
+    return [Segment(BAR * filled, style), Segment(back * (width - filled), BAR_BACK)]
