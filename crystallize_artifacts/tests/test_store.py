@@ -77,7 +77,7 @@ def test_leftovers_of_dead_processes_are_cleaned_once_old(tmp_path):
 def test_read_json_names_a_corrupt_file(tmp_path):
     store = LocalRunStore.open_for_run(tmp_path, versioned=False, resume=False, durable=False)
     (store.dir / "metadata.json").write_text("{not json")
-    with pytest.raises(ValueError, match=r"metadata.json is not valid JSON.*corrupt"):
+    with pytest.raises(ValueError, match=r"metadata.json: not valid JSON.*corrupt"):
         store.read_json("metadata.json")
     assert store.read_json("absent.json") is None
     store.close("completed")

@@ -15,7 +15,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from pathlib import Path
 
 __all__ = [
@@ -28,10 +30,12 @@ __all__ = [
     "INDEX",
     "CONSUMERS",
     "RESERVED_CONDITION",
+    "reserved_condition",
     "version_dir",
     "versions",
     "latest_version",
     "artifact_relpath",
+    "is_real_dir",
 ]
 
 METADATA = "metadata.json"
@@ -44,8 +48,18 @@ INDEX = ".index.json"
 CONSUMERS = ".consumers"
 
 _VERSION = re.compile(r"^v(\d+)$")
-#: condition names that would collide with the layout's own entries.
-RESERVED_CONDITION = re.compile(r"^(replicate_\d+|metadata\.json|manifest\.json|\..*)$")
+#: condition names that would collide with the layout's own entries (compared
+#: case-insensitively): every ``replicate_...`` name, the run's documents
+#: (crystallize-ml's ``_manifest.json`` too) and names starting with ``.``.
+RESERVED_CONDITION = re.compile(r"^(replicate_.*|metadata\.json|manifest\.json|_manifest\.json|\..*)$", re.IGNORECASE)
+
+
+def reserved_condition(name: str) -> bool:
+    """Whether a condition named ``name`` would collide with the layout's own
+    entries, on any file system (letter case and Unicode normalisation ignored)."""
+    from crystallize.names import portable_key
+
+    return RESERVED_CONDITION.match(name) is not None or RESERVED_CONDITION.match(portable_key(name)) is not None
 
 
 def version_dir(experiment_dir: Path, version: int) -> Path:
@@ -53,12 +67,24 @@ def version_dir(experiment_dir: Path, version: int) -> Path:
 
 
 def versions(experiment_dir: Path) -> list[int]:
-    """Existing run versions, ascending (``[]`` if the folder does not exist)."""
+    """Existing run versions, ascending (``[]`` if the folder does not exist).
+
+    Only real folders count: a symbolic link named ``v<N>`` is never a run.
+    """
     try:
-        names = [entry.name for entry in experiment_dir.iterdir() if entry.is_dir()]
-    except FileNotFoundError:
+        with os.scandir(experiment_dir) as entries:
+            names = [entry.name for entry in entries if entry.is_dir(follow_symlinks=False)]
+    except (FileNotFoundError, NotADirectoryError):
         return []
     return sorted(int(m.group(1)) for name in names if (m := _VERSION.match(name)))
+
+
+def is_real_dir(path: Path) -> bool:
+    """``path`` is a folder, not a link to one."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 def latest_version(experiment_dir: Path) -> int | None:

@@ -13,6 +13,7 @@ from crystallize.run import CompletedWork
 from crystallize_artifacts import layout
 from crystallize_artifacts.datasource import ArtifactDataSource
 from crystallize_artifacts.retention import add_pin, prune
+from crystallize_artifacts.runlock import make_token
 from crystallize_artifacts.store import LocalRunStore
 
 if TYPE_CHECKING:
@@ -86,8 +87,9 @@ class ArtifactPlugin:
         self.durable = bool(durable)
 
     def experiment_dir(self, experiment: Experiment) -> Path:
-        """The folder holding every run of ``experiment``."""
-        return self.root / experiment.key
+        """The folder holding every run of ``experiment`` (its key is checked
+        again here, where it becomes a path)."""
+        return self.root / check_name(experiment.key, "experiment")
 
     def _ours(self, run: Run) -> LocalRunStore | None:
         store = run.store
@@ -98,11 +100,11 @@ class ArtifactPlugin:
     @hookimpl
     def validate_experiment(self, experiment: Experiment) -> None:
         for treatment in experiment.treatments:
-            if layout.RESERVED_CONDITION.match(treatment.name):
+            if layout.reserved_condition(treatment.name):
                 raise ConfigurationError(
                     f"treatment name {treatment.name!r} collides with ArtifactPlugin's layout "
-                    "(replicate_<n>, metadata.json, manifest.json and names starting with '.' "
-                    "are reserved); rename the treatment"
+                    "(names starting with 'replicate_', metadata.json, manifest.json, _manifest.json and "
+                    "names starting with '.' are reserved, in any letter case); rename the treatment"
                 )
         check_name(experiment.key, "experiment")
 
@@ -115,6 +117,7 @@ class ArtifactPlugin:
             versioned=self.versioned,
             resume=run.strategy == "resume",
             durable=self.durable,
+            token=make_token(run.run_id),
         )
 
     @hookimpl
@@ -127,7 +130,8 @@ class ArtifactPlugin:
         if store is None:
             return
         if store.resumed:
-            store.prepare_resume(run.conditions, run.completed or CompletedWork())
+            completed = run.completed or CompletedWork()
+            store.prepare_resume(run.conditions, completed, replicates=run.replicates, fingerprints=run.fingerprints)
         for upstream in run.upstream:
             if upstream.location and Path(upstream.location).is_dir():
                 add_pin(Path(upstream.location), run.key, store.version, store.location)
@@ -205,13 +209,10 @@ class ArtifactPlugin:
         store = LocalRunStore.open_existing(self.experiment_dir(experiment))
         if store is None:
             return None
-        manifest = store.read_json(layout.MANIFEST) or {}
-        pruned = set(manifest.get("pruned", ()))
-        missing = [
-            r["path"]
-            for r in manifest.get("artifacts", ())
-            if r.get("path") not in pruned and not (store.dir / r.get("path", "")).is_file()
-        ]
+        try:
+            missing = store.missing_outputs()
+        except (OSError, ValueError) as exc:
+            return f"the manifest of v{store.version} is unreadable ({exc})"
         if missing:
             more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
             return f"outputs of v{store.version} are missing: {', '.join(missing[:3])}{more}"

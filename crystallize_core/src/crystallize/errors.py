@@ -51,6 +51,22 @@ class ResumeError(CrystallizeError, RuntimeError):
     """``strategy="resume"`` cannot continue the previous run safely."""
 
 
+class DocumentError(CrystallizeError, ValueError):
+    """A file read back from disk does not hold what its reader expects.
+
+    The message names the file and what is wrong with it. ``source`` is the
+    file (or file and line); ``problem`` the sentence about it.
+    """
+
+    def __init__(self, source: str, problem: str) -> None:
+        super().__init__(f"{source}: {problem}")
+        self.source = source
+        self.problem = problem
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.source, self.problem))
+
+
 class MissingMetricError(CrystallizeError, KeyError):
     """A hypothesis asked for a metric that no replicate recorded."""
 

@@ -10,6 +10,7 @@ from crystallize.context import BASELINE
 from crystallize.datasource import DataSource
 from crystallize.errors import ConfigurationError
 from crystallize.hypothesis import Hypothesis
+from crystallize.names import check_distinct, check_name, portable_key
 from crystallize.pipelines.pipeline import Pipeline
 from crystallize.pipelines.pipeline_step import FunctionStep, PipelineStep
 from crystallize.treatment import Treatment
@@ -66,9 +67,11 @@ def validate(
     for treatment in treatments:
         if not isinstance(treatment, Treatment):
             raise ConfigurationError(f"{label}: treatments must be Treatment objects, got {treatment!r}")
+        _recheck(check_name, label, treatment.name, "treatment")  # it may have been renamed since
         if treatment.name in seen:
             raise ConfigurationError(f"{label}: two treatments are named {treatment.name!r}; names must be unique")
         seen.add(treatment.name)
+    _recheck(check_distinct, label, [BASELINE, *(t.name for t in treatments)], "condition")
     if hypotheses and not seen - {BASELINE}:
         raise ConfigurationError(
             f"{label} has hypotheses but no treatments to compare with the baseline; "
@@ -88,22 +91,38 @@ def validate(
         callers.validate_experiment(experiment=experiment)
 
 
+def _recheck(check: Any, label: str, value: Any, what: str) -> None:
+    """Run a name check where the name is used (objects may be changed after construction)."""
+    try:
+        check(value, what)
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(f"{label}: {exc}") from None
+
+
 def _check_step_artifacts(experiment: Experiment, label: str) -> None:
     owners: dict[tuple[str, str], int] = {}
+    names: dict[str, str] = {}
+    _recheck(check_distinct, label, list(experiment.outputs), "artifact")
     for index, step in enumerate(experiment.pipeline.steps):
+        step_name = step.step_name
+        _recheck(check_name, label, step_name, "step")
         for name in sorted(artifacts_held_by(step)):
             if name not in experiment.outputs:
                 raise ConfigurationError(
                     f"{label}: step {index} ({step.step_name!r}) holds Artifact({name!r}), which is not "
                     f"in outputs=[...]; declare it: Experiment(..., outputs=[...])"
                 )
-            other = owners.setdefault((step.step_name, name), index)
+            # Compared as a case-insensitive, normalising file system would: the same file there.
+            other = owners.setdefault((portable_key(step_name), portable_key(name)), index)
             if other != index:
+                earlier = names.get(portable_key(step_name), step_name)
+                same = "both named" if earlier == step_name else f"named {earlier!r} and"
                 raise ConfigurationError(
-                    f"{label}: steps {other} and {index} are both named {step.step_name!r} and both "
+                    f"{label}: steps {other} and {index} are {same} {step_name!r} and both "
                     f"write Artifact({name!r}); the second would overwrite the first. Rename one "
                     "step (class or function name)"
                 )
+            names.setdefault(portable_key(step_name), step_name)
 
 
 def _check_executors(callers: HookCallers, label: str) -> None:

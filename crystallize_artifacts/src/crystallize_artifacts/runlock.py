@@ -1,0 +1,229 @@
+"""The lock of a run folder: who may write it, proven live, checked by workers.
+
+A run folder's ``.lock`` is held with ``flock`` while a run writes it; the
+kernel releases it when the process dies, however it dies. Three rules make
+the lock mean what it says:
+
+- **Never through a link.** The folder and its ``.lock`` are opened with
+  ``O_NOFOLLOW``; a link, FIFO or multiply-linked file planted as ``.lock``
+  is refused, never truncated or written through.
+- **Proven live.** ``flock`` locks a file, not a path. A process waiting for
+  the lock of ``v0`` may get it on a ``.lock`` that another run has meanwhile
+  moved to the trash with its folder, while ``v0`` is now that run's live
+  folder. So after ``flock`` succeeds, :func:`acquire` proves that the
+  locked file is still the ``.lock`` of the folder now at the path it uses
+  (comparing ``fstat`` of the descriptors with ``lstat`` of the paths), and
+  starts over when it is not.
+- **A token, checked by workers.** The holder writes a token (process id,
+  host, run id) into the lock file and truncates it when it releases the
+  lock. A store sent to a worker process carries the token; before each
+  commit, :func:`check_held` makes sure the run's lock is still held and
+  still holds that token, so a worker that outlived its parent (or whose run
+  was meanwhile taken over by a resume) cannot change the folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from pathlib import Path
+
+from crystallize.errors import CrystallizeError
+from crystallize_artifacts import layout, safepaths
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no advisory locks
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["RunLockedError", "RunEndedError", "make_token", "acquire", "release", "lock_held", "check_held"]
+
+_LOCK_FLAGS = os.O_RDWR | os.O_CREAT
+_PROBE_FLAGS = os.O_RDONLY
+#: attempts at ``flock`` (a probe holds a lock for an instant) and at proving it live.
+_FLOCK_ATTEMPTS = 5
+_LIVE_ATTEMPTS = 20
+
+
+class RunLockedError(CrystallizeError, RuntimeError):
+    """Another live process is writing the run folder this run needs."""
+
+
+class RunEndedError(CrystallizeError, RuntimeError):
+    """A write arrived for a run that has ended, or whose folder is now another run's."""
+
+
+_HELD_LOCKS: set[int] = set()
+
+
+def _close_inherited_locks() -> None:
+    """In a child forked during a run: drop our copies of the run locks.
+
+    ``flock`` belongs to the open file description, which a forked child
+    shares; a child outliving the run (a pool a step started) would otherwise
+    keep the run folder locked after the run released it.
+    """
+    for fd in list(_HELD_LOCKS):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _HELD_LOCKS.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_inherited_locks)
+
+
+def make_token(run_id: str) -> bytes:
+    """The lock file's content while ``run_id`` holds it: one JSON line."""
+    doc = {"pid": os.getpid(), "host": socket.gethostname(), "run": run_id}
+    return (json.dumps(doc, separators=(",", ":")) + "\n").encode()
+
+
+def _holder(raw: bytes) -> str:
+    try:
+        doc = json.loads(raw)
+        return f"process {doc['pid']} on {doc['host']} (run {doc['run']})"
+    except (ValueError, KeyError, TypeError):
+        text = raw.decode(errors="replace").strip()[:80]
+        return f"process {text}" if text else "an unknown process"
+
+
+def _open_lock(folder: safepaths.Handle, where: str, flags: int) -> int:
+    return safepaths.open_regular(folder, layout.LOCK, flags, where=f"{where}/{layout.LOCK}", single_link=True)
+
+
+def _same(a: os.stat_result, b: os.stat_result | None) -> bool:
+    return b is not None and (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def acquire(folder: Path, token: bytes) -> tuple[int | None, safepaths.Handle]:
+    """Take ``folder``'s lock, prove it live, write ``token``.
+
+    :returns: the lock's descriptor (``None`` where ``flock`` does not exist)
+        and a handle of the folder that was locked (the caller closes both:
+        :func:`release`, :func:`~crystallize_artifacts.safepaths.close`).
+    :raises RunLockedError: another live process holds it.
+    """
+    where = str(folder)
+    for _ in range(_LIVE_ATTEMPTS):
+        handle = safepaths.open_folder(folder)
+        if fcntl is None:  # pragma: no cover
+            return None, handle
+        try:
+            fd = _open_lock(handle, where, _LOCK_FLAGS)
+            try:
+                _flock(fd, where)
+                live = _is_live(folder, handle, fd)
+                if live:
+                    os.ftruncate(fd, 0)
+                    os.pwrite(fd, token, 0)
+                    _HELD_LOCKS.add(fd)
+            except BaseException:
+                os.close(fd)
+                raise
+        except BaseException:
+            safepaths.close(handle)
+            raise
+        if live:
+            return fd, handle
+        os.close(fd)  # the folder moved, or its lock file was replaced: look again
+        safepaths.close(handle)
+    raise RunLockedError(f"{where} kept being replaced by other runs while this one tried to lock it; retry")
+
+
+def _flock(fd: int, where: str) -> None:
+    for attempt in range(_FLOCK_ATTEMPTS):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if attempt == _FLOCK_ATTEMPTS - 1:
+                holder = _holder(os.pread(fd, 256, 0))
+                raise RunLockedError(
+                    f"{where} is being written by another run ({holder}); wait for it to "
+                    "finish, or use ArtifactPlugin(versioned=True) so each run gets its own version"
+                ) from None
+            time.sleep(0.02)
+
+
+def _is_live(folder: Path, handle: safepaths.Handle, fd: int) -> bool:
+    """Is the locked file still the ``.lock`` of the folder now at ``folder``?"""
+    try:
+        at_path = os.lstat(folder)
+    except FileNotFoundError:
+        return False
+    if not safepaths.FD_BASED:  # pragma: no cover
+        return _same(os.fstat(fd), safepaths.lstat_at(handle, layout.LOCK))
+    return _same(os.fstat(handle), at_path) and _same(os.fstat(fd), safepaths.lstat_at(handle, layout.LOCK))  # type: ignore[arg-type]
+
+
+def release(fd: int | None) -> None:
+    """Withdraw the token and release the lock."""
+    if fd is None:
+        return
+    _HELD_LOCKS.discard(fd)
+    try:
+        os.ftruncate(fd, 0)
+    except OSError:
+        pass
+    os.close(fd)  # closing the descriptor releases the flock
+
+
+def lock_held(folder: Path) -> bool:
+    """Whether a live process holds ``folder``'s ``.lock`` (links are never followed)."""
+    if fcntl is None:  # pragma: no cover
+        return False
+    try:
+        handle = safepaths.open_folder(folder)
+    except (OSError, ValueError):
+        return False
+    try:
+        fd = _open_lock(handle, str(folder), _PROBE_FLAGS)
+    except (OSError, ValueError):
+        return False
+    finally:
+        safepaths.close(handle)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def check_held(folder: safepaths.Handle, token: bytes, where: str) -> None:
+    """Raise :class:`RunEndedError` unless the run holding ``token`` still holds
+    the lock of ``folder`` (a handle of the run folder).
+
+    Probes with a shared lock, so workers checking at once do not see each
+    other as the holder: it fails only while some process holds the lock
+    exclusively — and then the token says whether that is still our run.
+    """
+    if fcntl is None:  # pragma: no cover
+        return
+    try:
+        fd = _open_lock(folder, where, _PROBE_FLAGS)
+    except FileNotFoundError:
+        raise RunEndedError(f"{where} has no lock file any more; the run this write belongs to has ended") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            content = os.pread(fd, len(token) + 1, 0)
+            if content == token:
+                return
+            raise RunEndedError(
+                f"{where} is now written by another run ({_holder(os.pread(fd, 256, 0))}); this write belongs "
+                "to a run that has ended, so it is refused"
+            ) from None
+        raise RunEndedError(
+            f"the run writing {where} has ended (its process exited or was killed); a write from one of its "
+            "workers is refused, so it cannot change the folder after it was resumed or verified"
+        )
+    finally:
+        os.close(fd)
