@@ -82,13 +82,13 @@ def arm_crash(at: int, phase: str) -> None:
         if when == phase and count == at:
             os.kill(os.getpid(), signal.SIGKILL)
 
-    real_commit = store.write_atomic
+    real_commit = store.write_atomic_at
 
-    def commit(path, data, *, durable=False):
+    def commit(folder, name, data, *, durable=False):
         nonlocal count
         count += 1
         maybe_die("before")
-        real_commit(path, data, durable=durable)
+        real_commit(folder, name, data, durable=durable)
         maybe_die("after")
 
     real_append = store.LocalRunStore._append_journal
@@ -100,7 +100,7 @@ def arm_crash(at: int, phase: str) -> None:
         real_append(self, condition, line)
         maybe_die("after")
 
-    store.write_atomic = commit
+    store.write_atomic_at = commit
     store.LocalRunStore._append_journal = append
 
 

@@ -100,10 +100,10 @@ def test_corrupt_metadata_is_a_clear_error_and_nothing_is_overwritten(tmp_path):
     meta = tmp_path / "producer" / "v0" / "metadata.json"
     meta.write_text('{"replicates": ')
     snapshot = sorted(p for p in (tmp_path / "producer").rglob("*"))
-    with pytest.raises(ValueError, match=r"metadata.json is not valid JSON.*corrupt"):
+    with pytest.raises(ValueError, match=r"metadata.json: not valid JSON.*corrupt"):
         consumer(producer).run()
     meta.write_text('{"replicates": "two"}')
-    with pytest.raises(ValueError, match=r"'replicates' is 'two', not a positive integer"):
+    with pytest.raises(ValueError, match=r"'replicates' is a string \('two'\), expected an integer >= 1"):
         consumer(producer).run()
     assert sorted(p for p in (tmp_path / "producer").rglob("*")) == snapshot
 

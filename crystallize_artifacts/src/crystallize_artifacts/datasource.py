@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import logging
+import os
+import stat
 import threading
 import warnings
 from pathlib import Path
@@ -11,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from crystallize.context import BASELINE, CONDITION_KEY, REPLICATE_KEY
 from crystallize.datasource import DataSource
-from crystallize.errors import ConfigurationError
+from crystallize.errors import ConfigurationError, DocumentError
 from crystallize.run import Upstream
-from crystallize_artifacts import layout
+from crystallize_artifacts import documents, layout, safepaths
 
 if TYPE_CHECKING:
     from crystallize.context import FrozenContext
@@ -30,6 +31,24 @@ class MetadataMissingError(ConfigurationError, FileNotFoundError):
 
 class FallbackWarning(UserWarning):
     """A consumer condition reads the producer's baseline artifacts."""
+
+
+def _entries(folder: Path, want: int) -> list[str]:
+    try:
+        with os.scandir(folder) as entries:
+            return [e.name for e in entries if stat.S_IFMT(e.stat(follow_symlinks=False).st_mode) == want]
+    except OSError:
+        return []
+
+
+def _dirs(folder: Path) -> list[str]:
+    """Names of the real folders in ``folder`` (links excluded)."""
+    return _entries(folder, stat.S_IFDIR)
+
+
+def _files(folder: Path) -> list[str]:
+    """Names of the regular files in ``folder``."""
+    return _entries(folder, stat.S_IFREG)
 
 
 class _Resolution:
@@ -152,9 +171,37 @@ class ArtifactDataSource(DataSource):
             used = BASELINE
             self._warn_fallback(res, condition)
         path = res.folder / f"replicate_{replicate}" / used / self.step / self.name
-        if not path.is_file():
+        if not self._is_artifact(res.folder, f"replicate_{replicate}", used, str(path)):
             raise FileNotFoundError(self._missing(res, path, used, replicate))
         return path
+
+    def _is_artifact(self, folder: Path, replicate: str, condition: str, where: str) -> bool:
+        """The producer's file is a regular file reached without following links.
+
+        A link planted in a producer folder (say ``model.bin -> ~/.ssh/id_rsa``)
+        raises :class:`~crystallize_artifacts.safepaths.UnsafePathError`: the
+        consumer's step never reads through it.
+        """
+        handle = safepaths.open_folder(folder)
+        try:
+            try:
+                step = safepaths.open_dirs(handle, (replicate, condition, self.step), where=str(folder))
+            except FileNotFoundError:
+                return False
+            try:
+                found = safepaths.lstat_at(step, self.name)
+            finally:
+                safepaths.close(step)
+        finally:
+            safepaths.close(handle)
+        if found is None:
+            return False
+        if not stat.S_ISREG(found.st_mode):
+            raise safepaths.UnsafePathError(
+                f"{where} is not a regular file written by the store (a link or special file); "
+                "refusing to hand it to the consumer's steps"
+            )
+        return True
 
     # -- resolution ---------------------------------------------------------------------
 
@@ -178,52 +225,37 @@ class ArtifactDataSource(DataSource):
             listed = ", ".join(f"v{v}" for v in available)
             raise FileNotFoundError(f"experiment {self.producer!r} has no run v{version} (it has {listed})")
         meta_path = folder / layout.METADATA
-        try:
-            meta = json.loads(meta_path.read_bytes())
-        except FileNotFoundError:
+        raw = safepaths.read_in(folder, layout.METADATA, limit=64 << 20)
+        counted = sum(1 for n in _dirs(folder) if n.startswith("replicate_")) or None
+        if raw is None:
             if self.require_metadata:
                 raise MetadataMissingError(
                     f"{meta_path} does not exist: experiment {self.producer!r} must run with "
                     "ArtifactPlugin (and crystallize-metadata installed) to record its metadata"
-                ) from None
-            meta = None
-        except ValueError as exc:
-            raise ValueError(
-                f"{meta_path} is not valid JSON ({exc}); it is corrupt: rerun experiment "
-                f"{self.producer!r} or restore the file"
-            ) from None
-        if meta is not None and not isinstance(meta, dict):
-            raise ValueError(f"{meta_path} holds {type(meta).__name__}, not a JSON object; it is corrupt")
-        replicates = None if meta is None else meta.get("replicates")
-        if replicates is not None and (
-            isinstance(replicates, bool) or not isinstance(replicates, int) or replicates < 1
-        ):
-            raise ValueError(f"{meta_path}: 'replicates' is {replicates!r}, not a positive integer; it is corrupt")
-        if replicates is None:
-            counted = sum(1 for p in folder.glob("replicate_*") if p.is_dir())
-            replicates = counted or None
-            if meta is None:
-                log.warning(
-                    "%s has no metadata.json; replicate count %s was inferred from its folders",
-                    folder,
-                    replicates,
                 )
-        conditions = None if meta is None or "conditions" not in meta else frozenset(meta["conditions"])
-        status = None if meta is None else meta.get("status")
+            log.warning("%s has no metadata.json; replicate count %s was inferred from its folders", folder, counted)
+            meta = documents.ProducerMetadata(counted, None, None, None)
+        else:
+            try:
+                meta = documents.parse_producer_metadata(raw, str(meta_path))
+            except DocumentError as exc:
+                raise DocumentError(
+                    exc.source, f"{exc.problem}; it is corrupt: rerun experiment {self.producer!r} or restore the file"
+                ) from None
+        replicates = meta.replicates if meta.replicates is not None else counted
+        status = meta.status
         if status not in (None, "completed"):
             warnings.warn(
                 f"reading artifacts of experiment {self.producer!r} v{version}, whose run is "
                 f"{status!r}, not completed; some files may be missing",
                 stacklevel=3,
             )
-        return _Resolution(
-            version, folder, replicates, conditions, None if meta is None else meta.get("run_id"), status
-        )
+        return _Resolution(version, folder, replicates, meta.conditions, meta.run_id, status)
 
     def _has_condition(self, res: _Resolution, condition: str) -> bool:
         if res.conditions is not None:
             return condition in res.conditions
-        return (res.folder / condition).is_dir() or (res.folder / "replicate_0" / condition).is_dir()
+        return layout.is_real_dir(res.folder / condition) or layout.is_real_dir(res.folder / "replicate_0" / condition)
 
     def _warn_fallback(self, res: _Resolution, condition: str, stacklevel: int = 3) -> None:
         if condition in self._fallbacks:
@@ -238,14 +270,13 @@ class ArtifactDataSource(DataSource):
 
     def _missing(self, res: _Resolution, path: Path, condition: str, replicate: int) -> str:
         folder = res.folder / f"replicate_{replicate}" / condition
-        try:
-            written = sorted(f"{s.name}/{a.name}" for s in folder.iterdir() if s.is_dir() for a in s.iterdir())
-        except FileNotFoundError:
-            written = []
+        written = sorted(f"{step}/{name}" for step in _dirs(folder) for name in _files(folder / step))
         rel = path.relative_to(res.folder).as_posix()
         try:
-            pruned = set(json.loads((res.folder / layout.MANIFEST).read_bytes()).get("pruned", ()))
-        except (OSError, ValueError, AttributeError):
+            raw = safepaths.read_in(res.folder, layout.MANIFEST)
+            source = str(res.folder / layout.MANIFEST)
+            pruned = set() if raw is None else documents.parse_manifest(raw, source)[0].pruned
+        except (OSError, ValueError):
             pruned = set()
         if rel in pruned:
             return (

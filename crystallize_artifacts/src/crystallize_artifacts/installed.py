@@ -36,13 +36,24 @@ class InstalledArtifacts:
 
 
 def verify_command(args: argparse.Namespace) -> int:
-    """``crystallize verify``: exit 0 when every file checks out, 1 otherwise, 2 for a bad path."""
-    from crystallize_artifacts.verify import verify_path
+    """``crystallize verify``: exit 0 when every file checks out, 1 for problems or
+    when the path holds no runs, 2 for a path that is missing or not a folder."""
+    from crystallize_artifacts.verify import NoRunsError, verify_path
 
     if not args.path.exists():
         print(f"crystallize verify: {args.path} does not exist")
         return 2
-    report = verify_path(args.path)
+    try:
+        report = verify_path(args.path)
+    except (NoRunsError, OSError) as exc:
+        print(f"crystallize verify: {exc}")
+        return 2
+    if not report:
+        print(
+            f"crystallize verify: no runs found in {args.path} (expected a run folder v<N>, an experiment "
+            "folder holding v<N> folders, or a root holding experiment folders)"
+        )
+        return 1
     if args.json:
         print(json.dumps(report, indent=2))
     else:

@@ -31,6 +31,7 @@ __all__ = [
     "CONSUMERS",
     "RESERVED_CONDITION",
     "reserved_condition",
+    "VERSION_NAME",
     "version_dir",
     "versions",
     "latest_version",
@@ -47,7 +48,8 @@ LOCK = ".lock"
 INDEX = ".index.json"
 CONSUMERS = ".consumers"
 
-_VERSION = re.compile(r"^v(\d+)$")
+#: the name of a run folder, ``v<N>``.
+VERSION_NAME = re.compile(r"^v(\d+)$")
 #: condition names that would collide with the layout's own entries (compared
 #: case-insensitively): every ``replicate_...`` name, the run's documents
 #: (crystallize-ml's ``_manifest.json`` too) and names starting with ``.``.
@@ -76,7 +78,7 @@ def versions(experiment_dir: Path) -> list[int]:
             names = [entry.name for entry in entries if entry.is_dir(follow_symlinks=False)]
     except (FileNotFoundError, NotADirectoryError):
         return []
-    return sorted(int(m.group(1)) for name in names if (m := _VERSION.match(name)))
+    return sorted(int(m.group(1)) for name in names if (m := VERSION_NAME.match(name)))
 
 
 def is_real_dir(path: Path) -> bool:

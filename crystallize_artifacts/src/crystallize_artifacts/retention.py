@@ -11,82 +11,156 @@ start, naming their own run folder. A version whose run is active (its lock
 is held) is never pruned either. What was pruned is listed in the version's
 ``manifest.json`` under ``pruned``, so ``crystallize verify`` knows it is gone
 on purpose.
+
+Retention deletes only regular files it reaches below ``v<N>/replicate_*``
+without following a link (see :mod:`~crystallize_artifacts.safepaths`): a
+link planted there is left alone, never followed out of the root.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
+import stat
 from pathlib import Path
 
-from crystallize_artifacts import layout
-from crystallize_artifacts.commit import write_atomic
+from crystallize.errors import DocumentError
+from crystallize_artifacts import documents, layout, safepaths
+from crystallize_artifacts.commit import write_atomic_at
+from crystallize_artifacts.safepaths import Handle
 from crystallize_artifacts.store import lock_held
 
 __all__ = ["prune", "pinned_by", "add_pin"]
 
 log = logging.getLogger("crystallize.artifacts")
+#: deeper than ``replicate_<r>/<condition>/<step>/<name>``: not written by the store.
+_MAX_DEPTH = 4
 
 
 def add_pin(producer_run: Path, consumer_key: str, consumer_version: int, consumer_location: str) -> None:
     """Record that a consumer run reads ``producer_run`` (best effort)."""
-    pins = producer_run / layout.CONSUMERS
+    doc = {"consumer": consumer_key, "version": consumer_version, "location": consumer_location}
     try:
-        pins.mkdir(exist_ok=True)
-        doc = {"consumer": consumer_key, "version": consumer_version, "location": consumer_location}
-        write_atomic(pins / f"{consumer_key}--v{consumer_version}.json", json.dumps(doc).encode())
-    except OSError as exc:
+        handle = safepaths.open_folder(producer_run)
+        try:
+            pins = safepaths.open_dirs(handle, (layout.CONSUMERS,), where=str(producer_run), create=True)
+            try:
+                write_atomic_at(pins, f"{consumer_key}--v{consumer_version}.json", json.dumps(doc).encode())
+            finally:
+                safepaths.close(pins)
+        finally:
+            safepaths.close(handle)
+    except (OSError, ValueError) as exc:
         log.warning("could not record that %s reads %s (%s); retention may prune it", consumer_key, producer_run, exc)
 
 
 def pinned_by(version_dir: Path) -> list[str]:
-    """Consumer runs that read this version and still exist."""
+    """Consumer runs that read this version and still exist.
+
+    A pin that cannot be read keeps the version (retention errs on the side
+    of keeping files).
+    """
     holders = []
     try:
-        pins = list((version_dir / layout.CONSUMERS).glob("*.json"))
-    except OSError:
+        handle = safepaths.open_folder(version_dir)
+    except (OSError, ValueError):
         return []
-    for pin in pins:
+    try:
         try:
-            doc = json.loads(pin.read_bytes())
+            pins = safepaths.open_dirs(handle, (layout.CONSUMERS,), where=str(version_dir))
         except (OSError, ValueError):
-            continue
-        if Path(doc.get("location", "")).is_dir():
-            holders.append(f"{doc.get('consumer')} v{doc.get('version')}")
+            return []
+        try:
+            for name in sorted(name for name, _ in safepaths.scan(pins)):
+                if not name.endswith(".json"):
+                    continue
+                where = f"{version_dir}/{layout.CONSUMERS}/{name}"
+                try:
+                    raw = safepaths.read_regular(pins, name, where=where, limit=1 << 16)
+                    if raw is None:
+                        continue
+                    pin = documents.parse_pin(raw, where)
+                except (OSError, ValueError) as exc:
+                    holders.append(f"an unreadable pin ({exc})")
+                    continue
+                if Path(pin.location).is_dir():
+                    holders.append(f"{pin.consumer} v{pin.version}")
+        finally:
+            safepaths.close(pins)
+    finally:
+        safepaths.close(handle)
     return holders
 
 
-def _artifact_files(version_dir: Path) -> list[Path]:
-    return [p for folder in version_dir.glob("replicate_*") for p in folder.rglob("*") if p.is_file()]
+#: an artifact file: (folders below the run folder, file name, size)
+_File = tuple[tuple[str, ...], str, int]
 
 
-def _drop(version_dir: Path, files: list[Path]) -> None:
+def _artifact_files(handle: Handle, where: str) -> list[_File]:
+    found: list[_File] = []
+
+    def walk(folder: Handle, segments: tuple[str, ...]) -> None:
+        for name, st in safepaths.scan(folder):
+            if stat.S_ISREG(st.st_mode):
+                found.append((segments, name, st.st_size))
+            elif stat.S_ISDIR(st.st_mode) and len(segments) < _MAX_DEPTH - 1:
+                child = safepaths.open_dirs(folder, (name,), where=where)
+                try:
+                    walk(child, (*segments, name))
+                finally:
+                    safepaths.close(child)
+
+    for name, st in safepaths.scan(handle):
+        if name.startswith("replicate_") and stat.S_ISDIR(st.st_mode):
+            folder = safepaths.open_dirs(handle, (name,), where=where)
+            try:
+                walk(folder, (name,))
+            finally:
+                safepaths.close(folder)
+    return found
+
+
+def _drop(handle: Handle, version_dir: Path, files: list[_File]) -> None:
     """List ``files`` as pruned in the manifest, then delete them (a crash in
     between leaves files listed as pruned, never files missing unannounced)."""
     if not files:
         return
-    manifest_path = version_dir / layout.MANIFEST
-    try:
-        manifest = json.loads(manifest_path.read_bytes())
-    except (OSError, ValueError):
-        manifest = {}
-    if not isinstance(manifest, dict):
-        manifest = {}
+    where = f"{version_dir}/{layout.MANIFEST}"
+    raw = safepaths.read_regular(handle, layout.MANIFEST, where=where)
+    if raw is None:
+        manifest: dict = {"artifacts": []}
+    else:
+        try:
+            documents.parse_manifest(raw, where)
+        except DocumentError as exc:
+            log.warning("retention: v%s left as it is, its manifest is unreadable (%s)", version_dir.name, exc)
+            return
+        manifest = json.loads(raw)
     pruned = set(manifest.get("pruned", ()))
-    pruned.update(f.relative_to(version_dir).as_posix() for f in files)
+    pruned.update("/".join((*segments, name)) for segments, name, _ in files)
     manifest["pruned"] = sorted(pruned)
-    write_atomic(manifest_path, json.dumps(manifest).encode())
-    for file in files:
+    write_atomic_at(handle, layout.MANIFEST, json.dumps(manifest).encode())
+    folders: set[tuple[str, ...]] = set()
+    for segments, name, _ in files:
         try:
-            file.unlink()
-        except FileNotFoundError:
-            pass
-    for folder in sorted((p for p in version_dir.glob("replicate_*/**") if p.is_dir()), reverse=True):
+            folder = safepaths.open_dirs(handle, segments, where=str(version_dir))
+        except (OSError, ValueError):
+            continue
         try:
-            os.rmdir(folder)
-        except OSError:
-            pass
+            safepaths.unlink_at(folder, name)
+        finally:
+            safepaths.close(folder)
+        folders.update(segments[:i] for i in range(1, len(segments) + 1))
+    for segments in sorted(folders, key=len, reverse=True):  # empty folders, deepest first
+        try:
+            parent = safepaths.open_dirs(handle, segments[:-1], where=str(version_dir))
+        except (OSError, ValueError):
+            continue
+        try:
+            safepaths.rmdir_at(parent, segments[-1])
+        finally:
+            if parent != handle:
+                safepaths.close(parent)
 
 
 def prune(experiment_dir: Path, keep: int | None, big_file_bytes: int | None, current: int) -> list[str]:
@@ -105,14 +179,24 @@ def prune(experiment_dir: Path, keep: int | None, big_file_bytes: int | None, cu
         if holders:
             actions.append(f"kept v{version}: read by {', '.join(holders)}")
             continue
-        files = _artifact_files(folder)
-        if whole:
-            files = [f for f in files if f.stat().st_size > big_file_bytes]  # type: ignore[operator]
-            if files:
-                actions.append(f"dropped {len(files)} large file(s) of v{version}")
-        elif files:
-            actions.append(f"dropped the artifacts of v{version} (metrics kept)")
-        _drop(folder, files)
+        try:
+            handle = safepaths.open_folder(folder)
+        except (OSError, ValueError) as exc:
+            log.warning("retention: v%s skipped (%s)", version, exc)
+            continue
+        try:
+            files = _artifact_files(handle, str(folder))
+            if whole:
+                files = [f for f in files if f[2] > big_file_bytes]  # type: ignore[operator]
+                if files:
+                    actions.append(f"dropped {len(files)} large file(s) of v{version}")
+            elif files:
+                actions.append(f"dropped the artifacts of v{version} (metrics kept)")
+            _drop(handle, folder, files)
+        except (OSError, ValueError) as exc:
+            log.warning("retention: v%s skipped (%s)", version, exc)
+        finally:
+            safepaths.close(handle)
     for line in actions:
         log.info("retention: %s", line)
     return actions

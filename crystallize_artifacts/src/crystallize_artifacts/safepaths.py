@@ -43,10 +43,12 @@ __all__ = [
     "open_dirs",
     "open_regular",
     "read_regular",
+    "read_in",
     "lstat_at",
     "open_append",
     "unlink_at",
     "scan",
+    "rmdir_at",
     "remove_tree",
     "close",
 ]
@@ -279,6 +281,19 @@ def read_regular(folder: Handle, name: str, *, where: str, limit: int | None = N
         os.close(fd)
 
 
+def read_in(folder: str | Path, name: str, *, limit: int | None = None) -> bytes | None:
+    """:func:`read_regular` of ``name`` in the folder at path ``folder``
+    (``None`` when the file or the folder does not exist)."""
+    try:
+        handle = open_folder(folder)
+    except FileNotFoundError:
+        return None
+    try:
+        return read_regular(handle, name, where=os.path.join(folder, name), limit=limit)
+    finally:
+        close(handle)
+
+
 def lstat_at(folder: Handle, name: str) -> os.stat_result | None:
     """``lstat`` of ``folder/name`` (links are not followed); ``None`` if missing."""
     try:
@@ -307,14 +322,26 @@ def unlink_at(folder: Handle, name: str) -> bool:
     return True
 
 
-def scan(folder: Handle) -> Iterator[tuple[str, int]]:
-    """``(name, st_mode)`` of each entry of ``folder``, links not followed."""
+def scan(folder: Handle) -> Iterator[tuple[str, os.stat_result]]:
+    """``(name, lstat result)`` of each entry of ``folder``, links not followed."""
     with os.scandir(folder) as entries:  # a descriptor is borrowed, not closed
         for entry in entries:
             try:
-                yield entry.name, entry.stat(follow_symlinks=False).st_mode
+                yield entry.name, entry.stat(follow_symlinks=False)
             except FileNotFoundError:
                 continue
+
+
+def rmdir_at(folder: Handle, name: str) -> bool:
+    """Remove the empty folder ``folder/name``; ``False`` if it is not empty or gone."""
+    try:
+        if FD_BASED:
+            os.rmdir(name, dir_fd=folder)  # type: ignore[arg-type]
+        else:
+            os.rmdir(os.path.join(folder, name))  # type: ignore[arg-type]
+    except OSError:
+        return False
+    return True
 
 
 def remove_tree(parent: Path, name: str) -> None:

@@ -661,7 +661,7 @@ class LocalRunStore:
             return []
         records: list[ArtifactRecord] = []
         with _Borrowed(self) as handle:
-            names = sorted(name for name, mode in safepaths.scan(handle) if stat.S_ISDIR(mode))
+            names = sorted(name for name, st in safepaths.scan(handle) if stat.S_ISDIR(st.st_mode))
         for name in names:
             if name in self._run_conditions or name.startswith((".", "replicate_")):
                 continue
@@ -1010,8 +1010,8 @@ def _clean_leftovers(experiment_dir: Path) -> None:
         entries = list(safepaths.scan(str(experiment_dir)))
     except FileNotFoundError:
         return
-    for name, mode in entries:
-        if name.startswith((".staging-", ".trash-")) and stat.S_ISDIR(mode) and _is_stale(experiment_dir / name):
+    for name, st in entries:
+        if name.startswith((".staging-", ".trash-")) and stat.S_ISDIR(st.st_mode) and _is_stale(experiment_dir / name):
             try:
                 safepaths.remove_tree(experiment_dir, name)
             except OSError:

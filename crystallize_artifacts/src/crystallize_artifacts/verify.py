@@ -1,76 +1,177 @@
-"""Checking a run's files against its manifest: ``crystallize verify``."""
+"""Checking a run's files against its manifest: ``crystallize verify``.
+
+Verification reads only what lies inside the run folder, reached without
+following links (:mod:`~crystallize_artifacts.safepaths`): a manifest record
+pointing elsewhere (``/etc/shadow``, ``../other``) is reported and never
+opened, and a link, FIFO or folder where a file should be is reported
+without blocking. Every problem becomes one line of the report; nothing
+found on disk makes verification crash or say "ok" for a run it could not
+check.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import json
+import os
+import stat
 from pathlib import Path
 
-from crystallize_artifacts import layout
+from crystallize.errors import DocumentError
+from crystallize.run import ArtifactRecord
+from crystallize_artifacts import documents, layout, safepaths
+from crystallize_artifacts.safepaths import Handle, UnsafePathError
 
-__all__ = ["verify_run", "verify_path"]
+__all__ = ["verify_run", "verify_path", "NoRunsError"]
 
 
-def _sha256(path: Path) -> str:
+class NoRunsError(UnsafePathError):
+    """``verify_path`` was given a path that is not a folder."""
+
+
+def _problem(exc: OSError | ValueError, where: str) -> str:
+    if isinstance(exc, ValueError):
+        return str(exc)
+    return f"{where}: cannot be read ({exc.strerror or exc})"
+
+
+def _sha256(fd: int) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    while block := os.read(fd, 1 << 20):
+        digest.update(block)
     return digest.hexdigest()
 
 
 def verify_run(version_dir: Path) -> list[str]:
     """Problems found in one ``v<N>`` folder (empty when everything checks out)."""
-    problems: list[str] = []
-    manifest_path = version_dir / layout.MANIFEST
     try:
-        manifest = json.loads(manifest_path.read_bytes())
+        handle = safepaths.open_folder(version_dir)
     except FileNotFoundError:
-        manifest = None
-        problems.append(f"{manifest_path}: missing (the run never finished)")
-    except ValueError as exc:
-        manifest = None
-        problems.append(f"{manifest_path}: not valid JSON ({exc})")
-    if manifest is not None:
-        pruned = set(manifest.get("pruned", ()))
-        for record in manifest.get("artifacts", ()):
-            rel = record.get("path", "")
-            path = version_dir / rel
-            if rel in pruned:
-                continue
-            if not path.is_file():
-                problems.append(f"{path}: missing")
-            elif path.stat().st_size != record.get("size"):
-                problems.append(f"{path}: size {path.stat().st_size}, manifest says {record.get('size')}")
-            elif _sha256(path) != record.get("sha256"):
-                problems.append(f"{path}: content differs from its sha256 in the manifest")
-    for marker in version_dir.glob(f"*/{layout.MARKER}"):
-        results = marker.parent / layout.RESULTS
-        try:
-            vouched = json.loads(marker.read_bytes() or b"{}")
-            raw = results.read_bytes()
-        except FileNotFoundError:
-            problems.append(f"{marker}: marks a condition complete but {results} is missing")
-            continue
-        except ValueError:
-            problems.append(f"{marker}: not valid JSON")
-            continue
-        expected = vouched.get("results_sha256")
-        if expected is not None and hashlib.sha256(raw).hexdigest() != expected:
-            problems.append(f"{results}: does not match the sha256 its completion marker vouches for")
+        return [f"{version_dir}: does not exist"]
+    except (OSError, ValueError) as exc:
+        return [_problem(exc, str(version_dir))]
+    try:
+        return _check_manifest(handle, version_dir) + _check_conditions(handle, version_dir)
+    finally:
+        safepaths.close(handle)
+
+
+def _check_manifest(handle: Handle, version_dir: Path) -> list[str]:
+    where = f"{version_dir}/{layout.MANIFEST}"
+    try:
+        raw = safepaths.read_regular(handle, layout.MANIFEST, where=where)
+    except (OSError, ValueError) as exc:
+        return [_problem(exc, where)]
+    if raw is None:
+        return [f"{where}: missing (the run never finished)"]
+    try:
+        manifest, problems = documents.parse_manifest(raw, where)
+    except DocumentError as exc:
+        return [str(exc)]
+    for record in manifest.artifacts:
+        if record.path not in manifest.pruned:
+            problem = _check_artifact(handle, version_dir, record)
+            if problem is not None:
+                problems.append(problem)
     return problems
 
 
+def _check_artifact(handle: Handle, version_dir: Path, record: ArtifactRecord) -> str | None:
+    path = f"{version_dir}/{record.path}"
+    try:
+        folder = safepaths.open_dirs(
+            handle, (f"replicate_{record.replicate}", record.condition, record.step), where=str(version_dir)
+        )
+    except FileNotFoundError:
+        return f"{path}: missing"
+    except (OSError, ValueError) as exc:
+        return _problem(exc, path)
+    try:
+        fd = safepaths.open_regular(folder, record.name, os.O_RDONLY, where=path)
+    except FileNotFoundError:
+        return f"{path}: missing"
+    except (OSError, ValueError) as exc:
+        return _problem(exc, path)
+    finally:
+        safepaths.close(folder)
+    try:
+        size = os.fstat(fd).st_size
+        if size != record.size:
+            return f"{path}: size {size}, manifest says {record.size}"
+        if _sha256(fd) != record.sha256:
+            return f"{path}: content differs from its sha256 in the manifest"
+    except OSError as exc:
+        return _problem(exc, path)
+    finally:
+        os.close(fd)
+    return None
+
+
+def _check_conditions(handle: Handle, version_dir: Path) -> list[str]:
+    problems = []
+    try:
+        entries = sorted(safepaths.scan(handle))
+    except OSError as exc:
+        return [_problem(exc, str(version_dir))]
+    for name, st in entries:
+        if stat.S_ISLNK(st.st_mode):
+            problems.append(f"{version_dir}/{name}: a symbolic link in the run folder (the store never writes one)")
+        elif stat.S_ISDIR(st.st_mode) and not name.startswith((".", "replicate_")):
+            problem = _check_marker(handle, version_dir, name)
+            if problem is not None:
+                problems.append(problem)
+    return problems
+
+
+def _check_marker(handle: Handle, version_dir: Path, condition: str) -> str | None:
+    where = f"{version_dir}/{condition}"
+    marker_path, results_path = f"{where}/{layout.MARKER}", f"{where}/{layout.RESULTS}"
+    try:
+        folder = safepaths.open_dirs(handle, (condition,), where=str(version_dir))
+    except (OSError, ValueError) as exc:
+        return _problem(exc, where)
+    try:
+        marker_raw = safepaths.read_regular(folder, layout.MARKER, where=marker_path)
+        if marker_raw is None:
+            return None  # not complete: nothing vouched for
+        raw = safepaths.read_regular(folder, layout.RESULTS, where=results_path)
+    except (OSError, ValueError) as exc:
+        return _problem(exc, where)
+    finally:
+        safepaths.close(folder)
+    if raw is None:
+        return f"{marker_path}: marks a condition complete but {results_path} is missing"
+    try:
+        marker = documents.parse_marker(marker_raw, marker_path)
+        results = documents.parse_results(raw, results_path, condition)
+    except DocumentError as exc:
+        return str(exc)
+    if marker.legacy:
+        if not results.legacy:
+            return f"{marker_path}: empty, but {results_path} was written by crystallize-artifacts (a damaged marker)"
+        return None  # crystallize-ml 0.27 wrote both: it kept no checksum
+    if hashlib.sha256(raw).hexdigest() != marker.results_sha256:
+        return f"{results_path}: does not match the sha256 its completion marker vouches for"
+    if results.legacy or marker.replicates != results.replicates:
+        return f"{results_path}: does not hold the {marker.replicates} replicate(s) its completion marker vouches for"
+    return None
+
+
 def verify_path(path: Path) -> dict[str, list[str]]:
-    """Verify a run folder, every run of an experiment, or every experiment under a root."""
+    """Verify a run folder, every run of an experiment, or every experiment under a root.
+
+    :returns: ``{run folder: [problems]}``; empty when ``path`` holds no runs.
+    :raises NoRunsError: ``path`` is not a folder.
+    """
     path = Path(path)
-    if layout.METADATA in {p.name for p in path.iterdir()} or (path.name.startswith("v") and path.name[1:].isdigit()):
+    if not path.is_dir():
+        raise NoRunsError(f"{path} is not a folder; give a run folder (v<N>), an experiment folder or a root")
+    if layout.VERSION_NAME.match(path.name) or any(
+        os.path.lexists(path / name) for name in (layout.METADATA, layout.MANIFEST)
+    ):
         return {str(path): verify_run(path)}
     runs = [layout.version_dir(path, v) for v in layout.versions(path)]
     if not runs:
-        runs = [
-            layout.version_dir(child, v)
-            for child in sorted(p for p in path.iterdir() if p.is_dir())
-            for v in layout.versions(child)
-        ]
+        with os.scandir(path) as entries:
+            children = sorted(e.name for e in entries if e.is_dir(follow_symlinks=False))
+        runs = [layout.version_dir(path / child, v) for child in children for v in layout.versions(path / child)]
     return {str(run): verify_run(run) for run in runs}

@@ -109,6 +109,7 @@ def test_stale_units_are_not_trusted():
     exp = build(DictStore(), spy)
     exp.plugins[1] = StorePlugin(
         DictStore(
+            documents={"metadata.json": {"id": exp.id}},
             complete={"baseline": ConditionRecord("baseline", 2, "", {"value": [1, 2]})},  # 2 != 3 replicates
             journal={
                 "baseline": {0: ReplicateRecord("baseline", 0, {"value": [10.0]}, "")},
@@ -129,6 +130,22 @@ def test_changed_pipeline_and_corrupt_metadata_are_refused():
     with pytest.raises(ResumeError, match="not valid JSON"):
         exp.run(strategy="resume")
     assert spy.units == []
+
+
+@pytest.mark.parametrize("metadata", [None, [], 7, "null", {"name": "x"}, {"id": 3}])
+def test_finished_work_without_a_usable_metadata_id_is_refused(metadata):
+    spy = Ran()
+    documents = {} if metadata is None else {"metadata.json": None if metadata == "null" else metadata}
+    store = DictStore(documents=documents, journal={"baseline": {0: ReplicateRecord("baseline", 0, {"value": [1.0]})}})
+    with pytest.raises(ResumeError, match=r"cannot resume memory://exp/v4: .*(metadata\.json|'id')"):
+        build(store, spy).run(strategy="resume")
+    assert spy.units == []
+
+
+def test_a_folder_without_metadata_and_without_finished_work_resumes_as_a_fresh_run():
+    spy = Ran()
+    build(DictStore(), spy).run(strategy="resume")
+    assert len(spy.units) == 6
 
 
 def test_without_a_store_resume_warns_and_runs_everything():

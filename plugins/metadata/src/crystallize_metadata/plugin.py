@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import logging
 import platform
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
+from crystallize import documents as d
 from crystallize.hooks import hookimpl
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
     from crystallize.experiment import Experiment
     from crystallize.result import Result
     from crystallize.run import ReplicateError, Run
+    from crystallize.store import RunStore
 
-__all__ = ["MetadataPlugin", "METADATA_FILE"]
+__all__ = ["MetadataPlugin", "METADATA_FILE", "PreviousRun", "parse_previous"]
 
 METADATA_FILE = "metadata.json"
 log = logging.getLogger("crystallize.metadata")
@@ -37,6 +40,61 @@ def _version_of(distribution: str) -> str | None:
         return dist_version(distribution)
     except Exception:  # noqa: BLE001 - not installed, or broken metadata
         return None
+
+
+@attrs.frozen
+class PreviousRun:
+    """What a resumed run keeps from the ``metadata.json`` it continues."""
+
+    run_id: str | None = None
+    conditions: tuple[str, ...] = ()
+    fingerprints: Mapping[str, str] = attrs.field(factory=dict)
+    completed_conditions: tuple[str, ...] = ()
+    created_at: str | None = None
+    resumed_at: tuple[str, ...] = ()
+
+
+_STRINGS = d.list_of(d.string)
+
+
+def parse_previous(document: Any, source: str) -> PreviousRun:
+    """The fields of an earlier ``metadata.json`` a resume carries over;
+    :class:`~crystallize.errors.DocumentError` names the file and the field
+    when one has the wrong shape."""
+    if document is None:
+        return PreviousRun()
+    doc = d.expect_object(document, source)
+    return PreviousRun(
+        run_id=d.get(doc, "run_id", d.nullable(d.string), source, default=None),
+        conditions=tuple(d.get(doc, "conditions", _STRINGS, source, default=[])),
+        fingerprints=d.get(doc, "fingerprints", d.mapping_of(d.string), source, default={}),
+        completed_conditions=tuple(d.get(doc, "completed_conditions", _STRINGS, source, default=[])),
+        created_at=d.get(doc, "created_at", d.nullable(d.string), source, default=None),
+        resumed_at=tuple(d.get(doc, "resumed_at", _STRINGS, source, default=[])),
+    )
+
+
+def _previous(store: RunStore) -> PreviousRun:
+    return parse_previous(store.read_json(METADATA_FILE), f"{store.location}/{METADATA_FILE}")
+
+
+_UPSTREAM = d.list_of(d.mapping_of(d.anything))
+_UPSTREAM_FIELDS: dict[str, d.Check] = {
+    "experiment": d.string,
+    "step": d.string,
+    "artifact": d.string,
+    "version": d.nullable(d.integer(minimum=0)),
+    "run_id": d.nullable(d.string),
+}
+
+
+def _upstream(doc: Mapping[str, Any], source: str) -> list[Mapping[str, Any]]:
+    """The lineage recorded in ``metadata.json``, each entry checked."""
+    entries = d.get(doc, "upstream", d.nullable(_UPSTREAM), source, default=None) or []
+    for entry in entries:
+        for key, check in _UPSTREAM_FIELDS.items():
+            d.get(entry, key, check, source, default=None)
+    return entries
 
 
 class MetadataPlugin:
@@ -69,23 +127,22 @@ class MetadataPlugin:
         store = run.store
         if store is None:
             return
-        previous = store.read_json(METADATA_FILE) if store.resumed else None
-        previous = previous if isinstance(previous, dict) else {}
+        previous = _previous(store) if store.resumed else PreviousRun()
         document = {
             "replicates": run.replicates,
             "id": run.experiment_id,
             "name": run.experiment_name,
             "version": run.version,
-            "run_id": previous.get("run_id", run.run_id),
+            "run_id": previous.run_id or run.run_id,
             "status": "running",
             "strategy": run.strategy,
             "description": experiment.description,
             # A resumed folder keeps conditions this invocation left out.
-            "conditions": list(dict.fromkeys([*previous.get("conditions", ()), *run.conditions])),
-            "fingerprints": {**previous.get("fingerprints", {}), **run.fingerprints},
+            "conditions": list(dict.fromkeys([*previous.conditions, *run.conditions])),
+            "fingerprints": {**previous.fingerprints, **run.fingerprints},
             "outputs": sorted(experiment.outputs),
             "completed_conditions": [
-                *(c for c in previous.get("completed_conditions", ()) if c not in run.conditions),
+                *(c for c in previous.completed_conditions if c not in run.conditions),
                 *(c for c in run.conditions if run.completed and c in run.completed.conditions),
             ],
             "upstream": [u.to_json() for u in run.upstream],
@@ -95,8 +152,8 @@ class MetadataPlugin:
             "packages": self._packages(experiment),
             "python": platform.python_version(),
             "platform": platform.platform(),
-            "created_at": previous.get("created_at", run.started_at),
-            "resumed_at": [*previous.get("resumed_at", ()), run.started_at] if store.resumed else [],
+            "created_at": previous.created_at or run.started_at,
+            "resumed_at": [*previous.resumed_at, run.started_at] if store.resumed else [],
             "updated_at": _now(),
             "finished_at": None,
         }
@@ -133,13 +190,15 @@ class MetadataPlugin:
         store = experiment.locate_run()
         if store is None:
             return None
+        source = f"{store.location}/{METADATA_FILE}"
         try:
             document = store.read_json(METADATA_FILE)
+            upstream = [] if document is None else _upstream(d.expect_object(document, source), source)
         except ValueError as exc:
             return f"its metadata is unreadable ({exc})"
-        if not isinstance(document, dict) or not document.get("upstream"):
+        if not upstream:
             return None
-        recorded = {(u.get("experiment"), u.get("step"), u.get("artifact")): u for u in document["upstream"]}
+        recorded = {(u.get("experiment"), u.get("step"), u.get("artifact")): u for u in upstream}
         try:
             current = experiment.datasource.resolve().upstream
         except (OSError, ValueError) as exc:

@@ -6,6 +6,9 @@ import logging
 import warnings
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
+from crystallize import documents as d
 from crystallize.errors import ResumeError
 from crystallize.hooks import hookimpl
 from crystallize.run import CompletedWork
@@ -28,7 +31,12 @@ class ResumePlugin:
 
     - the run's recorded pipeline id must equal the experiment's, else
       :class:`~crystallize.errors.ResumeError` (resuming would mix two
-      pipelines' results; use ``strategy="rerun"`` for a new version);
+      pipelines' results; use ``strategy="rerun"`` for a new version); a
+      missing or malformed ``metadata.json`` is refused the same way when the
+      folder holds work to reuse;
+    - a condition completed for more replicates than this run has is reused
+      for the replicates this run has, with a warning; the others stay on
+      disk, so resuming with the larger count again reuses them;
     - a condition with a completion marker for the same replicate count and
       treatment is complete: its metrics come from ``results.json`` (a marker
       written by crystallize-ml, which records no count, is trusted only when
@@ -74,19 +82,26 @@ class ResumePlugin:
                 if record.seeds:
                     seeds[condition] = dict(record.seeds)
                 continue
-            finished = {
-                r: rec
-                for r, rec in store.finished_replicates(condition).items()
-                if rec.fingerprint in (None, fingerprint) and r < run.replicates
-            }
-            done = {r: rec.metrics for r, rec in finished.items()}
+            journaled = store.finished_replicates(condition).items()
+            finished = {r: rec for r, rec in journaled if rec.fingerprint in (None, fingerprint)}
+            found = {r: rec.metrics for r, rec in finished.items()}
             known = {r: rec.seed for r, rec in finished.items() if rec.seed is not None}
             if record is not None and record.replicate_metrics:  # complete for another replicate count
                 for r, metrics in record.replicate_metrics.items():
-                    if r < run.replicates and r not in done:
-                        done[r] = metrics
+                    if r not in found:
+                        found[r] = metrics
                         if record.seeds and record.seeds.get(r) is not None:
                             known[r] = record.seeds[r]
+            done = {r: metrics for r, metrics in found.items() if r < run.replicates}
+            known = {r: seed for r, seed in known.items() if r < run.replicates}
+            beyond = sorted(r for r in found if r >= run.replicates)
+            if beyond:
+                warnings.warn(
+                    f"resuming {experiment.key_label} with replicates={run.replicates}: condition {condition!r} "
+                    f"has {len(beyond)} finished replicate(s) beyond that ({_spans(beyond)}). They are kept on "
+                    "disk, not in this result, and reused when you resume with more replicates again",
+                    stacklevel=2,
+                )
             if done:
                 replicates[condition] = done
             if known:
@@ -105,31 +120,106 @@ class ResumePlugin:
         return CompletedWork(conditions=conditions, replicates=replicates, seeds=seeds)
 
     @staticmethod
-    def _check_identity(experiment: Experiment, run: Run, store: RunStore) -> dict[str, Any]:
+    def _check_identity(experiment: Experiment, run: Run, store: RunStore) -> RecordedRun:
+        """The folder's recorded pipeline must be this one, provably.
+
+        ``metadata.json`` missing, unreadable or of the wrong shape is a
+        :class:`~crystallize.errors.ResumeError` whenever the folder holds
+        work resume would reuse — without the recorded id, reusing it could
+        mix two pipelines' results. A folder holding nothing reusable, or one
+        written by crystallize-ml 0.27 (its ``_manifest.json`` and empty markers,
+        which resume trusts only with a recorded replicate count), resumes as
+        a fresh run.
+        """
+        source = f"{store.location}/metadata.json"
         try:
-            document = store.read_json("metadata.json")
+            recorded = parse_recorded_run(store.read_json("metadata.json"), source)
         except ValueError as exc:
             raise ResumeError(
-                f"cannot resume {store.location}: {exc}. Run with strategy='rerun' to start afresh"
+                f"cannot resume {store.location}: {exc}. Resume needs the pipeline id recorded in metadata.json "
+                "to make sure the folder holds this pipeline's results; restore the file, or run with "
+                "strategy='rerun' to start afresh"
             ) from None
-        if not isinstance(document, dict):
-            return {}
-        recorded = document.get("id")
-        if recorded and recorded != run.experiment_id:
+        if recorded is None:
+            held = _held_work(store, run)
+            if held and not _written_by_crystallize_ml(store, run):
+                raise ResumeError(
+                    f"cannot resume {store.location}: it holds finished work ({held}) but no metadata.json, so "
+                    "resume cannot make sure that work comes from this pipeline. Restore metadata.json, or run "
+                    "with strategy='rerun' to start afresh"
+                )
+            return RecordedRun(None, None)
+        if recorded.id != run.experiment_id:
             raise ResumeError(
                 f"cannot resume experiment {experiment.key_label} in {store.location}: its pipeline "
-                f"changed since that run (recorded id {recorded}, now {run.experiment_id}). Resuming "
+                f"changed since that run (recorded id {recorded.id}, now {run.experiment_id}). Resuming "
                 "would mix results of two different pipelines; use strategy='rerun' to start a new run"
             )
-        return document
+        return recorded
 
     def __repr__(self) -> str:
         return "ResumePlugin()"
 
 
-def _legacy_complete(metrics: Any, metadata: dict[str, Any], replicates: int) -> bool:
+@attrs.frozen
+class RecordedRun:
+    """What resume reads from ``metadata.json``: the pipeline id and replicate count."""
+
+    id: str | None
+    replicates: int | None
+
+
+def parse_recorded_run(document: Any, source: str) -> RecordedRun | None:
+    """``None`` for a missing file; :class:`~crystallize.errors.DocumentError` for a wrong shape."""
+    if document is None:
+        return None
+    obj = d.expect_object(document, source)
+    return RecordedRun(
+        id=d.get(obj, "id", d.string, source),
+        replicates=d.get(obj, "replicates", d.nullable(d.integer(minimum=1)), source, default=None),
+    )
+
+
+def _spans(numbers: list[int]) -> str:
+    """``[2, 3, 4, 7]`` -> ``"replicates 2-4, 7"``."""
+    parts: list[str] = []
+    start = prev = numbers[0]
+    for n in [*numbers[1:], None]:
+        if n is not None and n == prev + 1:
+            prev = n
+            continue
+        parts.append(str(start) if start == prev else f"{start}-{prev}")
+        if n is not None:
+            start = prev = n
+    return "replicates " + ", ".join(parts)
+
+
+def _held_work(store: RunStore, run: Run) -> str:
+    """A description of what resume would reuse from ``store`` ("" when nothing)."""
+    complete = [c for c in run.conditions if store.completed_condition(c) is not None]
+    if complete:
+        return f"completed condition(s) {', '.join(map(repr, complete))}"
+    started = sum(len(store.finished_replicates(c)) for c in run.conditions)
+    return f"{started} finished replicate(s)" if started else ""
+
+
+def _written_by_crystallize_ml(store: RunStore, run: Run) -> bool:
+    """crystallize-ml 0.27 wrote ``_manifest.json`` and empty markers, and no journal."""
+    try:
+        if not isinstance(store.read_json("_manifest.json"), dict):
+            return False
+    except ValueError:
+        return False
+    for condition in run.conditions:
+        record = store.completed_condition(condition)
+        if (record is not None and record.replicates is not None) or store.finished_replicates(condition):
+            return False
+    return True
+
+
+def _legacy_complete(metrics: Any, metadata: RecordedRun, replicates: int) -> bool:
     """Trust a crystallize-ml marker (it records no count, and was written even
     over failed replicates) only if every metric has a value per replicate."""
-    if metadata.get("replicates") != replicates or not isinstance(metrics, dict) or not metrics:
+    if metadata.replicates != replicates or not isinstance(metrics, dict) or not metrics:
         return False
     return all(isinstance(v, list) and v and len(v) % replicates == 0 for v in metrics.values())
