@@ -56,9 +56,9 @@ _NAME_CACHE: set[str] = set()
 
 
 def _name(value: Any, where: str) -> str:
+    d.string(value, where)
     if value in _NAME_CACHE:
         return value  # type: ignore[no-any-return]
-    d.string(value, where)
     problem = name_problem(value)
     if problem is not None:
         raise d.WrongShape(f"{where} is {d.describe(value)}, not a usable name: {problem}")

@@ -101,8 +101,8 @@ _checked: set[str] = set()
 def check_segment(value: object, what: str) -> str:
     """``value`` if it is a valid name for one path segment (see
     :func:`crystallize.names.check_name`); names that passed are remembered."""
-    if value in _checked:
-        return value  # type: ignore[return-value]
+    if type(value) is str and value in _checked:
+        return value
     check_name(value, what)
     if len(_checked) < 100_000:
         _checked.add(value)  # type: ignore[arg-type]
