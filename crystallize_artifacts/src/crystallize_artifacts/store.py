@@ -906,6 +906,14 @@ class LocalRunStore:
         self._guard = threading.Lock()
         self._idle = threading.Condition(self._guard)
 
+    def __del__(self) -> None:
+        # A worker's copy opened the run folder itself; workers drop copies of finished runs.
+        if getattr(self, "_remote", False) and isinstance(self._handle, int):
+            try:
+                os.close(self._handle)
+            except OSError:
+                pass
+
     def __repr__(self) -> str:
         mode = "read-only" if self.readonly else "resumed" if self.resumed else "new"
         return f"<LocalRunStore {self.dir} ({mode})>"
