@@ -47,7 +47,7 @@ __all__ = [
 ]
 
 #: ``{metric name: [values]}``
-METRICS = d.mapping_of(d.list_of(d.anything))
+METRICS = d.lists_by_name
 #: ``{"<replicate>": {metric name: [values]}}``, keys returned as ints
 REPLICATE_METRICS = d.mapping_of(METRICS, keys=d.decimal_key)
 #: ``{"<replicate>": seed}`` (whatever ``ctx["seed_used"]`` held), keys returned as ints
@@ -55,13 +55,13 @@ SEEDS = d.nullable(d.mapping_of(d.anything, keys=d.decimal_key))
 _NAME_CACHE: set[str] = set()
 
 
-def _name(value: Any, where: str) -> str:
-    d.string(value, where)
+def _name(value: Any) -> str:
+    d.string(value)
     if value in _NAME_CACHE:
         return value  # type: ignore[no-any-return]
     problem = name_problem(value)
     if problem is not None:
-        raise d.WrongShape(f"{where} is {d.describe(value)}, not a usable name: {problem}")
+        raise d.WrongShape(f"is {d.describe(value)}, not a usable name: {problem}")
     if len(_NAME_CACHE) < 100_000:
         _NAME_CACHE.add(value)
     return value  # type: ignore[no-any-return]
@@ -69,25 +69,34 @@ def _name(value: Any, where: str) -> str:
 
 _REPLICATE = d.integer(minimum=0)
 _SIZE = d.integer(minimum=0)
+_RECORD_FIELDS = (
+    ("name", _name),
+    ("step", _name),
+    ("condition", _name),
+    ("replicate", _REPLICATE),
+    ("path", d.string),
+    ("size", _SIZE),
+    ("sha256", d.hex_digest),
+)
 
 
-def _record(value: Any, where: str) -> ArtifactRecord:
+def _record(value: Any) -> ArtifactRecord:
     if type(value) is not dict:
-        raise d.WrongShape(f"{where} is {d.describe(value)}, expected an artifact record")
-    try:
-        name = _name(value["name"], f"'name' of {where}")
-        step = _name(value["step"], f"'step' of {where}")
-        condition = _name(value["condition"], f"'condition' of {where}")
-        replicate = _REPLICATE(value["replicate"], f"'replicate' of {where}")
-        path = d.string(value["path"], f"'path' of {where}")
-        size = _SIZE(value["size"], f"'size' of {where}")
-        sha256 = d.hex_digest(value["sha256"], f"'sha256' of {where}")
-    except KeyError as exc:
-        raise d.WrongShape(f"{where} has no {exc.args[0]!r}") from None
-    if path != layout.artifact_relpath(condition, replicate, step, name):
+        raise d.WrongShape(f"is {d.describe(value)}, expected an artifact record")
+    fields = []
+    for key, check in _RECORD_FIELDS:
+        if key not in value:
+            raise d.WrongShape(f"has no {key!r}")
+        try:
+            fields.append(check(value[key]))
+        except d.WrongShape as exc:
+            raise exc.at(f"[{key!r}]") from None
+    name, step, condition, replicate, path, size, sha256 = fields
+    expected = layout.artifact_relpath(condition, replicate, step, name)
+    if path != expected:
         raise d.WrongShape(
-            f"{where} has path {path[:200]!r}, not {layout.artifact_relpath(condition, replicate, step, name)!r}: "
-            "records may only point at their own artifact inside the run; refusing it"
+            f"has path {path[:200]!r}, not {expected!r}: records may only point at their own artifact "
+            "inside the run; refusing it"
         )
     return ArtifactRecord(name, step, condition, replicate, path, size, sha256)
 
@@ -95,9 +104,9 @@ def _record(value: Any, where: str) -> ArtifactRecord:
 def parse_artifact_record(value: Any, source: str, where: str = "the artifact record") -> ArtifactRecord:
     """One artifact record; its path must be the layout's path for its own fields."""
     try:
-        return _record(value, where)
+        return _record(value)
     except d.WrongShape as exc:
-        raise DocumentError(source, str(exc)) from None
+        raise DocumentError(source, exc.sentence(where)) from None
 
 
 _RECORDS = d.list_of(_record)
@@ -207,17 +216,28 @@ class JournalEntry:
     seed: Any = None
 
 
-def _entry(value: Any, where: str, condition: str) -> JournalEntry:
+_FINGERPRINT = d.nullable(d.string)
+
+
+def _entry(value: Any, condition: str) -> JournalEntry:
     if type(value) is not dict:
-        raise d.WrongShape(f"{where} is {d.describe(value)}, expected a journal entry")
-    replicate = _REPLICATE(value.get("replicate"), f"'replicate' of {where}")
-    fingerprint = d.nullable(d.string)(value.get("fingerprint"), f"'fingerprint' of {where}")
-    metrics = METRICS(value.get("metrics", {}), f"'metrics' of {where}")
-    artifacts = tuple(_RECORDS(value.get("artifacts", []), f"'artifacts' of {where}"))
+        raise d.WrongShape(f"is {d.describe(value)}, expected a journal entry")
+    fields = []
+    for key, check, default in (
+        ("replicate", _REPLICATE, None),
+        ("fingerprint", _FINGERPRINT, None),
+        ("metrics", METRICS, {}),
+        ("artifacts", _RECORDS, []),
+    ):
+        try:
+            fields.append(check(value.get(key, default)))
+        except d.WrongShape as exc:
+            raise exc.at(f"[{key!r}]") from None
+    replicate, fingerprint, metrics, artifacts = fields
     for record in artifacts:
         if record.condition != condition or record.replicate != replicate:
-            raise d.WrongShape(f"{where} lists artifact {record.path!r} of another condition or replicate")
-    return JournalEntry(replicate, fingerprint, metrics, artifacts, value, value.get("seed"))
+            raise d.WrongShape(f"lists artifact {record.path!r} of another condition or replicate")
+    return JournalEntry(replicate, fingerprint, metrics, tuple(artifacts), value, value.get("seed"))
 
 
 def parse_journal(raw: bytes, source: str, condition: str) -> tuple[dict[int, JournalEntry], list[str]]:
@@ -235,12 +255,14 @@ def parse_journal(raw: bytes, source: str, condition: str) -> tuple[dict[int, Jo
             parsed = d.parse_json(line, source)
         except DocumentError:
             continue
-        where = f"{source} line {number}"
         for index, value in enumerate(parsed if type(parsed) is list else [parsed]):
             try:
-                entry = _entry(value, f"entry {index}", condition)
-            except (d.WrongShape, RecursionError) as exc:
-                problems.append(f"{where}: {exc}")
+                entry = _entry(value, condition)
+            except d.WrongShape as exc:
+                problems.append(f"{source} line {number}: {exc.sentence(f'entry {index}')}")
+                continue
+            except RecursionError:
+                problems.append(f"{source} line {number}: entry {index} is nested too deeply to be read")
                 continue
             found[entry.replicate] = entry
     return found, problems
@@ -270,9 +292,12 @@ def parse_manifest(raw: bytes, source: str) -> tuple[Manifest, list[str]]:
     problems = []
     for index, value in enumerate(records):
         try:
-            record = _record(value, f"artifact record {index}")
-        except (d.WrongShape, RecursionError) as exc:
-            problems.append(f"{source}: {exc}")
+            record = _record(value)
+        except d.WrongShape as exc:
+            problems.append(f"{source}: {exc.sentence(f'artifact record {index}')}")
+            continue
+        except RecursionError:
+            problems.append(f"{source}: artifact record {index} is nested too deeply to be read")
             continue
         kept[record.path] = record
     return Manifest(version, status, tuple(kept.values()), pruned), problems
@@ -281,12 +306,33 @@ def parse_manifest(raw: bytes, source: str) -> tuple[Manifest, list[str]]:
 # -- .index.json (a cache) -----------------------------------------------------------------------------
 
 _SIGNATURE = d.list_of(d.integer())
+
+
+_REPLICATE_METRICS_AS_STORED = d.nullable(d.mapping_of(METRICS, keys=d.decimal_string))
+
+
+def _index_replicate_metrics(value: Any) -> Any:
+    """``{"<replicate>": {name: [values]}}`` or null, in one quick pass (the index is read whole on resume)."""
+    if value is None:
+        return None
+    if type(value) is dict and all(
+        type(k) is str
+        and k.isascii()
+        and k.isdigit()
+        and type(v) is dict
+        and all(type(name) is str and type(values) is list for name, values in v.items())
+        for k, v in value.items()
+    ):
+        return value
+    return _REPLICATE_METRICS_AS_STORED(value)  # the slow path, for its message
+
+
 _INDEX_ENTRY_FIELDS: dict[str, d.Check] = {
     "metrics": METRICS,
     "replicates": d.nullable(d.integer(minimum=1)),
     "fingerprint": d.nullable(d.string),
-    "replicate_metrics": d.nullable(REPLICATE_METRICS),
-    "seeds": SEEDS,
+    "replicate_metrics": _index_replicate_metrics,
+    "seeds": d.nullable(d.mapping_of(d.anything, keys=d.decimal_string)),
     "stat": _SIGNATURE,
 }
 
@@ -297,12 +343,12 @@ def parse_index(raw: bytes, source: str) -> dict[str, dict[str, Any]]:
     doc = d.expect_object(d.parse_json(raw, source), source)
     conditions = d.get(doc, "conditions", d.mapping_of(d.anything), source)
     for condition, entry in conditions.items():
-        where = f"entry {condition!r}"
-        entry = d.expect_object(entry, source, where)
+        if type(entry) is not dict:
+            d.expect_object(entry, source, f"entry {condition!r}")
         for key, check in _INDEX_ENTRY_FIELDS.items():
             d.get(entry, key, check, source, default=None if key == "seeds" else d.REQUIRED)
         if len(entry["stat"]) != 6:
-            raise DocumentError(source, f"{where} has a malformed 'stat'")
+            raise DocumentError(source, f"entry {condition!r} has a malformed 'stat'")
     return conditions
 
 

@@ -838,10 +838,9 @@ class LocalRunStore:
     # -- the completion index: a cache, validated by stat --------------------------------
 
     def _stat_signature(self, condition: str) -> list[int] | None:
+        """Identity of a condition's marker and results (``lstat``). A link in place of the
+        condition folder could only match an entry by pointing at the very files it describes."""
         with _Borrowed(self) as handle:
-            folder = safepaths.lstat_at(handle, condition)
-            if folder is None or not stat.S_ISDIR(folder.st_mode):
-                return None
             marker = safepaths.lstat_at(handle, f"{condition}/{layout.MARKER}")
             results = safepaths.lstat_at(handle, f"{condition}/{layout.RESULTS}")
         if marker is None or results is None or not (stat.S_ISREG(marker.st_mode) and stat.S_ISREG(results.st_mode)):

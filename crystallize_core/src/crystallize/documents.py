@@ -11,12 +11,15 @@ never an ``AttributeError`` or ``TypeError`` from deep inside the reader::
     obj = documents.expect_object(doc, source)
     replicates = documents.get(obj, "replicates", documents.integer(minimum=1), source, default=None)
 
-A check is a callable ``check(value, where) -> value`` that raises
-:class:`WrongShape` with a sentence about ``where`` (the field's name).
+A check is a callable ``check(value) -> value`` that raises
+:class:`WrongShape` with a sentence about the value; containers add where it
+sits, :func:`get` the field and the file — only when a check fails, so a
+well-formed document costs no string formatting.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -40,19 +43,40 @@ __all__ = [
     "number",
     "hex_digest",
     "decimal_key",
+    "decimal_string",
     "nullable",
     "list_of",
     "mapping_of",
+    "lists_by_name",
 ]
 
 
 class WrongShape(Exception):
-    """Raised by a check; :func:`get` turns it into a :class:`DocumentError`."""
+    """Raised by a check with a sentence about the value (``"is a string ('x'), expected a list"``);
+    containers add where the value sits (:meth:`at`) and :func:`get` names the field and the file."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.path = ""
+
+    def at(self, segment: str) -> WrongShape:
+        """Prefix the location of the offending value (``[3]``, ``['name']``)."""
+        self.path = segment + self.path
+        return self
+
+    def sentence(self, where: str) -> str:
+        return f"{where}{self.path} {self.problem}"
 
 
-Check = Callable[[Any, str], Any]
+#: ``check(value) -> value``: returns the value (or a converted one), raises :class:`WrongShape`.
+Check = Callable[[Any], Any]
 #: default of :func:`get` for a field that must be present.
 REQUIRED: Any = object()
+
+
+def _expected(value: Any, what: str) -> WrongShape:
+    return WrongShape(f"is {describe(value)}, expected {what}")
 
 
 def describe(value: Any) -> str:
@@ -100,102 +124,142 @@ def get(doc: Mapping[str, Any], key: str, check: Check, source: str, *, default:
             raise DocumentError(source, f"{key!r} is missing")
         return default
     try:
-        return check(doc[key], repr(key))
+        return check(doc[key])
     except WrongShape as exc:
-        raise DocumentError(source, str(exc)) from None
+        raise DocumentError(source, exc.sentence(repr(key))) from None
     except RecursionError:
         raise DocumentError(source, f"{key!r} is nested too deeply to be read") from None
 
 
-def anything(value: Any, where: str) -> Any:
+def anything(value: Any) -> Any:
     """Any JSON value."""
     return value
 
 
-def string(value: Any, where: str) -> str:
+def string(value: Any) -> str:
     """A JSON string."""
     if type(value) is not str:
-        raise WrongShape(f"{where} is {describe(value)}, expected a string")
+        raise _expected(value, "a string")
     return value
 
 
-def boolean(value: Any, where: str) -> bool:
+def boolean(value: Any) -> bool:
     """``true`` or ``false``."""
     if type(value) is not bool:
-        raise WrongShape(f"{where} is {describe(value)}, expected true or false")
+        raise _expected(value, "true or false")
     return value
 
 
 def integer(minimum: int | None = None) -> Check:
     """A JSON integer (not a boolean), at least ``minimum`` when given."""
+    expected = "an integer" if minimum is None else f"an integer >= {minimum}"
 
-    def check(value: Any, where: str) -> int:
+    def check(value: Any) -> int:
         if type(value) is not int or (minimum is not None and value < minimum):
-            expected = "an integer" if minimum is None else f"an integer >= {minimum}"
-            raise WrongShape(f"{where} is {describe(value)}, expected {expected}")
+            raise _expected(value, expected)
         return value
 
     return check
 
 
-def number(value: Any, where: str) -> float:
+def number(value: Any) -> float:
     """A JSON number (integer or not), never a boolean."""
     if type(value) not in (int, float):
-        raise WrongShape(f"{where} is {describe(value)}, expected a number")
+        raise _expected(value, "a number")
     return value
 
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
-def hex_digest(value: Any, where: str) -> str:
+def hex_digest(value: Any) -> str:
     """A SHA-256 hex digest (64 lowercase hex digits)."""
     if type(value) is not str or not _HEX64.fullmatch(value):
-        raise WrongShape(f"{where} is {describe(value)}, expected a SHA-256 hex digest")
+        raise _expected(value, "a SHA-256 hex digest")
     return value
 
 
-def decimal_key(value: Any, where: str) -> int:
+def decimal_key(value: Any) -> int:
     """An object key spelling a non-negative integer (``"3"``), returned as ``int``."""
+    return int(decimal_string(value))
+
+
+def decimal_string(value: Any) -> str:
+    """An object key spelling a non-negative integer (``"3"``), returned as it is."""
     if type(value) is not str or not value.isascii() or not value.isdigit() or len(value) > 18:
-        raise WrongShape(f"{where} is {describe(value)}, expected a replicate number")
-    return int(value)
+        raise _expected(value, "a replicate number")
+    return value
 
 
 def nullable(check: Check) -> Check:
     """``null`` or what ``check`` accepts."""
 
-    def nullable_check(value: Any, where: str) -> Any:
-        return None if value is None else check(value, where)
+    def nullable_check(value: Any) -> Any:
+        return None if value is None else check(value)
 
     return nullable_check
 
 
 def list_of(item: Check) -> Check:
-    """A JSON list whose every item passes ``item``."""
-    if item is anything:
+    """A JSON list whose every item passes ``item`` (returned as it is when no item changed)."""
 
-        def any_list(value: Any, where: str) -> list[Any]:
-            if type(value) is not list:
-                raise WrongShape(f"{where} is {describe(value)}, expected a list")
-            return value
-
-        return any_list
-
-    def check(value: Any, where: str) -> list[Any]:
+    def check(value: Any) -> list[Any]:
         if type(value) is not list:
-            raise WrongShape(f"{where} is {describe(value)}, expected a list")
-        return [item(v, f"item {i} of {where}") for i, v in enumerate(value)]
+            raise _expected(value, "a list")
+        if item is anything:
+            return value
+        out = None
+        for index, element in enumerate(value):
+            try:
+                checked = item(element)
+            except WrongShape as exc:
+                raise exc.at(f"[{index}]") from None
+            if out is None:
+                if checked is element:
+                    continue
+                out = value[:index]
+            out.append(checked)
+        return value if out is None else out
 
     return check
+
+
+def lists_by_name(value: Any) -> dict[str, list[Any]]:
+    """``{name: [values]}`` (what metrics look like), checked in one quick pass."""
+    if type(value) is dict:
+        for key, element in value.items():
+            if type(key) is not str or type(element) is not list:
+                break
+        else:
+            return value
+    return _LISTS_BY_NAME(value)  # the slow path, for its message
 
 
 def mapping_of(values: Check, keys: Check = string) -> Check:
-    """A JSON object whose every key passes ``keys`` and every value ``values``."""
+    """A JSON object whose every key passes ``keys`` and every value ``values``
+    (returned as it is when no key or value changed)."""
 
-    def check(value: Any, where: str) -> dict[Any, Any]:
+    def check(value: Any) -> dict[Any, Any]:
         if type(value) is not dict:
-            raise WrongShape(f"{where} is {describe(value)}, expected an object")
-        return {keys(k, f"a key of {where}"): values(v, f"{where}[{k!r}]") for k, v in value.items()}
+            raise _expected(value, "an object")
+        out = None
+        for index, (key, element) in enumerate(value.items()):
+            try:
+                checked_key = keys(key)
+            except WrongShape as exc:
+                raise WrongShape(f"has a key that {exc.problem}") from None
+            try:
+                checked = values(element)
+            except WrongShape as exc:
+                raise exc.at(f"[{key!r}]") from None
+            if out is None:
+                if checked_key is key and checked is element:
+                    continue
+                out = dict(itertools.islice(value.items(), index))
+            out[checked_key] = checked
+        return value if out is None else out
 
     return check
+
+
+_LISTS_BY_NAME = mapping_of(list_of(anything))

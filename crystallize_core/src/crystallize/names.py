@@ -25,6 +25,7 @@ experiment that would land in the same place.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -46,8 +47,10 @@ _WINDOWS_RESERVED = frozenset(
 )
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def name_problem(value: str) -> str | None:
-    """Why ``value`` cannot be a path segment, or ``None`` when it can."""
+    """Why ``value`` cannot be a path segment, or ``None`` when it can (cached: names
+    are checked where they are made and again where they are used)."""
     if value == "":
         return "it is empty"
     if value in (".", ".."):
@@ -92,6 +95,7 @@ def check_name(value: object, what: str) -> str:
     return value
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def portable_key(name: str) -> str:
     """What a case-insensitive, normalising file system compares: two names
     with the same key are the same file there (``"Fast"`` and ``"fast"``)."""

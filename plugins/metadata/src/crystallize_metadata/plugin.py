@@ -128,6 +128,7 @@ class MetadataPlugin:
         if store is None:
             return
         previous = _previous(store) if store.resumed else PreviousRun()
+        this_run = set(run.conditions)
         document = {
             "replicates": run.replicates,
             "id": run.experiment_id,
@@ -142,7 +143,7 @@ class MetadataPlugin:
             "fingerprints": {**previous.fingerprints, **run.fingerprints},
             "outputs": sorted(experiment.outputs),
             "completed_conditions": [
-                *(c for c in previous.completed_conditions if c not in run.conditions),
+                *(c for c in previous.completed_conditions if c not in this_run),
                 *(c for c in run.conditions if run.completed and c in run.completed.conditions),
             ],
             "upstream": [u.to_json() for u in run.upstream],
