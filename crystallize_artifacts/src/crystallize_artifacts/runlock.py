@@ -38,7 +38,16 @@ try:
 except ImportError:  # pragma: no cover - Windows: no advisory locks
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["RunLockedError", "RunEndedError", "make_token", "acquire", "release", "lock_held", "check_held"]
+__all__ = [
+    "RunLockedError",
+    "RunEndedError",
+    "make_token",
+    "acquire",
+    "release",
+    "lock_held",
+    "open_probe",
+    "check_held",
+]
 
 _LOCK_FLAGS = os.O_RDWR | os.O_CREAT
 _PROBE_FLAGS = os.O_RDONLY
@@ -196,34 +205,40 @@ def lock_held(folder: Path) -> bool:
         os.close(fd)
 
 
-def check_held(folder: safepaths.Handle, token: bytes, where: str) -> None:
+def open_probe(folder: safepaths.Handle, where: str) -> int | None:
+    """A descriptor of the lock file of ``folder`` (a run folder handle) for
+    :func:`check_held`; ``None`` where ``flock`` does not exist.
+
+    It refers to the lock of the very folder the handle refers to, so the two
+    stay consistent even if another run later takes the path.
+    """
+    if fcntl is None:  # pragma: no cover
+        return None
+    try:
+        return _open_lock(folder, where, _PROBE_FLAGS)
+    except FileNotFoundError:
+        raise RunEndedError(f"{where} has no lock file any more; the run this write belongs to has ended") from None
+
+
+def check_held(probe: int, token: bytes, where: str) -> None:
     """Raise :class:`RunEndedError` unless the run holding ``token`` still holds
-    the lock of ``folder`` (a handle of the run folder).
+    the lock ``probe`` (from :func:`open_probe`) refers to.
 
     Probes with a shared lock, so workers checking at once do not see each
     other as the holder: it fails only while some process holds the lock
     exclusively — and then the token says whether that is still our run.
     """
-    if fcntl is None:  # pragma: no cover
-        return
     try:
-        fd = _open_lock(folder, where, _PROBE_FLAGS)
-    except FileNotFoundError:
-        raise RunEndedError(f"{where} has no lock file any more; the run this write belongs to has ended") from None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            content = os.pread(fd, len(token) + 1, 0)
-            if content == token:
-                return
-            raise RunEndedError(
-                f"{where} is now written by another run ({_holder(os.pread(fd, 256, 0))}); this write belongs "
-                "to a run that has ended, so it is refused"
-            ) from None
+        fcntl.flock(probe, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        if os.pread(probe, len(token) + 1, 0) == token:
+            return
         raise RunEndedError(
-            f"the run writing {where} has ended (its process exited or was killed); a write from one of its "
-            "workers is refused, so it cannot change the folder after it was resumed or verified"
-        )
-    finally:
-        os.close(fd)
+            f"{where} is now written by another run ({_holder(os.pread(probe, 256, 0))}); this write belongs "
+            "to a run that has ended, so it is refused"
+        ) from None
+    fcntl.flock(probe, fcntl.LOCK_UN)
+    raise RunEndedError(
+        f"the run writing {where} has ended (its process exited or was killed); a write from one of its "
+        "workers is refused, so it cannot change the folder after it was resumed or verified"
+    )

@@ -161,19 +161,36 @@ def _checked_path(path: str, create: bool) -> str:
     return path
 
 
-def open_dirs(base: Handle, segments: Sequence[str], *, where: str, create: bool = False) -> Handle:
+def open_dirs(
+    base: Handle, segments: Sequence[str], *, where: str, create: bool = False, known: set[str] | None = None
+) -> Handle:
     """The folder ``base/segments...``, each segment opened without following
     links (and created when ``create``). The caller closes the result with
-    :func:`close` (``base`` itself stays open)."""
+    :func:`close` (``base`` itself stays open).
+
+    :param known: folders below ``base`` (``/``-joined) known to exist; with
+        ``create``, others are created before they are opened, saving a failed
+        open for a new folder. Folders opened are added to it.
+    """
     if not FD_BASED:
         path = str(base)
         for segment in segments:
             path = _checked_path(os.path.join(path, segment), create)
         return path
     fd = base
+    prefix = ""
     try:
         for segment in segments:
+            if known is not None:
+                prefix = f"{prefix}/{segment}"
+                if create and prefix not in known:
+                    try:
+                        os.mkdir(segment, 0o777, dir_fd=fd)  # type: ignore[arg-type]
+                    except FileExistsError:
+                        pass
             child = _open_dir_at(fd, segment, create, where, segments)  # type: ignore[arg-type]
+            if known is not None:
+                known.add(prefix)
             if fd != base:
                 os.close(fd)  # type: ignore[arg-type]
             fd = child

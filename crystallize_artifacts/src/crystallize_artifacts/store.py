@@ -188,6 +188,8 @@ class LocalRunStore:
         self._remote = False  # a copy in another process (set when unpickled)
         self._closed = False
         self._inflight = 0
+        self._dirs: set[str] = set()  # folders below the run folder known to exist
+        self._lock_probe: int | None = None  # a worker copy's descriptor of the run's lock file
         self._journals: dict[str, int] = {}
         self._unwritten: dict[str, list[bytes]] = {}
         self._pending_lines = 0
@@ -269,12 +271,14 @@ class LocalRunStore:
                     "(from a thread a step left running, say) is refused, so committed files stay as verified"
                 )
             handle = self._handle
-            if handle is None:  # a copy in a worker process: open the folder once
+            if handle is None:  # a copy in a worker process: open the folder (and its lock) once
                 handle = self._handle = safepaths.open_folder(self.location)
+                if self._remote and self._token is not None:
+                    self._lock_probe = runlock.open_probe(handle, self.location)
             self._inflight += 1
-        if self._remote and self._token is not None:
+        if self._lock_probe is not None:
             try:
-                runlock.check_held(handle, self._token, self.location)
+                runlock.check_held(self._lock_probe, self._token, self.location)  # type: ignore[arg-type]
             except BaseException:
                 self._leave()
                 raise
@@ -450,7 +454,7 @@ class LocalRunStore:
         handle = self._enter()
         try:
             folder = safepaths.open_dirs(
-                handle, (f"replicate_{replicate}", condition, step), where=self.location, create=True
+                handle, (f"replicate_{replicate}", condition, step), where=self.location, create=True, known=self._dirs
             )
             try:
                 write_atomic_at(folder, name, data, durable=self.durable)
@@ -883,6 +887,8 @@ class LocalRunStore:
         state = self.__dict__.copy()
         state["_lock_fd"] = None
         state["_handle"] = None
+        state["_lock_probe"] = None
+        state["_dirs"] = set()
         state["_journals"] = {}
         state["_unwritten"] = {}
         state["_pending_lines"] = 0
@@ -907,11 +913,13 @@ class LocalRunStore:
 
     def __del__(self) -> None:
         # A worker's copy opened the run folder itself; workers drop copies of finished runs.
-        if getattr(self, "_remote", False) and isinstance(self._handle, int):
-            try:
-                os.close(self._handle)
-            except OSError:
-                pass
+        if getattr(self, "_remote", False):
+            for fd in (self._handle, self._lock_probe):
+                if isinstance(fd, int):
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
 
     def __repr__(self) -> str:
         mode = "read-only" if self.readonly else "resumed" if self.resumed else "new"
