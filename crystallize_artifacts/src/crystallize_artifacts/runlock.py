@@ -119,27 +119,37 @@ def acquire(folder: Path, token: bytes) -> tuple[int | None, safepaths.Handle]:
     """
     where = str(folder)
     for _ in range(_LIVE_ATTEMPTS):
-        handle = safepaths.open_folder(folder)
+        try:
+            handle = safepaths.open_folder(folder)
+        except FileNotFoundError:
+            raise RunLockedError(
+                f"{where} was moved away by another run while this one tried to lock it; retry"
+            ) from None
         if fcntl is None:  # pragma: no cover
             return None, handle
         try:
-            fd = _open_lock(handle, where, _LOCK_FLAGS)
             try:
-                _flock(fd, where)
-                live = _is_live(folder, handle, fd)
-                if live:
-                    os.ftruncate(fd, 0)
-                    os.pwrite(fd, token, 0)
-                    _HELD_LOCKS.add(fd)
-            except BaseException:
-                os.close(fd)
-                raise
+                fd = _open_lock(handle, where, _LOCK_FLAGS)
+            except FileNotFoundError:  # the folder was deleted after we opened it
+                fd = None
+            if fd is not None:
+                try:
+                    _flock(fd, where)
+                    live = _is_live(folder, handle, fd)
+                    if live:
+                        os.ftruncate(fd, 0)
+                        os.pwrite(fd, token, 0)
+                        _HELD_LOCKS.add(fd)
+                except BaseException:
+                    os.close(fd)
+                    raise
         except BaseException:
             safepaths.close(handle)
             raise
-        if live:
+        if fd is not None and live:
             return fd, handle
-        os.close(fd)  # the folder moved, or its lock file was replaced: look again
+        if fd is not None:
+            os.close(fd)  # the folder moved, or its lock file was replaced: look again
         safepaths.close(handle)
     raise RunLockedError(f"{where} kept being replaced by other runs while this one tried to lock it; retry")
 
