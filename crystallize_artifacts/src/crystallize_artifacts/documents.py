@@ -315,15 +315,18 @@ def _index_replicate_metrics(value: Any) -> Any:
     """``{"<replicate>": {name: [values]}}`` or null, in one quick pass (the index is read whole on resume)."""
     if value is None:
         return None
-    if type(value) is dict and all(
-        type(k) is str
-        and k.isascii()
-        and k.isdigit()
-        and type(v) is dict
-        and all(type(name) is str and type(values) is list for name, values in v.items())
-        for k, v in value.items()
-    ):
-        return value
+    if type(value) is dict:
+        for key, metrics in value.items():
+            if type(key) is not str or not key.isdecimal() or type(metrics) is not dict:
+                break
+            for name, values in metrics.items():
+                if type(name) is not str or type(values) is not list:
+                    break
+            else:
+                continue
+            break
+        else:
+            return value
     return _REPLICATE_METRICS_AS_STORED(value)  # the slow path, for its message
 
 
@@ -337,18 +340,41 @@ _INDEX_ENTRY_FIELDS: dict[str, d.Check] = {
 }
 
 
+def _index_entry_ok(entry: Any) -> bool:
+    """The quick test of one index entry (what ``_INDEX_ENTRY_FIELDS`` checks, without messages)."""
+    if type(entry) is not dict:
+        return False
+    try:
+        metrics, replicates, fingerprint = entry["metrics"], entry["replicates"], entry["fingerprint"]
+        per_replicate, signature = entry["replicate_metrics"], entry["stat"]
+    except KeyError:
+        return False
+    seeds = entry.get("seeds")
+    if type(metrics) is not dict or any(type(k) is not str or type(v) is not list for k, v in metrics.items()):
+        return False
+    if not (replicates is None or (type(replicates) is int and replicates >= 1)):
+        return False
+    if not (fingerprint is None or type(fingerprint) is str):
+        return False
+    if type(signature) is not list or len(signature) != 6 or any(type(n) is not int for n in signature):
+        return False
+    if seeds is not None and (type(seeds) is not dict or any(type(k) is not str or not k.isdecimal() for k in seeds)):
+        return False
+    return per_replicate is None or _index_replicate_metrics(per_replicate) is per_replicate
+
+
 def parse_index(raw: bytes, source: str) -> dict[str, dict[str, Any]]:
     """The completion index's entries; :class:`DocumentError` if any is malformed
     (the caller then rebuilds the whole cache)."""
     doc = d.expect_object(d.parse_json(raw, source), source)
     conditions = d.get(doc, "conditions", d.mapping_of(d.anything), source)
     for condition, entry in conditions.items():
-        if type(entry) is not dict:
-            d.expect_object(entry, source, f"entry {condition!r}")
+        if _index_entry_ok(entry):
+            continue
+        d.expect_object(entry, source, f"entry {condition!r}")  # the slow path, for its message
         for key, check in _INDEX_ENTRY_FIELDS.items():
             d.get(entry, key, check, source, default=None if key == "seeds" else d.REQUIRED)
-        if len(entry["stat"]) != 6:
-            raise DocumentError(source, f"entry {condition!r} has a malformed 'stat'")
+        raise DocumentError(source, f"entry {condition!r} has a malformed 'stat'")
     return conditions
 
 

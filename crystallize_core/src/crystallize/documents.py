@@ -186,7 +186,7 @@ def decimal_key(value: Any) -> int:
 
 def decimal_string(value: Any) -> str:
     """An object key spelling a non-negative integer (``"3"``), returned as it is."""
-    if type(value) is not str or not value.isascii() or not value.isdigit() or len(value) > 18:
+    if type(value) is not str or not value.isdecimal() or len(value) > 18:
         raise _expected(value, "a replicate number")
     return value
 
