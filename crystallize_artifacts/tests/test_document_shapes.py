@@ -14,6 +14,7 @@ from artifact_helpers import experiment
 
 from crystallize import Experiment, Pipeline, pipeline_step
 from crystallize.errors import DocumentError
+from crystallize_artifacts import ArtifactPlugin
 
 
 @pytest.mark.parametrize(
@@ -131,3 +132,34 @@ def test_metadata_fields_of_the_wrong_shape_name_the_file_and_field_on_resume(tm
     meta_path.write_text(json.dumps(meta))
     with pytest.raises(DocumentError, match=rf"metadata.json: '{next(iter(field))}' is"):
         experiment(tmp_path, replicates=1).run(strategy="resume")
+
+
+@pytest.mark.parametrize(
+    ("document", "content"),
+    [
+        ("producer/v0/manifest.json", {"artifacts": 5}),
+        ("producer/v0/manifest.json", {"artifacts": [{"path": "/etc/passwd"}]}),
+        ("consumer/v0/metadata.json", "upstream"),
+    ],
+)
+def test_a_graph_resume_over_wrong_shaped_run_documents_reruns_and_says_why(tmp_path, document, content, caplog):
+    from crystallize import ExperimentGraph
+
+    producer = experiment(tmp_path, replicates=1, treatments=[])
+    consumer = Experiment(
+        producer.artifact_datasource("ModelStep", "data.json"),
+        Pipeline([read()]),
+        name="consumer",
+        plugins=[ArtifactPlugin(tmp_path)],
+    )
+    ExperimentGraph(producer, consumer).run()
+    path = tmp_path / document
+    if content == "upstream":
+        meta = json.loads(path.read_bytes())
+        meta["upstream"] = [{"experiment": 5}]
+        content = meta
+    path.write_text(json.dumps(content))
+    caplog.set_level("INFO")
+    results = ExperimentGraph(producer, consumer).run(strategy="resume")
+    assert all(r.ok for r in results.values())
+    assert "unreadable" in caplog.text

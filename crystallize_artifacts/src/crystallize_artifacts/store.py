@@ -787,7 +787,10 @@ class LocalRunStore:
         raw = self.read_json_bytes(layout.MANIFEST)
         if raw is None:
             return []
-        manifest, _ = documents.parse_manifest(raw, f"{self.location}/{layout.MANIFEST}")
+        source = f"{self.location}/{layout.MANIFEST}"
+        manifest, problems = documents.parse_manifest(raw, source)
+        if problems:
+            raise DocumentError(source, f"{len(problems)} artifact record(s) are unusable; the first: {problems[0]}")
         with _Borrowed(self) as handle:
             kept = [r for r in manifest.artifacts if r.path not in manifest.pruned]
             return [r.path for r in kept if not _on_disk(handle, r, size=False)]
