@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from crystallize import hookspecs
-from crystallize.hooks import HOOK_NAMES
+from crystallize._dispatch import HOOK_NAMES
 
 TARGET = Path(__file__).with_name("hooks.md")
 

@@ -24,8 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from crystallize import Experiment, Pipeline, PipelineStep, SeedPlugin, Treatment, data_source
+from crystallize._names import check_name, portable_key
 from crystallize.errors import CrystallizeError, DocumentError
-from crystallize.names import check_name, portable_key
 from crystallize_artifacts import ArtifactPlugin, documents, verify_run
 from crystallize_artifacts.commit import temp_name, write_atomic_at
 from crystallize_artifacts.safepaths import close, open_folder

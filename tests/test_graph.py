@@ -124,7 +124,7 @@ def test_unnamed_experiments_and_cycles_are_rejected(tmp_path):
 
     class Loop:
         def __init__(self, name, parent):
-            from crystallize.run import Upstream
+            from crystallize._records import Upstream
 
             self.name = name
             self.treatments = []

@@ -129,7 +129,7 @@ def test_the_parent_watchdog_kills_its_process_when_the_parent_dies(tmp_path: Pa
         textwrap.dedent(
             """
             import multiprocessing, os, sys, time
-            from crystallize.execution import worker
+            from crystallize._execution import worker
 
             def child(parent, done):
                 worker.watch_parent(parent, interval=0.1)
@@ -164,7 +164,7 @@ def test_the_parent_watchdog_kills_its_process_when_the_parent_dies(tmp_path: Pa
 
 def test_a_worker_whose_parent_is_already_gone_exits_at_once() -> None:
     # The race prctl cannot cover: the parent died before the worker asked to die with it.
-    code = "from crystallize.execution import worker; worker.die_with_parent({}); print('survived')"
+    code = "from crystallize._execution import worker; worker.die_with_parent({}); print('survived')"
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
     done = subprocess.run([sys.executable, "-c", code.format(gone.pid)], capture_output=True, text=True, timeout=60)

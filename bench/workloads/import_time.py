@@ -3,7 +3,7 @@
 Only ``sys`` and ``time`` are imported before the timed import, so modules the
 framework shares with the standard library are paid by the framework, as in a
 user's script. For ours, the entry-point discovery that the first experiment
-triggers (``crystallize.manager.installed_plugins()``) is timed separately,
+triggers (``crystallize._registry.installed_plugins()``) is timed separately,
 right after the import.
 """
 
@@ -20,7 +20,7 @@ def main() -> None:
     values = {"import_ms": imported * 1e3}
     info = {"modules_loaded": len(sys.modules)}
     if framework == "ours":
-        from crystallize import manager
+        from crystallize import _registry as manager
 
         start = time.perf_counter()
         plugins = manager.installed_plugins()

@@ -46,7 +46,7 @@ class MemoryStore:
 
     @hookimpl
     def on_artifact_write(self, artifact, data, ctx, step_name):
-        from crystallize.run import ArtifactRecord
+        from crystallize._records import ArtifactRecord
 
         key = (ctx["condition"], ctx["replicate"], step_name, artifact.name)
         self.files[key] = data

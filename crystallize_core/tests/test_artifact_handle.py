@@ -140,7 +140,7 @@ def test_undeclared_artifact_written_by_a_function_step_is_reported():
 
 
 def test_scope_is_reset_after_the_run():
-    from crystallize.artifact import current_scope
+    from crystallize._artifact import current_scope
 
     out = Artifact("model.bin")
     Experiment(numbers(), Pipeline([ModelStep(out)]), plugins=[MemoryStore()], outputs=[out]).run()

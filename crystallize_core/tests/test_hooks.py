@@ -20,10 +20,10 @@ from crystallize import (
     hookimpl,
     hookspecs,
 )
-from crystallize.cli import build_parser
-from crystallize.hooks import HOOK_NAMES, HookCallers
-from crystallize.manager import build_manager
-from crystallize.run import ArtifactRecord, CompletedWork, ReplicateOutcome, Run
+from crystallize._cli import build_parser
+from crystallize._dispatch import HOOK_NAMES, HookCallers
+from crystallize._records import ArtifactRecord, CompletedWork, ReplicateOutcome, Run
+from crystallize._registry import build_manager
 from crystallize.testing import record_hooks
 
 
@@ -132,7 +132,7 @@ class UpstreamSource(DataSource):
 
     @property
     def upstream(self):
-        from crystallize.run import Upstream
+        from crystallize._records import Upstream
 
         return (Upstream(self.producer, None, self.step, self.name),)
 
@@ -252,7 +252,7 @@ def test_record_hooks_sees_calls_in_order():
     recorded.assert_called("execute_replicates")
     with pytest.raises(AssertionError, match="not called"):
         recorded.assert_called("stale_reason")
-    from crystallize import manager
+    from crystallize import _registry as manager
 
     assert not manager.observed()  # the recorder is gone once the block ends
 

@@ -5,8 +5,8 @@ import pytest
 from core_helpers import FailOn, numbers, total
 
 from crystallize import Experiment, Hypothesis, Pipeline, SeedPlugin, Treatment, hookimpl, hypothesis, pipeline_step
+from crystallize._result import ConditionMetrics, Series
 from crystallize.errors import MissingMetricError, PseudoReplicationError
-from crystallize.result import ConditionMetrics, Series
 from crystallize.stats import permutation_test, sign_flip_test
 
 

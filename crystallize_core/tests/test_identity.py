@@ -6,7 +6,7 @@ import identity_fixture as fx
 import pytest
 
 from crystallize import Experiment, Pipeline
-from crystallize.identity import describe
+from crystallize._identity import describe
 
 HERE = Path(__file__).parent
 

@@ -8,8 +8,9 @@ import pytest
 from core_helpers import numbers, total
 from fakedist import COUNTER, make_distribution
 
-from crystallize import Experiment, Pipeline, PluginError, SeedPlugin, hookimpl, manager
-from crystallize.manager import active_plugins, installed_plugins, load_failures
+from crystallize import Experiment, Pipeline, PluginError, SeedPlugin, hookimpl
+from crystallize import _registry as manager
+from crystallize._registry import active_plugins, installed_plugins, load_failures
 
 SCRIPT = textwrap.dedent(
     """

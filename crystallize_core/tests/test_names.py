@@ -2,7 +2,7 @@ import pytest
 from core_helpers import numbers, total
 
 from crystallize import Artifact, Experiment, Pipeline, Treatment
-from crystallize.names import check_name
+from crystallize._names import check_name
 
 BAD = ["", ".", "..", "a/b", "a\\b", "nul\x00byte", "tab\tname", "line\nbreak", "\x7f", "x" * 256]
 

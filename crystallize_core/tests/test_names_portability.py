@@ -10,8 +10,8 @@ import unicodedata
 import pytest
 
 from crystallize import Artifact, Experiment, Pipeline, PipelineStep, Treatment, data_source, pipeline_step
+from crystallize._names import MAX_NAME_BYTES, check_name
 from crystallize.errors import ConfigurationError
-from crystallize.names import MAX_NAME_BYTES, check_name
 
 
 @pytest.mark.parametrize("size", [MAX_NAME_BYTES + 1, 211, 230, 255])

@@ -4,8 +4,8 @@ import pytest
 from core_helpers import FailOn, numbers
 
 from crystallize import Experiment, Hypothesis, Pipeline, SeedPlugin, Treatment, hookimpl, pipeline_step
+from crystallize._result import ConditionMetrics, Series
 from crystallize.errors import PseudoReplicationError
-from crystallize.result import ConditionMetrics, Series
 
 
 class SeedFromReplicate(SeedPlugin):

@@ -3,7 +3,7 @@ import random
 import pytest
 
 from crystallize import Experiment, ParallelExecution, Pipeline, SeedPlugin, Treatment, data_source, pipeline_step
-from crystallize.seeding import derive_seed
+from crystallize._seeding import derive_seed
 
 
 @data_source

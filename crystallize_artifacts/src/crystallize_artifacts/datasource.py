@@ -10,15 +10,15 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from crystallize.context import BASELINE, CONDITION_KEY, REPLICATE_KEY
-from crystallize.datasource import DataSource
+from crystallize._context import BASELINE, CONDITION_KEY, REPLICATE_KEY
+from crystallize._datasource import DataSource
+from crystallize._records import Upstream
 from crystallize.errors import ConfigurationError, DocumentError
-from crystallize.run import Upstream
 from crystallize_artifacts import documents, layout, safepaths
 
 if TYPE_CHECKING:
-    from crystallize.context import FrozenContext
-    from crystallize.run import Run
+    from crystallize._context import FrozenContext
+    from crystallize._records import Run
 
 __all__ = ["ArtifactDataSource", "MetadataMissingError", "FallbackWarning"]
 

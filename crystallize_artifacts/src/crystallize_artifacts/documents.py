@@ -21,10 +21,10 @@ from typing import Any
 
 import attrs
 
-from crystallize import documents as d
+from crystallize import _documents as d
+from crystallize._names import name_problem
+from crystallize._records import ArtifactRecord
 from crystallize.errors import DocumentError
-from crystallize.names import name_problem
-from crystallize.run import ArtifactRecord
 from crystallize_artifacts import layout
 
 __all__ = [

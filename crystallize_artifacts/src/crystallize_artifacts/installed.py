@@ -14,7 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-from crystallize.hooks import hookimpl
+from crystallize._dispatch import hookimpl
 
 __all__ = ["InstalledArtifacts", "installed_plugin"]
 

@@ -6,10 +6,10 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from crystallize._dispatch import hookimpl
+from crystallize._names import check_name
+from crystallize._records import CompletedWork
 from crystallize.errors import ConfigurationError
-from crystallize.hooks import hookimpl
-from crystallize.names import check_name
-from crystallize.run import CompletedWork
 from crystallize_artifacts import layout
 from crystallize_artifacts.datasource import ArtifactDataSource
 from crystallize_artifacts.retention import add_pin, prune
@@ -19,11 +19,11 @@ from crystallize_artifacts.store import LocalRunStore
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from crystallize.artifact import Artifact
-    from crystallize.context import FrozenContext
-    from crystallize.experiment import Experiment
-    from crystallize.result import Result
-    from crystallize.run import ArtifactRecord, ReplicateError, ReplicateOutcome, Run
+    from crystallize._artifact import Artifact
+    from crystallize._context import FrozenContext
+    from crystallize._experiment import Experiment
+    from crystallize._records import ArtifactRecord, ReplicateError, ReplicateOutcome, Run
+    from crystallize._result import Result
 
 __all__ = ["ArtifactPlugin"]
 

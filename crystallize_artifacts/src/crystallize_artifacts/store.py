@@ -37,11 +37,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from crystallize import documents as doc_checks
+from crystallize import _documents as doc_checks
+from crystallize._names import name_problem
+from crystallize._records import ArtifactRecord, CompletedWork, ReplicateOutcome
+from crystallize._store import ConditionRecord, ReplicateRecord
 from crystallize.errors import DocumentError, ReplicateRejected
-from crystallize.names import name_problem
-from crystallize.run import ArtifactRecord, CompletedWork, ReplicateOutcome
-from crystallize.store import ConditionRecord, ReplicateRecord
 from crystallize_artifacts import documents, layout, runlock, safepaths
 from crystallize_artifacts.commit import fsync_dir, write_atomic_at
 from crystallize_artifacts.runlock import RunEndedError, RunLockedError, lock_held
@@ -161,7 +161,7 @@ class _Borrowed:
 
 
 class LocalRunStore:
-    """The :class:`~crystallize.store.RunStore` of ``crystallize-artifacts``."""
+    """The :class:`~crystallize._store.RunStore` of ``crystallize-artifacts``."""
 
     def __init__(
         self,

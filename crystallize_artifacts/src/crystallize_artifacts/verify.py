@@ -16,8 +16,8 @@ import os
 import stat
 from pathlib import Path
 
+from crystallize._records import ArtifactRecord
 from crystallize.errors import DocumentError
-from crystallize.run import ArtifactRecord
 from crystallize_artifacts import documents, layout, safepaths
 from crystallize_artifacts.safepaths import Handle, UnsafePathError
 

@@ -12,9 +12,18 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-from crystallize.artifact import Artifact
-from crystallize.context import FrozenContext
-from crystallize.datasource import DataSource, ExperimentInput, data_source
+from crystallize._artifact import Artifact
+from crystallize._context import FrozenContext
+from crystallize._datasource import DataSource, ExperimentInput, data_source
+from crystallize._dispatch import hookimpl
+from crystallize._execution import ParallelExecution, SerialExecution
+from crystallize._experiment import Experiment
+from crystallize._graph import ExperimentGraph
+from crystallize._hypothesis import Hypothesis, HypothesisResult, hypothesis
+from crystallize._result import Result
+from crystallize._seeding import SeedPlugin
+from crystallize._steps import PipelineStep, pipeline_step
+from crystallize._treatment import Treatment
 from crystallize.errors import (
     ArtifactStoreError,
     ConfigurationError,
@@ -23,16 +32,7 @@ from crystallize.errors import (
     PluginError,
     ResumeError,
 )
-from crystallize.execution import ParallelExecution, SerialExecution
-from crystallize.experiment import Experiment
-from crystallize.graph import ExperimentGraph
-from crystallize.hooks import hookimpl
-from crystallize.hypothesis import Hypothesis, HypothesisResult, hypothesis
 from crystallize.pipelines.pipeline import Pipeline
-from crystallize.pipelines.pipeline_step import PipelineStep, pipeline_step
-from crystallize.result import Result
-from crystallize.seeding import SeedPlugin
-from crystallize.treatment import Treatment
 
 __all__ = [
     "Experiment",

@@ -1,3 +1,3 @@
-from crystallize.cli import main
+from crystallize._cli import main
 
 raise SystemExit(main())

@@ -25,7 +25,7 @@ from typing import Any
 
 import attrs
 
-from crystallize import manager
+from crystallize import _registry as manager
 
 __all__ = ["HookCall", "HookRecorder", "installed_plugins_only", "plugin_registered", "record_hooks"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from crystallize.pipelines.pipeline_step import PipelineStep, pipeline_step
+from crystallize._steps import PipelineStep, pipeline_step
 
 __all__ = ["Pipeline", "PipelineStep", "pipeline_step"]
 
@@ -31,7 +31,7 @@ class Pipeline:
 
     def signature(self) -> list[Any]:
         """The canonical description of every step (what the experiment id hashes)."""
-        from crystallize.identity import describe
+        from crystallize._identity import describe
 
         return [describe(step) for step in self.steps]
 

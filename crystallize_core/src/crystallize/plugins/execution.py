@@ -1,5 +1,5 @@
 """Execution plugins by crystallize-ml's import path."""
 
-from crystallize.execution import ParallelExecution, SerialExecution
+from crystallize._execution import ParallelExecution, SerialExecution
 
 __all__ = ["SerialExecution", "ParallelExecution"]

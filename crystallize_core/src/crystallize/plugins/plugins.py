@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from crystallize.execution import ParallelExecution, SerialExecution
-from crystallize.seeding import SeedPlugin
+from crystallize._execution import ParallelExecution, SerialExecution
+from crystallize._seeding import SeedPlugin
 
 __all__ = ["SeedPlugin", "SerialExecution", "ParallelExecution"]  # + ArtifactPlugin, lazily
 

@@ -1,6 +1,6 @@
 """Replicates on a Dask cluster: :class:`DaskExecution`.
 
-The engine ships the run's payload (see :mod:`crystallize.execution.worker`)
+The engine ships the run's payload (see :mod:`crystallize._execution.worker`)
 to the cluster once, submits one task per (condition, replicate) and reports
 each outcome as its task finishes. ``distributed`` is imported only when a
 run actually starts, so importing this module costs nothing.
@@ -17,15 +17,15 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from crystallize.hooks import hookimpl
+from crystallize._dispatch import hookimpl
 from crystallize_dask.cluster import LOCAL_CLUSTER_DEFAULTS, start_local_cluster
 
 if TYPE_CHECKING:
     from distributed import Client, Future
     from distributed.security import Security
 
-    from crystallize.execution.batch import ReplicateBatch, Unit
-    from crystallize.run import ReplicateOutcome, Run
+    from crystallize._execution.batch import ReplicateBatch, Unit
+    from crystallize._records import ReplicateOutcome, Run
 
 __all__ = ["DaskExecution"]
 
@@ -72,7 +72,7 @@ class DaskExecution:
         (TLS certificates) to connect with; Dask's configuration
         (``distributed.comm.tls.*``) when ``None``.
 
-    Every unit is one task running :func:`crystallize.execution.worker.run_unit`
+    Every unit is one task running :func:`crystallize._execution.worker.run_unit`
     (through :func:`crystallize_dask.task.run_replicate`, which first stops
     Dask's own threads from drawing from the global :mod:`random` generator
     that seeded replicates use) on the payload, which is scattered to the
@@ -316,7 +316,7 @@ def _outcome(future: Future, unit: Unit) -> ReplicateOutcome:
     """The unit's outcome; a failed or cancelled task becomes a ``WorkerLost`` error."""
     from distributed import KilledWorker
 
-    from crystallize.execution.worker import decode_outcome, lost_unit
+    from crystallize._execution.worker import decode_outcome, lost_unit
 
     condition, replicate = unit
     try:
@@ -336,7 +336,7 @@ def _outcome(future: Future, unit: Unit) -> ReplicateOutcome:
 def _failed_task(
     condition: str, replicate: int, exc: BaseException, what: str = "its Dask task failed on the worker"
 ) -> ReplicateOutcome:
-    from crystallize.execution.worker import lost_unit
+    from crystallize._execution.worker import lost_unit
 
     reason = f"{what}: {type(exc).__name__}: {exc}"
     if isinstance(exc, ImportError):

@@ -16,7 +16,7 @@ import json
 import sys
 from typing import Any
 
-from crystallize.hooks import hookimpl
+from crystallize._dispatch import hookimpl
 
 __all__ = ["DaskCommands", "installed_plugin"]
 
@@ -51,8 +51,8 @@ class DaskCommands:
 
 def _crystallize_distributions() -> list[str]:
     """crystallize-core and every distribution providing an installed crystallize plugin."""
-    from crystallize._compat import entry_points
-    from crystallize.manager import ENTRY_POINT_GROUP
+    from crystallize._entry_points import entry_points
+    from crystallize._registry import ENTRY_POINT_GROUP
 
     names = {"crystallize-core", "cloudpickle"}
     for ep in entry_points(group=ENTRY_POINT_GROUP):

@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from crystallize import documents as d
-from crystallize.hooks import hookimpl
+from crystallize import _documents as d
+from crystallize._dispatch import hookimpl
 
 if TYPE_CHECKING:
-    from crystallize.experiment import Experiment
-    from crystallize.result import Result
-    from crystallize.run import ReplicateError, Run
-    from crystallize.store import RunStore
+    from crystallize._experiment import Experiment
+    from crystallize._records import ReplicateError, Run
+    from crystallize._result import Result
+    from crystallize._store import RunStore
 
 __all__ = ["MetadataPlugin", "METADATA_FILE", "PreviousRun", "parse_previous"]
 
@@ -34,7 +34,7 @@ def _now() -> str:
 
 @cache
 def _version_of(distribution: str) -> str | None:
-    from crystallize._compat import dist_version
+    from crystallize._entry_points import dist_version
 
     try:
         return dist_version(distribution)

@@ -8,15 +8,15 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from crystallize import documents as d
+from crystallize import _documents as d
+from crystallize._dispatch import hookimpl
+from crystallize._records import CompletedWork
 from crystallize.errors import ResumeError
-from crystallize.hooks import hookimpl
-from crystallize.run import CompletedWork
 
 if TYPE_CHECKING:
-    from crystallize.experiment import Experiment
-    from crystallize.run import Run
-    from crystallize.store import RunStore
+    from crystallize._experiment import Experiment
+    from crystallize._records import Run
+    from crystallize._store import RunStore
 
 __all__ = ["ResumePlugin"]
 
@@ -26,7 +26,7 @@ log = logging.getLogger("crystallize.resume")
 class ResumePlugin:
     """Report completed work of the run being resumed.
 
-    Reads only through the run's :class:`~crystallize.store.RunStore`, so it
+    Reads only through the run's :class:`~crystallize._store.RunStore`, so it
     works with any storage plugin. Rules:
 
     - the run's recorded pipeline id must equal the experiment's, else

@@ -18,7 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
-from crystallize.run import ArtifactRecord
+from crystallize._records import ArtifactRecord
 
 __all__ = ["RunStore", "ConditionRecord", "ReplicateRecord"]
 

@@ -7,9 +7,9 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
 if TYPE_CHECKING:
-    from crystallize.execution.runner import ReplicateRunner
-    from crystallize.execution.worker import RunnerSpec
-    from crystallize.run import ReplicateOutcome
+    from crystallize._execution.runner import ReplicateRunner
+    from crystallize._execution.worker import RunnerSpec
+    from crystallize._records import ReplicateOutcome
 
 __all__ = ["ReplicateBatch", "Unit", "Units"]
 
@@ -73,7 +73,7 @@ class ReplicateBatch:
       pairs in the order a serial run would use.
     - :meth:`run_here` — run one unit in this process (any thread).
     - :meth:`payload` — the bytes a worker process needs to run units with
-      :func:`crystallize.execution.worker.run_unit`; built once, on demand.
+      :func:`crystallize._execution.worker.run_unit`; built once, on demand.
     - :meth:`report` — hand back each unit's outcome, from the thread that
       called ``execute_replicates``, as soon as it is known.
     """

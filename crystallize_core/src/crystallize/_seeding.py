@@ -9,12 +9,12 @@ import secrets
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from crystallize.context import CONDITION_KEY, REPLICATE_KEY, SEED_KEY
-from crystallize.hooks import hookimpl
+from crystallize._context import CONDITION_KEY, REPLICATE_KEY, SEED_KEY
+from crystallize._dispatch import hookimpl
 
 if TYPE_CHECKING:
-    from crystallize.context import FrozenContext
-    from crystallize.run import Run
+    from crystallize._context import FrozenContext
+    from crystallize._records import Run
 
 __all__ = ["SeedPlugin", "derive_seed"]
 

@@ -5,19 +5,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence, Set
 from typing import TYPE_CHECKING, Any
 
-from crystallize.artifact import Artifact
-from crystallize.context import BASELINE
-from crystallize.datasource import DataSource
+from crystallize._artifact import Artifact
+from crystallize._context import BASELINE
+from crystallize._datasource import DataSource
+from crystallize._hypothesis import Hypothesis
+from crystallize._names import check_distinct, check_name, portable_key
+from crystallize._steps import FunctionStep, PipelineStep
+from crystallize._treatment import Treatment
 from crystallize.errors import ConfigurationError
-from crystallize.hypothesis import Hypothesis
-from crystallize.names import check_distinct, check_name, portable_key
 from crystallize.pipelines.pipeline import Pipeline
-from crystallize.pipelines.pipeline_step import FunctionStep, PipelineStep
-from crystallize.treatment import Treatment
 
 if TYPE_CHECKING:
-    from crystallize.experiment import Experiment
-    from crystallize.hooks import HookCallers
+    from crystallize._dispatch import HookCallers
+    from crystallize._experiment import Experiment
 
 __all__ = ["validate", "check_replicates", "artifacts_held_by"]
 
@@ -126,7 +126,7 @@ def _check_step_artifacts(experiment: Experiment, label: str) -> None:
 
 
 def _check_executors(callers: HookCallers, label: str) -> None:
-    from crystallize.execution.serial import SerialExecution
+    from crystallize._execution.serial import SerialExecution
 
     caller = callers.execute_replicates
     if caller is None:

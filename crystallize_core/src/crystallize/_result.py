@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from crystallize.hypothesis import HypothesisResult
+from crystallize._hypothesis import HypothesisResult
 
 if TYPE_CHECKING:
-    from crystallize.run import ArtifactRecord, ReplicateError, Run
+    from crystallize._records import ArtifactRecord, ReplicateError, Run
 
 __all__ = ["Result", "ExperimentMetrics", "ConditionMetrics", "TreatmentMetrics", "Series"]
 
@@ -158,7 +158,7 @@ class ExperimentMetrics:
 
     def condition(self, name: str) -> ConditionMetrics:
         """Metrics of the condition ``name`` (``"baseline"`` or a treatment)."""
-        from crystallize.context import BASELINE
+        from crystallize._context import BASELINE
 
         if name == BASELINE:
             return self.baseline
@@ -173,7 +173,7 @@ class Result:
     :ivar errors: ``{condition: {replicate: ReplicateError}}`` for every
         replicate that failed; empty when all succeeded.
     :ivar artifacts: records of the artifacts written by this run.
-    :ivar run: the :class:`~crystallize.run.Run` (version, location, status).
+    :ivar run: the :class:`~crystallize._records.Run` (version, location, status).
     """
 
     metrics: ExperimentMetrics

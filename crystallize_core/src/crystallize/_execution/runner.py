@@ -15,17 +15,17 @@ from collections.abc import Mapping
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from crystallize.artifact import _SCOPE, ReplicateScope
-from crystallize.context import CONDITION_KEY, REPLICATE_KEY, SEED_KEY, FrozenContext
-from crystallize.pipelines.pipeline_step import FunctionStep
-from crystallize.run import ReplicateError, ReplicateOutcome
+from crystallize._artifact import _SCOPE, ReplicateScope
+from crystallize._context import CONDITION_KEY, REPLICATE_KEY, SEED_KEY, FrozenContext
+from crystallize._records import ReplicateError, ReplicateOutcome
+from crystallize._steps import FunctionStep
 
 if TYPE_CHECKING:
-    from crystallize.datasource import DataSource
-    from crystallize.experiment import Experiment
-    from crystallize.hooks import HookCallers
-    from crystallize.run import Run
-    from crystallize.treatment import Treatment
+    from crystallize._datasource import DataSource
+    from crystallize._dispatch import HookCallers
+    from crystallize._experiment import Experiment
+    from crystallize._records import Run
+    from crystallize._treatment import Treatment
 
 __all__ = ["ReplicateRunner"]
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from crystallize.hooks import hookimpl
+from crystallize._dispatch import hookimpl
 
 if TYPE_CHECKING:
-    from crystallize.execution.batch import ReplicateBatch
+    from crystallize._execution.batch import ReplicateBatch
 
 __all__ = ["SerialExecution"]
 

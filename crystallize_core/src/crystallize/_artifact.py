@@ -17,13 +17,13 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from crystallize._names import check_name
+from crystallize._portable import PortableCallable, portable
 from crystallize.errors import ArtifactStoreError
-from crystallize.names import check_name
-from crystallize.portable import PortableCallable, portable
 
 if TYPE_CHECKING:
-    from crystallize.context import FrozenContext
-    from crystallize.run import ArtifactRecord
+    from crystallize._context import FrozenContext
+    from crystallize._records import ArtifactRecord
 
 __all__ = ["Artifact", "ReplicateScope", "current_scope"]
 

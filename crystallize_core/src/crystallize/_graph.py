@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 from crystallize.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from crystallize.experiment import Experiment
-    from crystallize.result import Result
-    from crystallize.treatment import Treatment
+    from crystallize._experiment import Experiment
+    from crystallize._result import Result
+    from crystallize._treatment import Treatment
 
 __all__ = ["ExperimentGraph"]
 

@@ -8,22 +8,22 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from crystallize.artifact import Artifact
-from crystallize.datasource import CallableDataSource, DataSource
+from crystallize._artifact import Artifact
+from crystallize._datasource import CallableDataSource, DataSource
+from crystallize._dispatch import HookCallers
+from crystallize._identity import experiment_id
+from crystallize._names import check_name
 from crystallize.errors import ConfigurationError
-from crystallize.hooks import HookCallers
-from crystallize.identity import experiment_id
-from crystallize.names import check_name
 from crystallize.pipelines.pipeline import Pipeline
 
 if TYPE_CHECKING:
     import pluggy
 
-    from crystallize.hypothesis import Hypothesis
-    from crystallize.manager import PluginInfo
-    from crystallize.result import Result
-    from crystallize.store import RunStore
-    from crystallize.treatment import Treatment
+    from crystallize._hypothesis import Hypothesis
+    from crystallize._registry import PluginInfo
+    from crystallize._result import Result
+    from crystallize._store import RunStore
+    from crystallize._treatment import Treatment
 
 __all__ = ["Experiment"]
 
@@ -126,7 +126,7 @@ class Experiment:
 
     def plugin_state(self) -> PluginState:
         """The active plugins and hook callers (built once, rebuilt if plugins change)."""
-        from crystallize import manager
+        from crystallize import _registry as manager
 
         key = (manager.generation(), tuple(id(p) for p in self.plugins))
         state = self._plugin_state
@@ -150,7 +150,7 @@ class Experiment:
         Runs the core's checks and every plugin's ``validate_experiment``.
         :meth:`run` calls it too; calling it first is optional.
         """
-        from crystallize.validation import validate
+        from crystallize._validation import validate
 
         validate(self, self.treatments, self.hypotheses, self.plugin_state().callers)
 
@@ -173,7 +173,7 @@ class Experiment:
         A failing replicate never stops the others; its error is in
         ``result.errors``.
         """
-        from crystallize.lifecycle import execute
+        from crystallize._lifecycle import execute
 
         return execute(
             self,

@@ -28,8 +28,8 @@ from typing import Any
 
 import attrs
 
+from crystallize._names import check_name
 from crystallize.errors import MissingMetricError, PseudoReplicationError
-from crystallize.names import check_name
 from crystallize.stats import TESTS, compare
 from crystallize.stats._bootstrap import CI_METHODS
 from crystallize.stats._common import check_alternative
@@ -262,7 +262,7 @@ class Hypothesis:
 
     def _one_value(self, column: _Column, key: str, label: str) -> list[Any]:
         """Each entry reduced to one value (gaps stay ``None``); refuse series without ``reduce``."""
-        from crystallize.result import Series
+        from crystallize._result import Series
 
         reduce = self.reduce
         if reduce is None:
@@ -319,7 +319,7 @@ class Hypothesis:
     def verify(self, baseline: Any, treatment: Any) -> Any:
         """Compare one treatment with the baseline (no correction; see :meth:`evaluate`).
 
-        :param baseline: the baseline's :class:`~crystallize.result.ConditionMetrics`,
+        :param baseline: the baseline's :class:`~crystallize._result.ConditionMetrics`,
             or ``{metric: [one value per replicate]}``.
         :param treatment: the treatment's, in the same form.
         """

@@ -21,11 +21,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from crystallize.names import check_name
+from crystallize._names import check_name
 
 if TYPE_CHECKING:
-    from crystallize.context import FrozenContext
-    from crystallize.run import Run, Upstream
+    from crystallize._context import FrozenContext
+    from crystallize._records import Run, Upstream
 
 __all__ = ["DataSource", "FunctionDataSource", "CallableDataSource", "ExperimentInput", "data_source"]
 

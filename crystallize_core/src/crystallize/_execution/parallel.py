@@ -8,11 +8,11 @@ import signal
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from crystallize.hooks import hookimpl
+from crystallize._dispatch import hookimpl
 
 if TYPE_CHECKING:
-    from crystallize.execution.batch import ReplicateBatch, Unit
-    from crystallize.run import Run
+    from crystallize._execution.batch import ReplicateBatch, Unit
+    from crystallize._records import Run
 
 __all__ = ["ParallelExecution"]
 
@@ -115,7 +115,7 @@ class ParallelExecution:
         """
         import multiprocessing
 
-        from crystallize.execution.worker import lost_unit
+        from crystallize._execution.worker import lost_unit
 
         payload, token = batch.payload(), batch.token  # fails early, naming what does not pickle
         context = multiprocessing.get_context(self.mp_context)
@@ -168,7 +168,7 @@ def _run_pool(
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
 
-    from crystallize.execution.worker import decode_outcome, init_pool_worker, run_pooled
+    from crystallize._execution.worker import decode_outcome, init_pool_worker, run_pooled
 
     events = context.SimpleQueue()
     pool = ProcessPoolExecutor(

@@ -6,8 +6,8 @@ The core ships :class:`SerialExecution` (the default) and
 hook, so a new engine is written the same way.
 """
 
-from crystallize.execution.batch import ReplicateBatch
-from crystallize.execution.parallel import ParallelExecution
-from crystallize.execution.serial import SerialExecution
+from crystallize._execution.batch import ReplicateBatch
+from crystallize._execution.parallel import ParallelExecution
+from crystallize._execution.serial import SerialExecution
 
 __all__ = ["ReplicateBatch", "SerialExecution", "ParallelExecution"]

@@ -13,10 +13,10 @@ import json
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from crystallize.names import check_name
+from crystallize._names import check_name
 
 if TYPE_CHECKING:
-    from crystallize.context import FrozenContext
+    from crystallize._context import FrozenContext
 
 __all__ = ["Treatment"]
 
@@ -30,7 +30,7 @@ def _fingerprint(spec: Any) -> str:
         # bool, None) is the same in every process.
         blob = "plain:" + repr(sorted(spec.items()))
     else:
-        from crystallize.identity import describe
+        from crystallize._identity import describe
 
         blob = json.dumps(describe(spec), sort_keys=True, separators=(",", ":"))
     return hashlib.blake2b(blob.encode(), digest_size=8).hexdigest()

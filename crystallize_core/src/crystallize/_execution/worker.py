@@ -11,7 +11,7 @@ payload once however many units it runs.
 
 Outcomes travel back as cloudpickle bytes. Exceptions that do not pickle,
 and metrics that do not, are turned into readable
-:class:`~crystallize.run.ReplicateError` records instead of breaking the pool.
+:class:`~crystallize._records.ReplicateError` records instead of breaking the pool.
 """
 
 from __future__ import annotations
@@ -27,17 +27,17 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from crystallize._dispatch import HookCallers
+from crystallize._records import ReplicateError, ReplicateOutcome
 from crystallize.errors import ConfigurationError
-from crystallize.hooks import HookCallers
-from crystallize.run import ReplicateError, ReplicateOutcome
 
 if TYPE_CHECKING:
-    from crystallize.datasource import DataSource
-    from crystallize.execution.runner import ReplicateRunner
-    from crystallize.experiment import Experiment
-    from crystallize.manager import PluginInfo
-    from crystallize.run import Run
-    from crystallize.treatment import Treatment
+    from crystallize._datasource import DataSource
+    from crystallize._execution.runner import ReplicateRunner
+    from crystallize._experiment import Experiment
+    from crystallize._records import Run
+    from crystallize._registry import PluginInfo
+    from crystallize._treatment import Treatment
 
 __all__ = [
     "RunnerSpec",
@@ -127,8 +127,8 @@ def _runner(token: str, payload: bytes | None) -> ReplicateRunner:
         return runner
     if payload is None:
         raise RuntimeError(f"worker {os.getpid()} has no runner for payload {token}")
-    from crystallize.execution.runner import ReplicateRunner
-    from crystallize.manager import PluginInfo, manager_for
+    from crystallize._execution.runner import ReplicateRunner
+    from crystallize._registry import PluginInfo, manager_for
 
     experiment, run, source, treatments, rows = pickle.loads(payload)
     pm = manager_for([PluginInfo(*row) for row in rows])

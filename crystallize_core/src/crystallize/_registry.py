@@ -44,8 +44,8 @@ import attrs
 import pluggy
 
 from crystallize import hookspecs
+from crystallize._dispatch import PROJECT
 from crystallize.errors import PluginError
-from crystallize.hooks import PROJECT
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -225,7 +225,7 @@ class _Registry:
         allow = _names(ENV_ALLOW)
         block = _names(ENV_BLOCK) or set()
         strict = _flag(ENV_STRICT)
-        from crystallize._compat import entry_points
+        from crystallize._entry_points import entry_points
 
         loaded: list[PluginInfo] = []
         seen: set[str] = set()
@@ -329,7 +329,7 @@ def generation() -> int:
 
 
 def builtin_plugins() -> list[PluginInfo]:
-    from crystallize.execution.serial import SerialExecution
+    from crystallize._execution.serial import SerialExecution
 
     return [PluginInfo("serial-execution", SerialExecution(), "built-in", "crystallize-core", _core_version())]
 

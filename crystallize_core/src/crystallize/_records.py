@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 if TYPE_CHECKING:
-    from crystallize.store import RunStore
+    from crystallize._store import RunStore
 
 __all__ = [
     "Run",
@@ -224,7 +224,7 @@ class Run:
     """Describes one execution of an experiment; passed to most hooks.
 
     The core fills in the identity and plan; storage plugins attach a
-    :class:`~crystallize.store.RunStore` through ``open_store``; plugins share
+    :class:`~crystallize._store.RunStore` through ``open_store``; plugins share
     further JSON-serialisable facts (seeds, executor, ...) in :attr:`facts`,
     which the metadata plugin records. Plugins never need each other's
     internals: what one knows and another needs goes here.

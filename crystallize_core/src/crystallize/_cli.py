@@ -18,7 +18,7 @@ __all__ = ["main"]
 
 
 def _plugins(args: argparse.Namespace) -> int:
-    from crystallize.manager import build_manager, describe_plugins, load_failures
+    from crystallize._registry import build_manager, describe_plugins, load_failures
 
     pm, infos = build_manager([])
     rows = describe_plugins(pm, infos)
@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--json", action="store_true", help="print JSON for machines")
     listing.set_defaults(func=_plugins)
 
-    from crystallize.manager import build_manager
+    from crystallize._registry import build_manager
 
     pm, _ = build_manager([])
     pm.hook.register_commands(subparsers=sub)

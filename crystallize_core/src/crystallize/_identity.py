@@ -47,10 +47,10 @@ def describe(value: Any) -> Any:
 
 def _describe(value: Any, depth: int, seen: set[int]) -> Any:
     # Local imports keep this module importable from anywhere in the package.
-    from crystallize.artifact import Artifact
-    from crystallize.datasource import DataSource
-    from crystallize.pipelines.pipeline_step import PipelineStep
-    from crystallize.portable import PortableCallable
+    from crystallize._artifact import Artifact
+    from crystallize._datasource import DataSource
+    from crystallize._portable import PortableCallable
+    from crystallize._steps import PipelineStep
 
     if value is None or isinstance(value, (bool, int, str)):
         return value

@@ -2,7 +2,7 @@
 
 This module is the lifecycle described at the top of
 :mod:`crystallize.hookspecs`, written out: it decides the replicate count,
-builds the :class:`~crystallize.run.Run`, lets storage and resume plugins
+builds the :class:`~crystallize._records.Run`, lets storage and resume plugins
 speak, hands the pending units to the execution engine, gathers outcomes per
 condition as they arrive and assembles the :class:`~crystallize.Result`.
 """
@@ -17,22 +17,22 @@ from typing import TYPE_CHECKING, Any
 
 from pluggy import HookCaller
 
-from crystallize import manager
-from crystallize.context import BASELINE
+from crystallize import _registry as manager
+from crystallize._context import BASELINE
+from crystallize._dispatch import HOOK_NAMES
+from crystallize._execution.batch import ReplicateBatch, Units
+from crystallize._execution.runner import ReplicateRunner
+from crystallize._records import STRATEGIES, CompletedWork, ReplicateError, ReplicateOutcome, Run
+from crystallize._result import ConditionMetrics, ExperimentMetrics, Result
+from crystallize._validation import check_replicates, validate
 from crystallize.errors import ArtifactStoreError, PluginError, ReplicateRejected, ResumeError
-from crystallize.execution.batch import ReplicateBatch, Units
-from crystallize.execution.runner import ReplicateRunner
-from crystallize.hooks import HOOK_NAMES
-from crystallize.result import ConditionMetrics, ExperimentMetrics, Result
-from crystallize.run import STRATEGIES, CompletedWork, ReplicateError, ReplicateOutcome, Run
-from crystallize.validation import check_replicates, validate
 
 if TYPE_CHECKING:
-    from crystallize.datasource import DataSource
-    from crystallize.experiment import Experiment
-    from crystallize.hooks import HookCallers
-    from crystallize.hypothesis import Hypothesis
-    from crystallize.treatment import Treatment
+    from crystallize._datasource import DataSource
+    from crystallize._dispatch import HookCallers
+    from crystallize._experiment import Experiment
+    from crystallize._hypothesis import Hypothesis
+    from crystallize._treatment import Treatment
 
 __all__ = ["execute"]
 
@@ -356,7 +356,7 @@ def execute(
             runner = ReplicateRunner(experiment, run, source, by_condition, callers)
 
             def spec() -> Any:
-                from crystallize.execution.worker import make_spec
+                from crystallize._execution.worker import make_spec
 
                 hooks = {id(i.plugin): set(plugins.hooks_of(i.plugin)) for i in plugins.infos}
                 return make_spec(experiment, run, source, by_condition, plugins.infos, hooks)
