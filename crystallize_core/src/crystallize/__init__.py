@@ -8,8 +8,6 @@ execution engines are plugins (see :mod:`crystallize.hookspecs`).
 
 from __future__ import annotations
 
-from typing import Any
-
 __version__ = "0.1.0"
 
 from crystallize._artifact import Artifact
@@ -20,9 +18,10 @@ from crystallize._execution import ParallelExecution, SerialExecution
 from crystallize._experiment import Experiment
 from crystallize._graph import ExperimentGraph
 from crystallize._hypothesis import Hypothesis, HypothesisResult, hypothesis
+from crystallize._optional import module_getattr
 from crystallize._result import Result
 from crystallize._seeding import SeedPlugin
-from crystallize._steps import PipelineStep, pipeline_step
+from crystallize._steps import Pipeline, PipelineStep, pipeline_step
 from crystallize._treatment import Treatment
 from crystallize.errors import (
     ArtifactStoreError,
@@ -32,7 +31,6 @@ from crystallize.errors import (
     PluginError,
     ResumeError,
 )
-from crystallize.pipelines.pipeline import Pipeline
 
 __all__ = [
     "Experiment",
@@ -64,12 +62,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    # ArtifactPlugin comes from the crystallize-artifacts distribution; it is
-    # resolved on first use and left out of __all__ so that star-imports work
-    # without it.
-    if name == "ArtifactPlugin":
-        from crystallize.plugins.plugins import ArtifactPlugin
-
-        return ArtifactPlugin
-    raise AttributeError(f"module 'crystallize' has no attribute {name!r}")
+# ArtifactPlugin comes from the crystallize-artifacts distribution; it is
+# resolved on first use and left out of __all__ so that star-imports work
+# without it.
+__getattr__ = module_getattr(__name__)

@@ -13,8 +13,8 @@ from crystallize._datasource import CallableDataSource, DataSource
 from crystallize._dispatch import HookCallers
 from crystallize._identity import experiment_id
 from crystallize._names import check_name
+from crystallize._steps import Pipeline
 from crystallize.errors import ConfigurationError
-from crystallize.pipelines.pipeline import Pipeline
 
 if TYPE_CHECKING:
     import pluggy

@@ -1,4 +1,6 @@
-"""Pipeline steps: subclass :class:`PipelineStep` or decorate a function.
+"""Pipelines and their steps: :class:`Pipeline`, :class:`PipelineStep`, :func:`pipeline_step`.
+
+A step is subclassed from :class:`PipelineStep` or made from a function.
 
 Class steps::
 
@@ -31,13 +33,13 @@ from __future__ import annotations
 import enum
 import functools
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from crystallize._context import FrozenContext
 
-__all__ = ["PipelineStep", "FunctionStep", "pipeline_step"]
+__all__ = ["Pipeline", "PipelineStep", "FunctionStep", "pipeline_step"]
 
 
 class _Missing(enum.Enum):
@@ -192,3 +194,38 @@ def pipeline_step(fn: Callable[..., Any] | None = None, /) -> Any:
     if fn is None:
         return _make_factory
     return _make_factory(fn)
+
+
+class Pipeline:
+    """Steps run in order for every replicate; each gets the previous one's output.
+
+    :param steps: :class:`PipelineStep` instances (call a ``@pipeline_step``
+        factory to get one).
+    """
+
+    def __init__(self, steps: Iterable[PipelineStep]) -> None:
+        self.steps: list[PipelineStep] = list(steps)
+        for i, step in enumerate(self.steps):
+            if isinstance(step, PipelineStep):
+                continue
+            hint = ""
+            if getattr(step, "__crystallize_factory__", None) == "step":
+                hint = f" (did you mean {step.__name__}()? @pipeline_step functions are factories)"
+            elif isinstance(step, type) and issubclass(step, PipelineStep):
+                hint = f" (did you mean {step.__name__}(...)? pass an instance, not the class)"
+            raise TypeError(f"Pipeline step {i} is {step!r}, not a PipelineStep{hint}")
+
+    def signature(self) -> list[Any]:
+        """The canonical description of every step (what the experiment id hashes)."""
+        from crystallize._identity import describe
+
+        return [describe(step) for step in self.steps]
+
+    def __iter__(self) -> Iterator[PipelineStep]:
+        return iter(self.steps)
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def __repr__(self) -> str:
+        return f"Pipeline({self.steps!r})"

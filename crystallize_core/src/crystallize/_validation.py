@@ -10,10 +10,9 @@ from crystallize._context import BASELINE
 from crystallize._datasource import DataSource
 from crystallize._hypothesis import Hypothesis
 from crystallize._names import check_distinct, check_name, portable_key
-from crystallize._steps import FunctionStep, PipelineStep
+from crystallize._steps import FunctionStep, Pipeline, PipelineStep
 from crystallize._treatment import Treatment
 from crystallize.errors import ConfigurationError
-from crystallize.pipelines.pipeline import Pipeline
 
 if TYPE_CHECKING:
     from crystallize._dispatch import HookCallers

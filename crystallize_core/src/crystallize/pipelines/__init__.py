@@ -1,6 +1,8 @@
-"""Pipelines and their steps."""
+"""Compatibility path for crystallize-ml 0.27 code; the real home is ``crystallize``.
 
-from crystallize._steps import PipelineStep, pipeline_step
-from crystallize.pipelines.pipeline import Pipeline
+``from crystallize import Pipeline, PipelineStep, pipeline_step``.
+"""
+
+from crystallize._steps import Pipeline, PipelineStep, pipeline_step
 
 __all__ = ["Pipeline", "PipelineStep", "pipeline_step"]

@@ -1,4 +1,7 @@
-"""Execution plugins by crystallize-ml's import path."""
+"""Compatibility path for crystallize-ml 0.27 code; the real home is ``crystallize``.
+
+``from crystallize import SerialExecution, ParallelExecution``.
+"""
 
 from crystallize._execution import ParallelExecution, SerialExecution
 

@@ -1,0 +1,72 @@
+"""The core's layout: a few public modules, private ones, and a marked compatibility area."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+from pathlib import Path
+
+import pytest
+
+import crystallize
+
+PACKAGE = Path(crystallize.__file__).parent
+
+#: Modules users and plugin authors import; everything else is private (leading underscore).
+PUBLIC = {"__init__", "__main__", "plugin", "hookspecs", "errors", "stats", "testing"}
+
+#: Packages that exist only so crystallize-ml 0.27 imports keep working.
+COMPAT_PACKAGES = ("pipelines", "plugins")
+COMPAT_HEADER = "Compatibility path for crystallize-ml 0.27 code; the real home is "
+
+
+def _compat_modules() -> list[Path]:
+    return sorted(path for package in COMPAT_PACKAGES for path in (PACKAGE / package).glob("*.py"))
+
+
+def _dotted(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def test_top_level_modules_are_public_by_name_or_private():
+    for path in PACKAGE.glob("*.py"):
+        assert path.stem in PUBLIC or path.stem.startswith("_"), f"{path.name} must be private (_{path.name})"
+    for folder in PACKAGE.iterdir():
+        if folder.is_dir() and (folder / "__init__.py").exists():
+            assert folder.name.startswith("_") or folder.name in COMPAT_PACKAGES, f"package {folder.name} is public"
+
+
+@pytest.mark.parametrize("path", _compat_modules(), ids=lambda p: _dotted(p))
+def test_compatibility_modules_only_re_export(path):
+    tree = ast.parse(path.read_text())
+    doc = ast.get_docstring(tree) or ""
+    assert doc.startswith(COMPAT_HEADER), f"{_dotted(path)} must start its docstring with {COMPAT_HEADER!r}"
+    definitions = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+    defined = [f"{type(n).__name__} at line {n.lineno}" for n in ast.walk(tree) if isinstance(n, definitions)]
+    assert not defined, f"{_dotted(path)} defines {defined}; compatibility modules only re-export"
+
+
+@pytest.mark.parametrize(
+    ("old_path", "name"),
+    [
+        ("crystallize.pipelines.pipeline_step", "PipelineStep"),
+        ("crystallize.pipelines.pipeline_step", "pipeline_step"),
+        ("crystallize.pipelines.pipeline", "Pipeline"),
+        ("crystallize.pipelines", "Pipeline"),
+        ("crystallize.plugins.plugins", "SeedPlugin"),
+        ("crystallize.plugins.plugins", "ParallelExecution"),
+        ("crystallize.plugins.execution", "SerialExecution"),
+    ],
+)
+def test_crystallize_ml_import_paths_give_the_public_objects(old_path, name):
+    assert getattr(importlib.import_module(old_path), name) is getattr(crystallize, name)
+
+
+def test_the_seed_guides_artifact_plugin_path_resolves_to_the_installed_distribution():
+    from crystallize.plugins.plugins import ArtifactPlugin as via_seed_path
+    from crystallize_artifacts import ArtifactPlugin
+
+    assert via_seed_path is ArtifactPlugin is crystallize.ArtifactPlugin
+    with pytest.raises(AttributeError, match="has no attribute 'Nope'"):
+        importlib.import_module("crystallize.plugins.plugins").Nope  # noqa: B018
