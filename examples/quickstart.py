@@ -31,7 +31,7 @@ from crystallize import (
     hypothesis,
     pipeline_step,
 )
-from crystallize.plugins.plugins import ArtifactPlugin
+from crystallize_artifacts import ArtifactPlugin
 
 
 @data_source

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import textwrap
 
 import pytest
+
+import crystallize
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -189,3 +192,12 @@ def test_resume_skips_completed_work_and_graph_resume(guide_env, tmp_path):
     (tmp_path / "experiment2.py").write_text(EXPERIMENT_2)
     summary = json.loads(guide_env.run("-c", RESUME, cwd=tmp_path).stdout.splitlines()[-1])
     assert summary == {"again_artifacts": 0, "again_metrics": True, "graph": ["exp1", "exp2"], "exp2_replicates": 2}
+
+
+def test_the_seed_guides_artifact_plugin_path_resolves_to_the_installed_distribution():
+    from crystallize.plugins.plugins import ArtifactPlugin as via_seed_path
+    from crystallize_artifacts import ArtifactPlugin
+
+    assert via_seed_path is ArtifactPlugin is crystallize.ArtifactPlugin
+    with pytest.raises(AttributeError, match="has no attribute 'Nope'"):
+        importlib.import_module("crystallize.plugins.plugins").Nope  # noqa: B018

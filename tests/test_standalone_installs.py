@@ -60,7 +60,7 @@ def test_core_alone_then_each_plugin_alone(make_venv, tmp_path):
     missing = env.run("-c", "from crystallize.plugins.plugins import ArtifactPlugin", check=False)
     assert missing.returncode == 1 and "pip install crystallize-artifacts" in missing.stderr
     resume = env.run("-c", EXPERIMENT.replace("STRATEGY", "'resume'"), check=False)
-    assert resume.returncode == 1 and "pip install crystallize-resume" in resume.stderr
+    assert resume.returncode == 1 and "crystallize-resume does this" in resume.stderr
 
     env.install("crystallize-metadata")
     assert run_experiment(env)["ok"]

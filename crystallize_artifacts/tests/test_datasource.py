@@ -127,7 +127,7 @@ def test_a_given_version_is_read_and_a_missing_one_is_named(tmp_path):
 def test_producer_without_artifact_plugin_cannot_be_read(tmp_path):
     plain = experiment(tmp_path)
     plain.plugins = []
-    with pytest.raises(ConfigurationError, match="has no plugin that stores artifacts"):
+    with pytest.raises(ConfigurationError, match="no active plugin provides storage for experiment"):
         plain.artifact_datasource("ModelStep", "data.json")
 
 

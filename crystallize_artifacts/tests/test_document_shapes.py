@@ -13,7 +13,7 @@ import pytest
 from artifact_helpers import experiment
 
 from crystallize import Experiment, Pipeline, pipeline_step
-from crystallize.errors import DocumentError
+from crystallize.plugin import DocumentError
 from crystallize_artifacts import ArtifactPlugin
 
 

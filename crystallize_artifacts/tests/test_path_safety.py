@@ -17,7 +17,7 @@ import pytest
 from artifact_helpers import experiment
 
 from crystallize import Artifact, Experiment, Pipeline, PipelineStep, Treatment, data_source, pipeline_step
-from crystallize.errors import ConfigurationError, ResumeError
+from crystallize.plugin import ConfigurationError, ResumeError
 from crystallize_artifacts import ArtifactPlugin, verify_run
 from crystallize_artifacts.retention import prune
 from crystallize_artifacts.safepaths import UnsafePathError

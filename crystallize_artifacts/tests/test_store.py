@@ -84,7 +84,7 @@ def test_read_json_names_a_corrupt_file(tmp_path):
 
 
 def test_journal_ignores_a_torn_last_line_and_replicates_whose_files_vanished(tmp_path):
-    from crystallize._records import ReplicateOutcome
+    from crystallize.plugin import ReplicateOutcome
 
     store = LocalRunStore.open_for_run(tmp_path, versioned=False, resume=False, durable=False)
     for r in range(3):

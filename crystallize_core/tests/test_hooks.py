@@ -203,7 +203,7 @@ def test_on_resume_reports_are_skipped_and_merged_into_the_result():
 
 def test_resume_without_a_resume_plugin_says_what_to_install():
     exp = Experiment(numbers(), Pipeline([total()]))
-    with pytest.raises(Exception, match="pip install crystallize-resume"):
+    with pytest.raises(Exception, match="needs a plugin that reports what earlier runs completed"):
         exp.run(strategy="resume")
 
 

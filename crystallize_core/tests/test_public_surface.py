@@ -61,12 +61,3 @@ def test_compatibility_modules_only_re_export(path):
 )
 def test_crystallize_ml_import_paths_give_the_public_objects(old_path, name):
     assert getattr(importlib.import_module(old_path), name) is getattr(crystallize, name)
-
-
-def test_the_seed_guides_artifact_plugin_path_resolves_to_the_installed_distribution():
-    from crystallize.plugins.plugins import ArtifactPlugin as via_seed_path
-    from crystallize_artifacts import ArtifactPlugin
-
-    assert via_seed_path is ArtifactPlugin is crystallize.ArtifactPlugin
-    with pytest.raises(AttributeError, match="has no attribute 'Nope'"):
-        importlib.import_module("crystallize.plugins.plugins").Nope  # noqa: B018

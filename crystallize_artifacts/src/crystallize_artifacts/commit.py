@@ -44,7 +44,7 @@ if hasattr(os, "register_at_fork"):
 def temp_name(name: str) -> str:
     """A fresh temporary name for committing ``name`` in its folder.
 
-    It adds at most :data:`crystallize._names.TEMP_NAME_OVERHEAD` bytes to
+    It adds at most :data:`crystallize.plugin.TEMP_NAME_OVERHEAD` bytes to
     ``name``: ``.`` + name + ``.`` + 8 hex digits of the process + the counter in hex
     (at most 16 digits) + :data:`TEMP_SUFFIX`.
     """

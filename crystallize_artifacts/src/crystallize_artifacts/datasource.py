@@ -10,15 +10,13 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from crystallize._context import BASELINE, CONDITION_KEY, REPLICATE_KEY
-from crystallize._datasource import DataSource
-from crystallize._records import Upstream
-from crystallize.errors import ConfigurationError, DocumentError
+from crystallize import DataSource
+from crystallize.plugin import BASELINE, CONDITION_KEY, REPLICATE_KEY, ConfigurationError, DocumentError, Upstream
 from crystallize_artifacts import documents, layout, safepaths
 
 if TYPE_CHECKING:
-    from crystallize._context import FrozenContext
-    from crystallize._records import Run
+    from crystallize import FrozenContext
+    from crystallize.plugin import Run
 
 __all__ = ["ArtifactDataSource", "MetadataMissingError", "FallbackWarning"]
 

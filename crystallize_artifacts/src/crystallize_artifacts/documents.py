@@ -4,7 +4,7 @@ Every document the store reads from a run folder is parsed here, never
 trusted as it is: completion markers, ``results.json``, journal lines,
 ``manifest.json``, the ``.index.json`` cache, retention pins, and the
 producer's ``metadata.json`` that :class:`~crystallize_artifacts.ArtifactDataSource`
-reads. A wrong shape raises :class:`~crystallize.errors.DocumentError`
+reads. A wrong shape raises :class:`~crystallize.plugin.DocumentError`
 naming the file and the field (callers decide whether that is an error, a
 condition to rerun, or — for the index, a cache — a silent rebuild).
 
@@ -21,10 +21,8 @@ from typing import Any
 
 import attrs
 
-from crystallize import _documents as d
-from crystallize._names import name_problem
-from crystallize._records import ArtifactRecord
-from crystallize.errors import DocumentError
+from crystallize.plugin import ArtifactRecord, DocumentError, name_problem
+from crystallize.plugin import documents as d
 from crystallize_artifacts import layout
 
 __all__ = [

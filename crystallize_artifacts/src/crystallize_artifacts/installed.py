@@ -14,7 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-from crystallize._dispatch import hookimpl
+from crystallize.plugin import hookimpl
 
 __all__ = ["InstalledArtifacts", "installed_plugin"]
 

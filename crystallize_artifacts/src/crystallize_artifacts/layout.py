@@ -59,7 +59,7 @@ RESERVED_CONDITION = re.compile(r"^(replicate_.*|metadata\.json|manifest\.json|_
 def reserved_condition(name: str) -> bool:
     """Whether a condition named ``name`` would collide with the layout's own
     entries, on any file system (letter case and Unicode normalisation ignored)."""
-    from crystallize._names import portable_key
+    from crystallize.plugin import portable_key
 
     return RESERVED_CONDITION.match(name) is not None or RESERVED_CONDITION.match(portable_key(name)) is not None
 

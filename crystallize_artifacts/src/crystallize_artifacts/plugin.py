@@ -6,10 +6,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from crystallize._dispatch import hookimpl
-from crystallize._names import check_name
-from crystallize._records import CompletedWork
-from crystallize.errors import ConfigurationError
+from crystallize.plugin import CompletedWork, ConfigurationError, check_name, hookimpl
 from crystallize_artifacts import layout
 from crystallize_artifacts.datasource import ArtifactDataSource
 from crystallize_artifacts.retention import add_pin, prune
@@ -19,11 +16,8 @@ from crystallize_artifacts.store import LocalRunStore
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from crystallize._artifact import Artifact
-    from crystallize._context import FrozenContext
-    from crystallize._experiment import Experiment
-    from crystallize._records import ArtifactRecord, ReplicateError, ReplicateOutcome, Run
-    from crystallize._result import Result
+    from crystallize import Artifact, Experiment, FrozenContext, Result
+    from crystallize.plugin import ArtifactRecord, ReplicateError, ReplicateOutcome, Run
 
 __all__ = ["ArtifactPlugin"]
 

@@ -24,7 +24,7 @@ import logging
 import stat
 from pathlib import Path
 
-from crystallize.errors import DocumentError
+from crystallize.plugin import DocumentError
 from crystallize_artifacts import documents, layout, safepaths
 from crystallize_artifacts.commit import write_atomic_at
 from crystallize_artifacts.safepaths import Handle

@@ -30,7 +30,7 @@ import socket
 import time
 from pathlib import Path
 
-from crystallize.errors import CrystallizeError
+from crystallize.plugin import CrystallizeError
 from crystallize_artifacts import layout, safepaths
 
 try:

@@ -31,8 +31,7 @@ import stat
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from crystallize._names import check_name
-from crystallize.errors import CrystallizeError
+from crystallize.plugin import CrystallizeError, check_name
 
 __all__ = [
     "UnsafePathError",
@@ -100,7 +99,7 @@ _checked: set[str] = set()
 
 def check_segment(value: object, what: str) -> str:
     """``value`` if it is a valid name for one path segment (see
-    :func:`crystallize._names.check_name`); names that passed are remembered."""
+    :func:`crystallize.plugin.check_name`); names that passed are remembered."""
     if type(value) is str and value in _checked:
         return value
     check_name(value, what)

@@ -37,11 +37,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from crystallize import _documents as doc_checks
-from crystallize._names import name_problem
-from crystallize._records import ArtifactRecord, CompletedWork, ReplicateOutcome
-from crystallize._store import ConditionRecord, ReplicateRecord
-from crystallize.errors import DocumentError, ReplicateRejected
+from crystallize.plugin import (
+    ArtifactRecord,
+    CompletedWork,
+    ConditionRecord,
+    DocumentError,
+    ReplicateOutcome,
+    ReplicateRecord,
+    ReplicateRejected,
+    name_problem,
+)
+from crystallize.plugin import documents as doc_checks
 from crystallize_artifacts import documents, layout, runlock, safepaths
 from crystallize_artifacts.commit import fsync_dir, write_atomic_at
 from crystallize_artifacts.runlock import RunEndedError, RunLockedError, lock_held
@@ -161,7 +167,7 @@ class _Borrowed:
 
 
 class LocalRunStore:
-    """The :class:`~crystallize._store.RunStore` of ``crystallize-artifacts``."""
+    """The :class:`~crystallize.plugin.RunStore` of ``crystallize-artifacts``."""
 
     def __init__(
         self,
@@ -477,7 +483,7 @@ class LocalRunStore:
         """Journal a finished replicate (its artifacts are already committed).
 
         The entry is encoded at once — metrics that cannot be stored reject
-        this replicate (:class:`~crystallize.errors.ReplicateRejected`) and no
+        this replicate (:class:`~crystallize.plugin.ReplicateRejected`) and no
         other — and written in batches (see :data:`JOURNAL_BATCH`).
 
         Metrics are kept as JSON gives them back: when they hold values JSON

@@ -16,8 +16,7 @@ import os
 import stat
 from pathlib import Path
 
-from crystallize._records import ArtifactRecord
-from crystallize.errors import DocumentError
+from crystallize.plugin import ArtifactRecord, DocumentError
 from crystallize_artifacts import documents, layout, safepaths
 from crystallize_artifacts.safepaths import Handle, UnsafePathError
 

@@ -135,9 +135,9 @@ class Artifact:
             )
         if record is None:
             raise ArtifactStoreError(
-                f"Artifact {self.name!r} was written but no plugin stores artifacts. "
-                "Configure one: Experiment(..., plugins=[ArtifactPlugin(root_dir='artifacts')]) "
-                "with ArtifactPlugin from crystallize.plugins.plugins (pip install crystallize-artifacts)"
+                f"Artifact {self.name!r} was written but no active plugin provides storage; pass a "
+                "storage plugin such as crystallize_artifacts.ArtifactPlugin(root_dir='artifacts') in "
+                "Experiment(..., plugins=[...])"
             )
         scope.records.append(record)  # type: ignore[union-attr]
         return record

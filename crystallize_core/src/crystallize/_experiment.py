@@ -100,7 +100,7 @@ class Experiment:
         self.hypotheses: list[Hypothesis] = list(hypotheses or ())
         self.replicates = replicates
         self._id: str | None = None
-        self._plugin_state: PluginState | None = None
+        self._plugin_cache: PluginState | None = None
         self._lock = threading.Lock()
 
     # -- identity ---------------------------------------------------------------
@@ -124,23 +124,23 @@ class Experiment:
 
     # -- plugins ------------------------------------------------------------------
 
-    def plugin_state(self) -> PluginState:
+    def _plugins(self) -> PluginState:
         """The active plugins and hook callers (built once, rebuilt if plugins change)."""
         from crystallize import _registry as manager
 
         key = (manager.generation(), tuple(id(p) for p in self.plugins))
-        state = self._plugin_state
+        state = self._plugin_cache
         if state is not None and state.key == key:
             return state
         with self._lock:
             pm, infos = manager.build_manager(self.plugins)
             state = PluginState(pm, infos, HookCallers(pm, direct=not manager.observed()), key)
-            self._plugin_state = state
+            self._plugin_cache = state
         return state
 
     def get_plugin(self, kind: type) -> Any:
         """The first active plugin that is an instance of ``kind``, or ``None``."""
-        return next((i.plugin for i in self.plugin_state().infos if isinstance(i.plugin, kind)), None)
+        return next((i.plugin for i in self._plugins().infos if isinstance(i.plugin, kind)), None)
 
     # -- running --------------------------------------------------------------------
 
@@ -152,7 +152,7 @@ class Experiment:
         """
         from crystallize._validation import validate
 
-        validate(self, self.treatments, self.hypotheses, self.plugin_state().callers)
+        validate(self, self.treatments, self.hypotheses, self._plugins().callers)
 
     def run(
         self,
@@ -208,15 +208,15 @@ class Experiment:
         check_name(name, "artifact")
         if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 0):
             raise ValueError(f"version must be a non-negative int or None, got {version!r}")
-        caller = self.plugin_state().callers.artifact_datasource
+        caller = self._plugins().callers.artifact_datasource
         source = None
         if caller is not None:
             source = caller(experiment=self, step=step, name=name, require_metadata=require_metadata, version=version)
         if source is None:
             raise ConfigurationError(
-                f"Experiment {self.key_label} has no plugin that stores artifacts, so its artifacts "
-                "cannot be located; configure it with plugins=[ArtifactPlugin(root_dir=...)] "
-                "(pip install crystallize-artifacts)"
+                f"no active plugin provides storage for experiment {self.key_label}, so its artifacts "
+                "cannot be located; pass a storage plugin such as "
+                "crystallize_artifacts.ArtifactPlugin(root_dir=...) in plugins=[...]"
             )
         return source
 
@@ -226,7 +226,7 @@ class Experiment:
         Returns ``None`` when no plugin stores this experiment or the run does
         not exist.
         """
-        caller = self.plugin_state().callers.locate_run
+        caller = self._plugins().callers.locate_run
         return None if caller is None else caller(experiment=self, version=version)
 
     # -- pickling (workers get the experiment without its plugin objects) -------------
@@ -234,7 +234,7 @@ class Experiment:
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["plugins"] = []
-        state["_plugin_state"] = None
+        state["_plugin_cache"] = None
         state["_lock"] = None
         return state
 

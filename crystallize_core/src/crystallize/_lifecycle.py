@@ -191,9 +191,9 @@ def _plan(run: Run, completed: CompletedWork) -> tuple[Units, dict[str, int]]:
 def _resume(experiment: Experiment, run: Run, callers: HookCallers) -> CompletedWork:
     if callers.on_resume is None:
         raise ResumeError(
-            "strategy='resume' needs a plugin that knows what earlier runs completed: "
-            "pip install crystallize-resume (installed with crystallize-artifacts) and "
-            "configure ArtifactPlugin"
+            "strategy='resume' needs a plugin that reports what earlier runs completed (the on_resume "
+            "hook), and none is active; install one (crystallize-resume does this) and pass a storage "
+            "plugin such as crystallize_artifacts.ArtifactPlugin in plugins=[...]"
         )
     merged = CompletedWork()
     for report in callers.on_resume(experiment=experiment, run=run):
@@ -312,7 +312,7 @@ def execute(
     """Run ``experiment`` once; see :meth:`Experiment.run`."""
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {', '.join(map(repr, STRATEGIES))}, got {strategy!r}")
-    plugins = experiment.plugin_state()
+    plugins = experiment._plugins()
     callers = plugins.callers
     validate(experiment, treatments, hypotheses, callers)
 
@@ -341,9 +341,9 @@ def execute(
         if run.store is None and experiment.outputs:
             raise ArtifactStoreError(
                 f"Experiment {experiment.key_label} declares outputs "
-                f"({', '.join(map(repr, experiment.outputs))}) but no plugin stores artifacts; "
-                "configure one: plugins=[ArtifactPlugin(root_dir='artifacts')] with ArtifactPlugin "
-                "from crystallize.plugins.plugins (pip install crystallize-artifacts)"
+                f"({', '.join(map(repr, experiment.outputs))}) but no active plugin provides storage; "
+                "pass a storage plugin such as crystallize_artifacts.ArtifactPlugin(root_dir='artifacts') "
+                "in plugins=[...]"
             )
         if strategy == "resume":
             completed = _resume(experiment, run, callers)

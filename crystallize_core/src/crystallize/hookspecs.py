@@ -103,7 +103,7 @@ def open_store(experiment: Experiment, run: Run) -> RunStore | None:
     Called once per run, before ``on_resume`` and ``before_run``. A storage
     plugin allocates the run's location (a new version, or with
     ``run.strategy == "resume"`` the latest existing one) and returns a
-    :class:`~crystallize._store.RunStore`; the core sets it as ``run.store``.
+    :class:`~crystallize.plugin.RunStore`; the core sets it as ``run.store``.
     Return ``None`` when this plugin does not store this experiment.
 
     Stops at first non-None result.
@@ -134,7 +134,7 @@ def on_resume(experiment: Experiment, run: Run) -> CompletedWork | None:
     """Report work of an earlier run that does not need to run again.
 
     Called only for ``strategy="resume"``, after ``open_store``, before
-    ``before_run``. Return a :class:`~crystallize._records.CompletedWork` naming
+    ``before_run``. Return a :class:`~crystallize.plugin.CompletedWork` naming
     complete conditions with their metrics and, optionally, finished
     replicates inside unfinished conditions. The core merges every plugin's
     report, skips that work, and puts the merged report on ``run.completed``.
@@ -172,7 +172,7 @@ def execute_replicates(experiment: Experiment, run: Run, batch: ReplicateBatch) 
     default, ``trylast``) and ``ParallelExecution`` implement it, and so does
     ``crystallize_dask.DaskExecution``. An implementation runs each unit in
     ``batch.units`` — in this process with ``batch.run_here(condition,
-    replicate)``, or elsewhere with :func:`crystallize._execution.worker.run_unit`
+    replicate)``, or elsewhere with :func:`crystallize.plugin.run_unit`
     and ``batch.payload()`` — and passes every outcome to
     ``batch.report(outcome)`` from the calling thread, as soon as it arrives.
     Return ``True`` once every unit was reported.
@@ -245,7 +245,7 @@ def on_artifact_write(
     Runs where the replicate runs, inside the step. ``data`` is already bytes
     (the artifact's ``writer`` has been applied). The storing plugin commits
     it for ``ctx["condition"]``, ``ctx["replicate"]`` and ``step_name`` and
-    returns an :class:`~crystallize._records.ArtifactRecord` saying where it went.
+    returns an :class:`~crystallize.plugin.ArtifactRecord` saying where it went.
     If no plugin returns a record, ``write()`` raises
     :class:`~crystallize.errors.ArtifactStoreError`.
 
@@ -321,7 +321,7 @@ def on_condition_complete(
     """Called once every replicate of ``condition`` has finished.
 
     "Finished" includes failures: ``errors`` maps each failed replicate to its
-    :class:`~crystallize._records.ReplicateError` and is empty when every replicate
+    :class:`~crystallize.plugin.ReplicateError` and is empty when every replicate
     succeeded. Storage writes a completion marker only in that case. Not called
     for conditions that resume skipped entirely.
 

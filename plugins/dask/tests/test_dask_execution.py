@@ -33,6 +33,7 @@ from distributed import Client
 from distributed.security import Security
 
 from crystallize import ConfigurationError, Experiment
+from crystallize.plugin import active_plugins
 from crystallize_dask import DaskExecution, __version__
 from crystallize_dask.installed import DaskCommands
 from crystallize_dask.task import isolate_dask_random
@@ -187,16 +188,16 @@ def test_entry_point_is_listed_and_runs_nothing(tmp_path: Path) -> None:
 
     # In this process too: an experiment that does not ask for Dask runs serially...
     plain = ex.build(tmp_path / "plain")
-    names = {info.name: info for info in plain.plugin_state().infos}
+    names = {info.name: info for info in active_plugins(plain)}
     assert isinstance(names["dask"].plugin, DaskCommands)
     result = plain.run()
     assert result.ok and "execution" not in result.run.facts
     # ...and DaskExecution replaces the installed plugin of the same name.
     engine = DaskExecution(n_workers=1)
     asking = ex.build(tmp_path / "asking", engine)
-    names = {info.name: info for info in asking.plugin_state().infos}
+    names = {info.name: info for info in active_plugins(asking)}
     assert names["dask"].plugin is engine
-    assert [i.plugin for i in asking.plugin_state().infos].count(engine) == 1
+    assert [i.plugin for i in active_plugins(asking)].count(engine) == 1
 
 
 @pytest.mark.slow

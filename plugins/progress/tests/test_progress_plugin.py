@@ -296,7 +296,7 @@ def test_a_configured_plugin_replaces_the_installed_one():
     with installed_plugins_only("progress"):
         plugin = ProgressPlugin(enabled=False)
         exp = experiment(plugins=[plugin])
-        progress = [i for i in exp.plugin_state().infos if i.name == "progress"]
+        progress = [i for i in active_plugins(exp) if i.name == "progress"]
         assert [i.plugin for i in progress] == [plugin]
         assert progress[0].distribution == "crystallize-progress"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from crystallize import Experiment, Pipeline, ResumeError, Treatment, data_source, hookimpl, pipeline_step
-from crystallize._store import ConditionRecord, ReplicateRecord
+from crystallize.plugin import ConditionRecord, ReplicateRecord
 from crystallize.testing import installed_plugins_only
 from crystallize_resume import ResumePlugin
 

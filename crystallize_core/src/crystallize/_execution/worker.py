@@ -43,6 +43,7 @@ __all__ = [
     "RunnerSpec",
     "make_spec",
     "run_unit",
+    "prepare_worker",
     "encode_outcome",
     "decode_outcome",
     "lost_unit",
@@ -140,8 +141,22 @@ def _runner(token: str, payload: bytes | None) -> ReplicateRunner:
 
 
 def run_unit(payload: bytes, token: str, condition: str, replicate: int) -> bytes:
-    """Run one unit in this (worker) process; returns the encoded outcome."""
+    """Run one unit in this (worker) process; returns the encoded outcome.
+
+    The first call for a ``token`` in a process unpickles ``payload`` and
+    builds the runner; later calls reuse it.
+    """
     return encode_outcome(_runner(token, payload)(condition, replicate))
+
+
+def prepare_worker(payload: bytes, token: str) -> None:
+    """Get this process ready to run units of ``token`` before the first one arrives.
+
+    Optional: :func:`run_unit` does the same on first use. Call it from a
+    worker's start-up code (a process pool's ``initializer``) to pay the
+    unpickling there.
+    """
+    _runner(token, payload)
 
 
 def encode_outcome(outcome: ReplicateOutcome) -> bytes:

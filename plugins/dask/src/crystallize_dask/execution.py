@@ -1,6 +1,6 @@
 """Replicates on a Dask cluster: :class:`DaskExecution`.
 
-The engine ships the run's payload (see :mod:`crystallize._execution.worker`)
+The engine ships the run's payload (see :func:`crystallize.plugin.run_unit`)
 to the cluster once, submits one task per (condition, replicate) and reports
 each outcome as its task finishes. ``distributed`` is imported only when a
 run actually starts, so importing this module costs nothing.
@@ -17,15 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from crystallize._dispatch import hookimpl
+from crystallize.plugin import hookimpl
 from crystallize_dask.cluster import LOCAL_CLUSTER_DEFAULTS, start_local_cluster
 
 if TYPE_CHECKING:
     from distributed import Client, Future
     from distributed.security import Security
 
-    from crystallize._execution.batch import ReplicateBatch, Unit
-    from crystallize._records import ReplicateOutcome, Run
+    from crystallize.plugin import ReplicateBatch, ReplicateOutcome, Run, Unit
 
 __all__ = ["DaskExecution"]
 
@@ -72,7 +71,7 @@ class DaskExecution:
         (TLS certificates) to connect with; Dask's configuration
         (``distributed.comm.tls.*``) when ``None``.
 
-    Every unit is one task running :func:`crystallize._execution.worker.run_unit`
+    Every unit is one task running :func:`crystallize.plugin.run_unit`
     (through :func:`crystallize_dask.task.run_replicate`, which first stops
     Dask's own threads from drawing from the global :mod:`random` generator
     that seeded replicates use) on the payload, which is scattered to the
@@ -316,15 +315,15 @@ def _outcome(future: Future, unit: Unit) -> ReplicateOutcome:
     """The unit's outcome; a failed or cancelled task becomes a ``WorkerLost`` error."""
     from distributed import KilledWorker
 
-    from crystallize._execution.worker import decode_outcome, lost_unit
+    from crystallize.plugin import decode_outcome, lost_unit_outcome
 
     condition, replicate = unit
     try:
         blob = future.result()
     except KilledWorker as exc:
-        return lost_unit(condition, replicate, f"the Dask worker running it died ({exc})")
+        return lost_unit_outcome(condition, replicate, f"the Dask worker running it died ({exc})")
     except CancelledError as exc:
-        return lost_unit(condition, replicate, f"its Dask task was cancelled ({exc})")
+        return lost_unit_outcome(condition, replicate, f"its Dask task was cancelled ({exc})")
     except Exception as exc:  # noqa: BLE001 - run_unit itself failed on the worker
         return _failed_task(condition, replicate, exc)
     try:
@@ -336,7 +335,7 @@ def _outcome(future: Future, unit: Unit) -> ReplicateOutcome:
 def _failed_task(
     condition: str, replicate: int, exc: BaseException, what: str = "its Dask task failed on the worker"
 ) -> ReplicateOutcome:
-    from crystallize._execution.worker import lost_unit
+    from crystallize.plugin import lost_unit_outcome
 
     reason = f"{what}: {type(exc).__name__}: {exc}"
     if isinstance(exc, ImportError):
@@ -344,7 +343,7 @@ def _failed_task(
             " (the workers cannot import something the experiment uses: install the same packages on every "
             "worker, or ship a module's code with cloudpickle.register_pickle_by_value(module))"
         )
-    outcome = lost_unit(condition, replicate, reason)
+    outcome = lost_unit_outcome(condition, replicate, reason)
     assert outcome.error is not None
     tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     return attrs.evolve(outcome, error=attrs.evolve(outcome.error, traceback=tb, exception=exc))

@@ -16,7 +16,7 @@ import json
 import sys
 from typing import Any
 
-from crystallize._dispatch import hookimpl
+from crystallize.plugin import hookimpl
 
 __all__ = ["DaskCommands", "installed_plugin"]
 
@@ -51,11 +51,12 @@ class DaskCommands:
 
 def _crystallize_distributions() -> list[str]:
     """crystallize-core and every distribution providing an installed crystallize plugin."""
-    from crystallize._entry_points import entry_points
-    from crystallize._registry import ENTRY_POINT_GROUP
+    from importlib.metadata import entry_points
+
+    from crystallize.plugin import PLUGINS_GROUP
 
     names = {"crystallize-core", "cloudpickle"}
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
+    for ep in entry_points(group=PLUGINS_GROUP):
         dist = getattr(getattr(ep, "dist", None), "name", None)
         if dist and dist != "crystallize-dask":  # workers do not need this distribution
             names.add(dist)

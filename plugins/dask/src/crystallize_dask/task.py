@@ -1,6 +1,6 @@
 """The function every Dask task runs: :func:`run_replicate`.
 
-It is :func:`crystallize._execution.worker.run_unit` plus one precaution.
+It is :func:`crystallize.plugin.run_unit` plus one precaution.
 A Dask worker process runs tasks in one thread while its event loop runs in
 another, and Dask itself draws from the global :mod:`random` generator there
 (``dask.sizeof`` samples long lists with ``random.sample``; the comm layer
@@ -87,7 +87,7 @@ def isolate_dask_random() -> int:
 
 def run_replicate(payload: bytes, token: str, condition: str, replicate: int) -> bytes:
     """Dask task: run one (condition, replicate) here and return its encoded outcome."""
-    from crystallize._execution.worker import run_unit
+    from crystallize.plugin import run_unit
 
     isolate_dask_random()
     return run_unit(payload, token, condition, replicate)

@@ -11,14 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from crystallize import _documents as d
-from crystallize._dispatch import hookimpl
+from crystallize.plugin import active_plugins, hookimpl
+from crystallize.plugin import documents as d
 
 if TYPE_CHECKING:
-    from crystallize._experiment import Experiment
-    from crystallize._records import ReplicateError, Run
-    from crystallize._result import Result
-    from crystallize._store import RunStore
+    from crystallize import Experiment, Result
+    from crystallize.plugin import ReplicateError, Run, RunStore
 
 __all__ = ["MetadataPlugin", "METADATA_FILE", "PreviousRun", "parse_previous"]
 
@@ -34,10 +32,10 @@ def _now() -> str:
 
 @cache
 def _version_of(distribution: str) -> str | None:
-    from crystallize._entry_points import dist_version
+    from importlib.metadata import version
 
     try:
-        return dist_version(distribution)
+        return version(distribution)
     except Exception:  # noqa: BLE001 - not installed, or broken metadata
         return None
 
@@ -59,7 +57,7 @@ _STRINGS = d.list_of(d.string)
 
 def parse_previous(document: Any, source: str) -> PreviousRun:
     """The fields of an earlier ``metadata.json`` a resume carries over;
-    :class:`~crystallize.errors.DocumentError` names the file and the field
+    :class:`~crystallize.plugin.DocumentError` names the file and the field
     when one has the wrong shape."""
     if document is None:
         return PreviousRun()
@@ -117,7 +115,7 @@ class MetadataPlugin:
 
     def _packages(self, experiment: Experiment) -> dict[str, str | None]:
         packages = {name: _version_of(name) for name in _CORE_DISTRIBUTIONS}
-        for info in experiment.plugin_state().infos:
+        for info in active_plugins(experiment):
             if info.distribution:
                 packages[info.distribution] = info.version
         return {k: v for k, v in sorted(packages.items()) if v is not None}

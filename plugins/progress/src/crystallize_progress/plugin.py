@@ -13,7 +13,7 @@ from crystallize_progress.tally import RunTally
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from crystallize._records import ReplicateError, ReplicateOutcome, Run
+    from crystallize.plugin import ReplicateError, ReplicateOutcome, Run
     from crystallize_progress.display import Display
 
 __all__ = ["ProgressPlugin"]

@@ -13,7 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from crystallize._records import ReplicateOutcome, Run
+    from crystallize.plugin import ReplicateOutcome, Run
 
 __all__ = ["Tally", "RunTally", "run_label"]
 

@@ -8,15 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from crystallize import _documents as d
-from crystallize._dispatch import hookimpl
-from crystallize._records import CompletedWork
-from crystallize.errors import ResumeError
+from crystallize.plugin import CompletedWork, ResumeError, hookimpl
+from crystallize.plugin import documents as d
 
 if TYPE_CHECKING:
-    from crystallize._experiment import Experiment
-    from crystallize._records import Run
-    from crystallize._store import RunStore
+    from crystallize import Experiment
+    from crystallize.plugin import Run, RunStore
 
 __all__ = ["ResumePlugin"]
 
@@ -26,11 +23,11 @@ log = logging.getLogger("crystallize.resume")
 class ResumePlugin:
     """Report completed work of the run being resumed.
 
-    Reads only through the run's :class:`~crystallize._store.RunStore`, so it
+    Reads only through the run's :class:`~crystallize.plugin.RunStore`, so it
     works with any storage plugin. Rules:
 
     - the run's recorded pipeline id must equal the experiment's, else
-      :class:`~crystallize.errors.ResumeError` (resuming would mix two
+      :class:`~crystallize.plugin.ResumeError` (resuming would mix two
       pipelines' results; use ``strategy="rerun"`` for a new version); a
       missing or malformed ``metadata.json`` is refused the same way when the
       folder holds work to reuse;
@@ -124,7 +121,7 @@ class ResumePlugin:
         """The folder's recorded pipeline must be this one, provably.
 
         ``metadata.json`` missing, unreadable or of the wrong shape is a
-        :class:`~crystallize.errors.ResumeError` whenever the folder holds
+        :class:`~crystallize.plugin.ResumeError` whenever the folder holds
         work resume would reuse — without the recorded id, reusing it could
         mix two pipelines' results. A folder holding nothing reusable, or one
         written by crystallize-ml 0.27 (its ``_manifest.json`` and empty markers,
@@ -170,7 +167,7 @@ class RecordedRun:
 
 
 def parse_recorded_run(document: Any, source: str) -> RecordedRun | None:
-    """``None`` for a missing file; :class:`~crystallize.errors.DocumentError` for a wrong shape."""
+    """``None`` for a missing file; :class:`~crystallize.plugin.DocumentError` for a wrong shape."""
     if document is None:
         return None
     obj = d.expect_object(document, source)

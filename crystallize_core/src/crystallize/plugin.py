@@ -1,0 +1,120 @@
+"""Everything a plugin author needs, in one module.
+
+Experiments are written with ``from crystallize import ...``; plugins are
+written with ``from crystallize.plugin import ...``. What is here is the
+contract between the core and its plugins, and it is all a plugin needs:
+another distribution never imports a module whose name starts with an
+underscore (a test in the repository checks ours).
+
+- **Hooks** — :data:`hookimpl` marks an implementation; the hooks themselves
+  are documented in :mod:`crystallize.hookspecs`.
+- **Records** passed to hooks — :class:`Run` (one execution; shared facts and
+  the run's store), :class:`ReplicateOutcome` and :class:`ReplicateError`
+  (what one (condition, replicate) produced), :class:`ArtifactRecord` (where
+  an artifact went), :class:`CompletedWork` (what ``on_resume`` returns),
+  :class:`Upstream` (an input produced by another experiment).
+- **Storage** — the :class:`RunStore` protocol a storage plugin's
+  ``open_store`` returns, and its records :class:`ConditionRecord` and
+  :class:`ReplicateRecord`.
+- **Execution engines** — :class:`ReplicateBatch` (what ``execute_replicates``
+  receives) and the worker helpers that run units in another process:
+  :func:`run_unit`, :func:`prepare_worker`, :func:`encode_outcome`,
+  :func:`decode_outcome`, :func:`lost_unit_outcome`.
+- **Context keys** every replicate has: :data:`BASELINE`,
+  :data:`CONDITION_KEY`, :data:`REPLICATE_KEY`, :data:`SEED_KEY`.
+- **Names and documents** — :func:`check_name`, :func:`name_problem`,
+  :func:`portable_key` and :data:`TEMP_NAME_OVERHEAD` for names that become
+  path segments; :mod:`documents <crystallize.plugin.documents>`, the
+  checks that read a JSON document back into typed values, raising
+  :class:`DocumentError` naming the file and the field.
+- **Introspection** — :func:`active_plugins` (what runs an experiment, with
+  distributions and versions); the entry-point group :data:`PLUGINS_GROUP`.
+- **Errors** a plugin raises or meets: :class:`PluginError`,
+  :class:`ConfigurationError`, :class:`ReplicateRejected`,
+  :class:`ResumeError`, :class:`ArtifactStoreError`, :class:`DocumentError`,
+  :class:`CrystallizeError`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from crystallize import _documents as documents
+from crystallize._context import BASELINE, CONDITION_KEY, REPLICATE_KEY, SEED_KEY
+from crystallize._dispatch import hookimpl
+from crystallize._execution.batch import ReplicateBatch, Unit
+from crystallize._execution.worker import decode_outcome, encode_outcome, prepare_worker, run_unit
+from crystallize._execution.worker import lost_unit as lost_unit_outcome
+from crystallize._names import TEMP_NAME_OVERHEAD, check_name, name_problem, portable_key
+from crystallize._records import ArtifactRecord, CompletedWork, ReplicateError, ReplicateOutcome, Run, Upstream
+from crystallize._registry import ENTRY_POINT_GROUP as PLUGINS_GROUP
+from crystallize._registry import PluginInfo
+from crystallize._store import ConditionRecord, ReplicateRecord, RunStore
+from crystallize.errors import (
+    ArtifactStoreError,
+    ConfigurationError,
+    CrystallizeError,
+    DocumentError,
+    PluginError,
+    ReplicateRejected,
+    ResumeError,
+)
+
+if TYPE_CHECKING:
+    from crystallize._experiment import Experiment
+
+__all__ = [
+    # hooks
+    "hookimpl",
+    # records
+    "Run",
+    "Upstream",
+    "ReplicateOutcome",
+    "ReplicateError",
+    "ArtifactRecord",
+    "CompletedWork",
+    # storage
+    "RunStore",
+    "ConditionRecord",
+    "ReplicateRecord",
+    # execution engines
+    "ReplicateBatch",
+    "Unit",
+    "run_unit",
+    "prepare_worker",
+    "encode_outcome",
+    "decode_outcome",
+    "lost_unit_outcome",
+    # context keys and names
+    "BASELINE",
+    "CONDITION_KEY",
+    "REPLICATE_KEY",
+    "SEED_KEY",
+    "check_name",
+    "name_problem",
+    "portable_key",
+    "TEMP_NAME_OVERHEAD",
+    "documents",
+    # introspection
+    "PluginInfo",
+    "active_plugins",
+    "PLUGINS_GROUP",
+    # errors
+    "CrystallizeError",
+    "PluginError",
+    "ConfigurationError",
+    "ReplicateRejected",
+    "ResumeError",
+    "ArtifactStoreError",
+    "DocumentError",
+]
+
+
+def active_plugins(experiment: Experiment) -> list[PluginInfo]:
+    """The plugins active for ``experiment``: built-in, installed, registered and passed ones.
+
+    Each :class:`PluginInfo` names the plugin, says where it came from
+    (``source``) and, when known, its distribution and version — what
+    ``crystallize plugins`` prints and the metadata plugin records.
+    """
+    return list(experiment._plugins().infos)
