@@ -1,4 +1,9 @@
-"""Every hook is called when and with what the hookspecs promise."""
+"""Every hook is called when and with what the hookspecs promise.
+
+Every test here runs twice (the ``dispatch`` fixture): with hooks called
+directly where the core may (the default), and with every call going through
+pluggy, so the fast path can never drift from pluggy's semantics.
+"""
 
 from __future__ import annotations
 
@@ -21,10 +26,12 @@ from crystallize import (
     hookspecs,
 )
 from crystallize._cli import build_parser
-from crystallize._dispatch import HOOK_NAMES, HookCallers
+from crystallize._dispatch import HOOK_NAMES, Hooks
 from crystallize._records import ArtifactRecord, CompletedWork, ReplicateOutcome, Run
 from crystallize._registry import build_manager
 from crystallize.testing import record_hooks
+
+pytestmark = pytest.mark.usefixtures("dispatch")
 
 
 class Writer(PipelineStep):
@@ -85,12 +92,12 @@ class Recorder:
         self._note("before_replicate", experiment=experiment, run=run, ctx=dict(ctx))
 
     @hookimpl
-    def before_step(self, experiment, step, ctx):
-        self._note("before_step", experiment=experiment, step=step, ctx=ctx)
+    def before_step(self, experiment, run, step, ctx):
+        self._note("before_step", experiment=experiment, run=run, step=step, ctx=ctx)
 
     @hookimpl
-    def after_step(self, experiment, step, data, ctx):
-        self._note("after_step", experiment=experiment, step=step, data=data, ctx=ctx)
+    def after_step(self, experiment, run, step, data, ctx):
+        self._note("after_step", experiment=experiment, run=run, step=step, data=data, ctx=ctx)
 
     @hookimpl
     def on_artifact_write(self, experiment, run, artifact, data, ctx, step_name):
@@ -234,13 +241,13 @@ def test_register_commands_adds_subcommands():
     assert "recorded" in parser.format_help()
 
 
-def test_unimplemented_hooks_are_none_in_the_caller_table():
+def test_unimplemented_hooks_are_none_in_the_caller_table(dispatch):
     pm, _ = build_manager([])
-    table = HookCallers(pm)
+    table = Hooks(pm, direct=dispatch == "direct")
     assert table.before_step is None and table.after_step is None and table.on_artifact_write is None
     assert table.execute_replicates is not None  # the built-in serial executor
     pm2, _ = build_manager([Recorder()])
-    assert all(getattr(HookCallers(pm2), name) is not None for name in HOOK_NAMES)
+    assert all(getattr(Hooks(pm2, direct=dispatch == "direct"), name) is not None for name in HOOK_NAMES)
 
 
 def test_record_hooks_sees_calls_in_order():

@@ -8,9 +8,9 @@ import pytest
 from core_helpers import numbers, total
 from fakedist import COUNTER, make_distribution
 
-from crystallize import Experiment, Pipeline, PluginError, SeedPlugin, hookimpl
+from crystallize import Experiment, Pipeline, PluginError, SeedPlugin, _registry, hookimpl
 from crystallize import _registry as manager
-from crystallize._registry import active_plugins, installed_plugins, load_failures
+from crystallize._registry import installed_plugins, load_failures, resolve_plugins
 
 SCRIPT = textwrap.dedent(
     """
@@ -169,15 +169,54 @@ def test_broken_plugin_is_reported_with_its_distribution_and_skipped(tmp_path, a
         installed_plugins()
 
 
-def test_experiment_plugin_replaces_installed_plugin_of_the_same_kind(third_party, autoload):
+def test_a_plugin_replaces_the_earlier_layers_plugin_of_the_same_name_only(third_party, autoload):
     autoload(third_party, "counter")
     from thirdparty_plugin import StepCounter
 
-    mine = StepCounter()
-    infos = active_plugins([mine])
-    assert [i.plugin for i in infos if isinstance(i.plugin, StepCounter)] == [mine]
+    (installed,) = [i for i in resolve_plugins() if i.name == "counter"]
+    assert installed.source == "entry point" and installed.distribution == "crystallize-thirdparty"
+
+    # Passed with the installed plugin's name: it takes the installed one's place (and distribution).
     named = type("Named", (), {"plugin_name": "counter", "after_run": hookimpl(lambda self: None)})()
-    assert all(i.name != "counter" or i.plugin is named for i in active_plugins([named]))
+    (active,) = [i for i in resolve_plugins([named]) if i.name == "counter"]
+    assert active.plugin is named and active.source == "experiment"
+    assert (active.distribution, active.version) == ("crystallize-thirdparty", "0.3.1")
+
+    # Same class, another name: nothing is replaced; both are active.
+    mine = StepCounter()
+    names = [i.name for i in resolve_plugins([mine])]
+    assert names.count("counter") == 1 and names.count("StepCounter") == 1
+
+    # A registered plugin replaces an installed one of its name, and is replaced by a passed one.
+    from crystallize.testing import plugin_registered
+
+    registered = type("Registered", (), {"plugin_name": "counter", "after_run": hookimpl(lambda self: None)})()
+    with plugin_registered(registered):
+        assert [i.plugin for i in resolve_plugins() if i.name == "counter"] == [registered]
+        assert [i.plugin for i in resolve_plugins([named]) if i.name == "counter"] == [named]
+        with pytest.raises(PluginError, match="a plugin named 'counter' is already registered"):
+            _registry.register_plugin(named)
+
+
+def test_a_plugin_is_registered_under_its_own_name(third_party, autoload):
+    autoload(third_party, "counter")
+    exp = Experiment(numbers(), Pipeline([total()]), plugins=[SeedPlugin(1)])
+    pm = exp._plugins().manager
+    assert sorted(name for name, _ in pm.list_name_plugin()) == ["counter", "seed", "serial-execution"]
+
+
+def test_two_installed_plugins_with_one_name_keep_the_first_and_warn(tmp_path, autoload, monkeypatch):
+    for dist in ("one", "two"):
+        site = tmp_path / dist
+        make_distribution(
+            site, f"crystallize-{dist}", "1.0", {"twin": f"{dist}_plugin:plugin"}, {f"{dist}_plugin": COUNTER}
+        )
+        monkeypatch.syspath_prepend(str(site))
+    autoload(tmp_path / "one", "twin")
+    with pytest.warns(manager.PluginWarning, match="is named 'twin' like the plugin from crystallize-"):
+        loaded = installed_plugins()
+    assert [i.name for i in loaded] == ["twin"]
+    assert "plugin names must be unique" in load_failures()[0]
 
 
 def test_plugins_are_per_experiment():

@@ -1,30 +1,58 @@
-"""Hook markers and the per-run table of hook callers.
+"""Hook markers and the one place the core calls hooks.
 
 Plugins mark their implementations with :data:`hookimpl`::
 
-    from crystallize import hookimpl
+    from crystallize.plugin import hookimpl
 
     class Timer:
         @hookimpl
         def after_step(self, step, ctx):
             ...
 
-The core calls hooks through :class:`HookCallers`, which holds ``None`` for
-every hook that no active plugin implements. Call sites test for ``None``
-first, so an unused hook costs one attribute load on the hot path instead of
-a pluggy dispatch.
+The core calls hooks through a :class:`Hooks` table built once per plugin
+set. It holds ``None`` for every hook no active plugin implements, so call
+sites test for ``None`` first and an unused hook costs one attribute load.
+Three ways of calling, all here:
+
+- **direct** — a hook with exactly one plain (non-wrapper) implementation is
+  called as ``impl.function(*arguments it asks for)``, without pluggy's
+  general loop; results follow pluggy's rules (a list for ordinary hooks, the
+  value for ``firstresult`` ones). Measured: it removes most of the dispatch
+  cost from per-replicate hooks. Every other hook, and every hook while calls
+  are monitored or traced (``crystallize.testing.record_hooks``,
+  ``CRYSTALLIZE_TRACE_HOOKS``), goes through pluggy. A parity test runs the
+  hook tests both ways.
+- **isolated** (:meth:`Hooks.call_isolated`) — for hooks where plugins release
+  what they hold (``after_run``): every implementation runs even when one
+  raises; the first error is re-raised afterwards, with a note naming its
+  plugin.
+- **blame** (:meth:`Hooks.culprit`, :meth:`Hooks.blame`) — which plugin's hook
+  implementation raised an exception, read from its traceback.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Iterable
+from operator import itemgetter
+from types import CodeType
 from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 if TYPE_CHECKING:
-    from pluggy import HookCaller
+    from pluggy import HookImpl
 
-__all__ = ["PROJECT", "hookimpl", "hookspec", "HookCallers", "HOOK_NAMES"]
+__all__ = [
+    "PROJECT",
+    "hookimpl",
+    "hookspec",
+    "Hooks",
+    "HOOK_NAMES",
+    "ISOLATED_HOOKS",
+    "WRAPPER_ONLY_HOOKS",
+    "implementation_problems",
+]
 
 PROJECT = "crystallize"
 
@@ -35,6 +63,11 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 """Marks a hook implementation in a plugin; accepts pluggy's options
 (``tryfirst``, ``trylast``, ``wrapper``, ``specname``)."""
 
+log = logging.getLogger("crystallize.hooks")
+
+#: A hook ready to call with keyword arguments; ``None`` in a table when unimplemented.
+HookCall = Callable[..., Any]
+
 
 def _hook_names() -> tuple[str, ...]:
     from crystallize import hookspecs
@@ -44,31 +77,77 @@ def _hook_names() -> tuple[str, ...]:
 
 HOOK_NAMES: tuple[str, ...] = _hook_names()
 
+#: Hooks called with :meth:`Hooks.call_isolated`: no implementation may be a wrapper.
+ISOLATED_HOOKS = frozenset({"after_run"})
+#: Hooks whose implementations must be wrappers (``@hookimpl(wrapper=True)``).
+WRAPPER_ONLY_HOOKS: frozenset[str] = frozenset()
 
-class HookCallers:
-    """Callers for every hook of one plugin manager; ``None`` where unused.
 
-    Built once per run, so plugins registered later are not seen by that run.
+def implementation_problems(manager: pluggy.PluginManager) -> list[str]:
+    """What is wrong with how registered plugins implement the isolated and wrapper-only hooks."""
+    problems = []
+    for name in ISOLATED_HOOKS | WRAPPER_ONLY_HOOKS:
+        for impl in getattr(manager.hook, name).get_hookimpls():
+            wrapper = impl.wrapper or impl.hookwrapper
+            if name in ISOLATED_HOOKS and wrapper:
+                problems.append(
+                    f"plugin {impl.plugin_name!r} implements {name!r} as a wrapper; every {name} "
+                    "implementation runs even when another raises, so it must be a plain @hookimpl"
+                )
+            elif name in WRAPPER_ONLY_HOOKS and not impl.wrapper:
+                problems.append(
+                    f"plugin {impl.plugin_name!r} implements {name!r} without wrapper=True; mark it "
+                    f"@hookimpl(wrapper=True) and yield once where the replicate runs"
+                )
+    return problems
 
-    A hook with exactly one implementation that is not a wrapper is called
-    directly (``impl.function(*args)``, with the arguments it asks for) instead
-    of through pluggy's general multi-call loop; results follow pluggy's rules
-    (a list for ordinary hooks, the value for ``firstresult`` ones). That
-    removes most of the dispatch cost from the per-replicate hooks storage
-    plugins implement. When hook calls are monitored or traced
-    (``crystallize.testing.record_hooks``, ``CRYSTALLIZE_TRACE_HOOKS``), every
-    hook goes through pluggy.
+
+class Hooks:
+    """Every hook of one plugin manager, ready to call; ``None`` where unimplemented.
+
+    Built once per plugin set (and once per worker process), so plugins
+    registered later are not seen by it. Call a hook with keyword arguments:
+    ``hooks.before_run(experiment=..., run=...)``.
+
+    :param manager: the plugin manager holding the plugins.
+    :param direct: call hooks with one plain implementation directly (the
+        default); ``False`` sends every call through pluggy.
+    :param observers: ``before(hook_name, hook_impls, kwargs)`` callables told
+        of every isolated call (monitored runs; pluggy tells them of the rest).
     """
 
-    __slots__ = (*HOOK_NAMES, "manager")
+    # One attribute per hook of crystallize.hookspecs (a test keeps them in step).
+    validate_experiment: HookCall | None
+    open_store: HookCall | None
+    locate_run: HookCall | None
+    on_resume: HookCall | None
+    before_run: HookCall | None
+    execute_replicates: HookCall | None
+    before_replicate: HookCall | None
+    before_step: HookCall | None
+    after_step: HookCall | None
+    on_artifact_write: HookCall | None
+    on_replicate_error: HookCall | None
+    after_replicate: HookCall | None
+    on_condition_complete: HookCall | None
+    after_run: HookCall | None
+    artifact_datasource: HookCall | None
+    stale_reason: HookCall | None
+    register_commands: HookCall | None
 
-    # Declared for type checkers; the values are set in __init__.
-    if TYPE_CHECKING:  # pragma: no cover
+    __slots__ = (*HOOK_NAMES, "manager", "direct", "_observers", "_codes")
 
-        def __getattr__(self, name: str) -> HookCaller | None: ...
-
-    def __init__(self, manager: pluggy.PluginManager, *, direct: bool = True) -> None:
+    def __init__(
+        self,
+        manager: pluggy.PluginManager,
+        *,
+        direct: bool = True,
+        observers: Iterable[Callable[[str, list[HookImpl], dict[str, Any]], None]] = (),
+    ) -> None:
         self.manager = manager
+        self.direct = direct
+        self._observers = tuple(observers)
+        self._codes: dict[CodeType, tuple[str, str]] | None = None
         relay = manager.hook
         for name in HOOK_NAMES:
             caller = getattr(relay, name)
@@ -76,33 +155,109 @@ class HookCallers:
             if not impls:
                 setattr(self, name, None)
             elif direct and len(impls) == 1 and not (impls[0].wrapper or impls[0].hookwrapper):
-                setattr(self, name, _direct(impls[0], caller_is_firstresult(manager, name)))
+                firstresult = bool(caller.spec is not None and caller.spec.opts.get("firstresult"))
+                setattr(self, name, _direct(impls[0], firstresult))
             else:
                 setattr(self, name, caller)
 
+    def implementations(self, name: str) -> list[HookImpl]:
+        """The implementations of hook ``name``, in pluggy's calling order."""
+        return list(reversed(getattr(self.manager.hook, name).get_hookimpls()))
 
-def _direct(impl: pluggy.HookImpl, firstresult: bool) -> Any:
-    """A caller for a hook with one plain implementation."""
+    # -- isolated calls ---------------------------------------------------------------
+
+    def call_isolated(self, name: str, **kwargs: Any) -> None:
+        """Call every implementation of ``name``, even when one raises.
+
+        Implementations run in pluggy's order. Each failure is logged; once
+        all have run, the first is raised with a note naming its plugin.
+        """
+        if getattr(self, name) is None:
+            return
+        impls = self.implementations(name)
+        for observer in self._observers:
+            observer(name, impls, kwargs)
+        first: Exception | None = None
+        for impl in impls:
+            try:
+                impl.function(*[kwargs[arg] for arg in impl.argnames])
+            except Exception as exc:  # noqa: BLE001 - reported below, after the other plugins ran
+                log.error("%s of plugin %r raised %s: %s", name, impl.plugin_name, type(exc).__name__, exc)
+                if first is None:
+                    _note(exc, impl.plugin_name, name)
+                    first = exc
+        if first is not None:
+            raise first
+
+    # -- blame ---------------------------------------------------------------------------
+
+    def culprit(self, exc: BaseException, boundaries: Iterable[CodeType] = ()) -> tuple[str, str] | None:
+        """``(plugin name, hook name)`` of the hook implementation that raised ``exc``, if one did.
+
+        The innermost hook implementation on the traceback is the culprit,
+        unless code listed in ``boundaries`` (where user code starts, such as
+        the replicate body) ran below it: then user code raised.
+        """
+        codes = self._codes
+        if codes is None:
+            codes = {}
+            for name in HOOK_NAMES:
+                for impl in getattr(self.manager.hook, name).get_hookimpls():
+                    code = getattr(impl.function, "__code__", None)
+                    if code is not None:
+                        codes[code] = (impl.plugin_name, name)
+            self._codes = codes
+        stops = set(boundaries)
+        found = None
+        tb = exc.__traceback__
+        while tb is not None:
+            code = tb.tb_frame.f_code
+            found = None if code in stops else codes.get(code, found)
+            tb = tb.tb_next
+        return found
+
+    def blame(self, exc: BaseException, boundaries: Iterable[CodeType] = ()) -> None:
+        """Add a note to ``exc`` naming the plugin whose hook implementation raised it (once)."""
+        if getattr(exc, "_crystallize_blamed", False):
+            return
+        found = self.culprit(exc, boundaries)
+        if found is not None:
+            _note(exc, *found)
+
+
+def _note(exc: BaseException, plugin: str, hook: str) -> None:
+    if hasattr(exc, "add_note") and not getattr(exc, "_crystallize_blamed", False):
+        exc.add_note(f"(raised by plugin {plugin!r} in hook {hook!r})")
+        exc._crystallize_blamed = True  # type: ignore[attr-defined]
+
+
+def _direct(impl: HookImpl, firstresult: bool) -> HookCall:
+    """A caller for a hook with one plain implementation, with pluggy's result shape."""
     function = impl.function
-    argnames = impl.argnames
+    names = impl.argnames
+    if not names:
+
+        def arguments(kwargs: dict[str, Any]) -> tuple[Any, ...]:
+            return ()
+
+    elif len(names) == 1:
+        only = names[0]
+
+        def arguments(kwargs: dict[str, Any]) -> tuple[Any, ...]:
+            return (kwargs[only],)
+
+    else:
+        arguments = itemgetter(*names)  # type: ignore[assignment]
 
     if firstresult:
 
         def call_first(**kwargs: Any) -> Any:
-            return function(*[kwargs[name] for name in argnames])
+            return function(*arguments(kwargs))
 
-        call_first.get_hookimpls = lambda: [impl]  # type: ignore[attr-defined]
         return call_first
 
     def call_all(**kwargs: Any) -> list[Any]:
-        result = function(*[kwargs[name] for name in argnames])
+        result = function(*arguments(kwargs))
         return [] if result is None else [result]
 
-    call_all.get_hookimpls = lambda: [impl]  # type: ignore[attr-defined]
     return call_all
-
-
-def caller_is_firstresult(manager: pluggy.PluginManager, name: str) -> bool:
-    caller = getattr(manager.hook, name)
-    opts = caller.spec.opts if caller.spec is not None else {}
-    return bool(opts.get("firstresult"))

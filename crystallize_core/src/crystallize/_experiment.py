@@ -10,7 +10,6 @@ import attrs
 
 from crystallize._artifact import Artifact
 from crystallize._datasource import CallableDataSource, DataSource
-from crystallize._dispatch import HookCallers
 from crystallize._identity import experiment_id
 from crystallize._names import check_name
 from crystallize._steps import Pipeline
@@ -19,6 +18,7 @@ from crystallize.errors import ConfigurationError
 if TYPE_CHECKING:
     import pluggy
 
+    from crystallize._dispatch import Hooks
     from crystallize._hypothesis import Hypothesis
     from crystallize._registry import PluginInfo
     from crystallize._result import Result
@@ -30,11 +30,11 @@ __all__ = ["Experiment"]
 
 @attrs.frozen(eq=False)
 class PluginState:
-    """The plugins active for one experiment, with their hook callers."""
+    """The plugins active for one experiment, with their hooks ready to call."""
 
     manager: pluggy.PluginManager
     infos: list[PluginInfo]
-    callers: HookCallers
+    hooks: Hooks
     key: tuple[Any, ...]
 
     def hooks_of(self, plugin: Any) -> list[str]:
@@ -134,7 +134,7 @@ class Experiment:
             return state
         with self._lock:
             pm, infos = manager.build_manager(self.plugins)
-            state = PluginState(pm, infos, HookCallers(pm, direct=not manager.observed()), key)
+            state = PluginState(pm, infos, manager.hooks_for(pm), key)
             self._plugin_cache = state
         return state
 
@@ -152,7 +152,7 @@ class Experiment:
         """
         from crystallize._validation import validate
 
-        validate(self, self.treatments, self.hypotheses, self._plugins().callers)
+        validate(self, self.treatments, self.hypotheses, self._plugins().hooks)
 
     def run(
         self,
@@ -208,7 +208,7 @@ class Experiment:
         check_name(name, "artifact")
         if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 0):
             raise ValueError(f"version must be a non-negative int or None, got {version!r}")
-        caller = self._plugins().callers.artifact_datasource
+        caller = self._plugins().hooks.artifact_datasource
         source = None
         if caller is not None:
             source = caller(experiment=self, step=step, name=name, require_metadata=require_metadata, version=version)
@@ -226,7 +226,7 @@ class Experiment:
         Returns ``None`` when no plugin stores this experiment or the run does
         not exist.
         """
-        caller = self._plugins().callers.locate_run
+        caller = self._plugins().hooks.locate_run
         return None if caller is None else caller(experiment=self, version=version)
 
     # -- pickling (workers get the experiment without its plugin objects) -------------

@@ -89,7 +89,7 @@ class ExperimentGraph:
             exp = self.experiments[name]
             mode = strategy
             if strategy == "resume":
-                caller = exp._plugins().callers.stale_reason
+                caller = exp._plugins().hooks.stale_reason
                 reasons = [r for r in (caller(experiment=exp) if caller else []) if r]
                 if reasons:
                     self.reasons[name] = reasons

@@ -15,13 +15,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from pluggy import HookCaller
-
-from crystallize import _registry as manager
 from crystallize._context import BASELINE
-from crystallize._dispatch import HOOK_NAMES
 from crystallize._execution.batch import ReplicateBatch, Units
-from crystallize._execution.runner import ReplicateRunner
+from crystallize._execution.runner import USER_CODE, ReplicateRunner
 from crystallize._records import STRATEGIES, CompletedWork, ReplicateError, ReplicateOutcome, Run
 from crystallize._result import ConditionMetrics, ExperimentMetrics, Result
 from crystallize._validation import check_replicates, validate
@@ -29,7 +25,7 @@ from crystallize.errors import ArtifactStoreError, PluginError, ReplicateRejecte
 
 if TYPE_CHECKING:
     from crystallize._datasource import DataSource
-    from crystallize._dispatch import HookCallers
+    from crystallize._dispatch import Hooks
     from crystallize._experiment import Experiment
     from crystallize._hypothesis import Hypothesis
     from crystallize._treatment import Treatment
@@ -72,14 +68,14 @@ class ConditionTracker:
         self,
         experiment: Experiment,
         run: Run,
-        callers: HookCallers,
+        hooks: Hooks,
         pending: Mapping[str, int],
         completed: CompletedWork,
     ) -> None:
         self.experiment = experiment
         self.run = run
-        self.after_replicate = callers.after_replicate
-        self.on_condition_complete = callers.on_condition_complete
+        self.after_replicate = hooks.after_replicate
+        self.on_condition_complete = hooks.on_condition_complete
         self.remaining = dict(pending)
         self.values: dict[str, dict[int, Mapping[str, list[Any]]]] = {c: {} for c in run.conditions}
         # {condition: {replicate: seed}} of every replicate reported (or resumed), failed or not
@@ -188,15 +184,15 @@ def _plan(run: Run, completed: CompletedWork) -> tuple[Units, dict[str, int]]:
     return Units(parts), pending
 
 
-def _resume(experiment: Experiment, run: Run, callers: HookCallers) -> CompletedWork:
-    if callers.on_resume is None:
+def _resume(experiment: Experiment, run: Run, hooks: Hooks) -> CompletedWork:
+    if hooks.on_resume is None:
         raise ResumeError(
             "strategy='resume' needs a plugin that reports what earlier runs completed (the on_resume "
             "hook), and none is active; install one (crystallize-resume does this) and pass a storage "
             "plugin such as crystallize_artifacts.ArtifactPlugin in plugins=[...]"
         )
     merged = CompletedWork()
-    for report in callers.on_resume(experiment=experiment, run=run):
+    for report in hooks.on_resume(experiment=experiment, run=run):
         if report is not None:
             merged = merged.merge(report)
     conditions = {c: m for c, m in merged.conditions.items() if c in run.conditions}
@@ -207,66 +203,6 @@ def _resume(experiment: Experiment, run: Run, callers: HookCallers) -> Completed
     }
     seeds = {c: dict(known) for c, known in merged.seeds.items() if c in run.conditions}
     return CompletedWork(conditions=conditions, replicates=replicates, seeds=seeds)
-
-
-def _blame(exc: BaseException, callers: HookCallers) -> None:
-    """Add a note naming the plugin whose hook implementation raised ``exc``."""
-    if not hasattr(exc, "add_note") or getattr(exc, "_crystallize_blamed", False):
-        return
-    codes: dict[Any, tuple[str, str]] = {}
-    for hook in HOOK_NAMES:
-        caller = getattr(callers, hook)
-        for impl in caller.get_hookimpls() if caller is not None else ():
-            code = getattr(impl.function, "__code__", None)
-            if code is not None:
-                codes[code] = (impl.plugin_name.split("#")[0], hook)
-    found = None
-    replicate_code = ReplicateRunner.__call__.__code__
-    tb = exc.__traceback__
-    while tb is not None:  # the innermost hook implementation on the stack raised it...
-        code = tb.tb_frame.f_code
-        # ...unless a replicate (user code) ran below it
-        found = None if code is replicate_code else codes.get(code, found)
-        tb = tb.tb_next
-    if found is not None:
-        exc.add_note(f"(raised by plugin {found[0]!r} in hook {found[1]!r})")
-        exc._crystallize_blamed = True  # type: ignore[attr-defined]
-
-
-def _after_run(callers: HookCallers, **kwargs: Any) -> None:
-    """Call every ``after_run`` implementation, even when one raises.
-
-    ``after_run`` is where plugins release what they hold (storage closes its
-    run and its lock); one failing plugin must not stop the others. Each
-    failure is logged; the first is raised once all have run, with a note
-    naming its plugin. Monitored runs (the testing kit) go through pluggy.
-    """
-    caller = callers.after_run
-    if caller is None:
-        return
-    impls = caller.get_hookimpls()
-    if isinstance(caller, HookCaller) and (manager.observed() or any(i.wrapper or i.hookwrapper for i in impls)):
-        caller(**kwargs)
-        return
-    first: Exception | None = None
-    for impl in reversed(impls):  # pluggy's calling order
-        try:
-            impl.function(*[kwargs[name] for name in impl.argnames])
-        except Exception as exc:  # noqa: BLE001 - reported below, after the other plugins ran
-            name = impl.plugin_name.split("#")[0]
-            log.error("after_run of plugin %r raised %s: %s", name, type(exc).__name__, exc)
-            if first is None:
-                if hasattr(exc, "add_note"):
-                    exc.add_note(f"(raised by plugin {name!r} in hook 'after_run')")
-                    exc._crystallize_blamed = True  # type: ignore[attr-defined]
-                first = exc
-    if first is not None:
-        raise first
-
-
-def _call(callers: HookCallers, hook: str, **kwargs: Any) -> Any:
-    caller = getattr(callers, hook)
-    return None if caller is None else caller(**kwargs)
 
 
 def _build_result(
@@ -313,8 +249,8 @@ def execute(
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {', '.join(map(repr, STRATEGIES))}, got {strategy!r}")
     plugins = experiment._plugins()
-    callers = plugins.callers
-    validate(experiment, treatments, hypotheses, callers)
+    hooks = plugins.hooks
+    validate(experiment, treatments, hypotheses, hooks)
 
     source = experiment.datasource.resolve()
     count = decide_replicates(experiment, replicates, source)
@@ -337,7 +273,8 @@ def execute(
     tracker: ConditionTracker | None = None
     source.prepare(run)
     try:
-        run.store = _call(callers, "open_store", experiment=experiment, run=run)
+        if hooks.open_store is not None:
+            run.store = hooks.open_store(experiment=experiment, run=run)
         if run.store is None and experiment.outputs:
             raise ArtifactStoreError(
                 f"Experiment {experiment.key_label} declares outputs "
@@ -346,14 +283,15 @@ def execute(
                 "in plugins=[...]"
             )
         if strategy == "resume":
-            completed = _resume(experiment, run, callers)
+            completed = _resume(experiment, run, hooks)
             run.completed = completed
-        _call(callers, "before_run", experiment=experiment, run=run)
+        if hooks.before_run is not None:
+            hooks.before_run(experiment=experiment, run=run)
         units, pending = _plan(run, completed)
-        tracker = ConditionTracker(experiment, run, callers, pending, completed)
+        tracker = ConditionTracker(experiment, run, hooks, pending, completed)
         tracker.complete_finished()
         if units:
-            runner = ReplicateRunner(experiment, run, source, by_condition, callers)
+            runner = ReplicateRunner(experiment, run, source, by_condition, hooks)
 
             def spec() -> Any:
                 from crystallize._execution.worker import make_spec
@@ -362,7 +300,8 @@ def execute(
                 return make_spec(experiment, run, source, by_condition, plugins.infos, hooks)
 
             batch = ReplicateBatch(units, runner, spec, tracker.report)
-            handled = _call(callers, "execute_replicates", experiment=experiment, run=run, batch=batch)
+            engine = hooks.execute_replicates
+            handled = None if engine is None else engine(experiment=experiment, run=run, batch=batch)
             if not handled:
                 raise PluginError("no execution plugin ran the replicates (execute_replicates returned None)")
             if batch.remaining:
@@ -374,14 +313,14 @@ def execute(
         run.status = "failed" if result.errors else "completed"
     except BaseException as exc:
         run.status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-        _blame(exc, callers)
+        hooks.blame(exc, USER_CODE)
         partial = _build_result(run, tracker, completed, hypotheses, verify=False)
         try:
-            _after_run(callers, experiment=experiment, run=run, result=partial)
+            hooks.call_isolated("after_run", experiment=experiment, run=run, result=partial)
         except Exception as after_exc:  # noqa: BLE001 - keep the original error
             log.error("after_run raised %r while handling %r", after_exc, exc)
         raise
-    _after_run(callers, experiment=experiment, run=run, result=result)
+    hooks.call_isolated("after_run", experiment=experiment, run=run, result=result)
     if result.errors:
         count_failed = sum(len(e) for e in result.errors.values())
         log.warning(

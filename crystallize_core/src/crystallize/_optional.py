@@ -9,6 +9,7 @@ installed ``crystallize-artifacts``. Importing it only when asked keeps
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Any
 
@@ -23,17 +24,20 @@ OPTIONAL: dict[str, tuple[str, str]] = {
 def resolve(name: str) -> Any:
     """Import ``name`` from the distribution that provides it, or raise ``ImportError`` saying which."""
     module, distribution = OPTIONAL[name]
+    cause: ImportError | None = None
     try:
-        imported = __import__(module, fromlist=[name])
+        found = getattr(importlib.import_module(module), name, None)
     except ImportError as exc:
         if exc.name != module:
             raise
-        raise ImportError(
-            f"{name} is provided by the {distribution} distribution, which is not installed: "
-            f"pip install {distribution}",
-            name=module,
-        ) from exc
-    return getattr(imported, name)
+        found, cause = None, exc
+    if found is not None:
+        return found
+    # Not installed; or a folder of that name on sys.path (a checkout) imported as an empty namespace package.
+    raise ImportError(
+        f"{name} is provided by the {distribution} distribution, which is not installed: pip install {distribution}",
+        name=module,
+    ) from cause
 
 
 def module_getattr(module_name: str) -> Callable[[str], Any]:

@@ -110,8 +110,11 @@ def _portable(exc: BaseException) -> BaseException | None:
 class ReplicateError:
     """A failure of one (condition, replicate), with its traceback.
 
-    :ivar step: the step that raised, or ``None`` when the datasource, the
-        treatment or a plugin hook raised.
+    :ivar step: the user's step that was running when the failure happened,
+        or ``None`` when it happened outside any step (the datasource, the
+        treatment, or a plugin's ``before_step``/``after_step`` around a step).
+    :ivar plugin: the plugin whose hook implementation raised, or ``None``
+        when user code (or the core) raised; ``hook`` names that hook.
     :ivar exception: the original exception when it could be carried back
         from where the replicate ran (it is ``None`` for exceptions that do
         not pickle; ``type_name``, ``message`` and ``traceback`` are always set).
@@ -124,10 +127,20 @@ class ReplicateError:
     message: str
     traceback: str
     exception: BaseException | None = attrs.field(default=None, repr=False)
+    plugin: str | None = None
+    hook: str | None = None
 
     @classmethod
     def capture(
-        cls, exc: BaseException, condition: str, replicate: int, step: str | None, *, portable: bool = False
+        cls,
+        exc: BaseException,
+        condition: str,
+        replicate: int,
+        step: str | None,
+        *,
+        portable: bool = False,
+        plugin: str | None = None,
+        hook: str | None = None,
     ) -> ReplicateError:
         """Build from a live exception (call inside the ``except`` block)."""
         tb = "".join(_traceback.format_exception(type(exc), exc, exc.__traceback__))
@@ -139,6 +152,8 @@ class ReplicateError:
             message=str(exc),
             traceback=tb,
             exception=_portable(exc) if portable else exc,
+            plugin=plugin,
+            hook=hook,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -146,6 +161,8 @@ class ReplicateError:
             "condition": self.condition,
             "replicate": self.replicate,
             "step": self.step,
+            "plugin": self.plugin,
+            "hook": self.hook,
             "type": self.type_name,
             "message": self.message,
             "traceback": self.traceback,
@@ -153,6 +170,8 @@ class ReplicateError:
 
     def __str__(self) -> str:
         where = f" in step {self.step!r}" if self.step else ""
+        if self.plugin:
+            where += f" in plugin {self.plugin!r} (hook {self.hook!r})"
         return f"{self.condition} replicate {self.replicate}{where}: {self.type_name}: {self.message}"
 
 

@@ -1,4 +1,4 @@
-"""Plugin discovery and the per-experiment plugin manager.
+"""The plugin registry: which plugins are active, and the plugin manager holding them.
 
 Where plugins come from, in registration order (later ones are called first
 by pluggy, so an experiment's own plugins take precedence):
@@ -9,11 +9,18 @@ by pluggy, so an experiment's own plugins take precedence):
    ``crystallize.plugins``, loaded lazily, once per process;
 3. **registered plugins** — objects added with :func:`register_plugin`
    (the testing kit uses this);
-4. **the experiment's plugins** — ``Experiment(plugins=[...])``. Such an
-   object *replaces* an installed plugin of the same name (its
-   ``plugin_name`` attribute) or class, so
-   ``plugins=[ArtifactPlugin(root_dir="artifacts")]`` configures the
-   installed artifact plugin rather than adding a second one.
+4. **the experiment's plugins** — ``Experiment(plugins=[...])``.
+
+Every plugin has a name: its ``plugin_name`` attribute, else (installed
+plugins) its entry point's name, else its class's name. Names are unique
+among the plugins active for an experiment, and the rule is one line: **a
+plugin of a later layer replaces the plugin of the same name from an earlier
+layer**. So ``plugins=[MetadataPlugin()]`` configures the installed
+``metadata`` plugin instead of adding a second one, and a plugin registered
+by a test replaces an installed one of its name. Two plugins of the *same*
+layer with one name are an error (two installed ones: the second is
+skipped with a warning naming both distributions). The name is what pluggy
+registers and what every message shows.
 
 Environment variables:
 
@@ -44,7 +51,7 @@ import attrs
 import pluggy
 
 from crystallize import hookspecs
-from crystallize._dispatch import PROJECT
+from crystallize._dispatch import PROJECT, Hooks, implementation_problems
 from crystallize.errors import PluginError
 
 __all__ = [
@@ -176,13 +183,16 @@ def _new_pm() -> pluggy.PluginManager:
 
 
 def _check(plugin: Any, label: str) -> None:
-    """Raise PluginError if ``plugin`` has a hook that is not in the spec."""
+    """Raise PluginError if ``plugin`` has a hook that is not in the spec, or implements one wrongly."""
     pm = _new_pm()
     try:
-        pm.register(plugin, name="candidate")
+        pm.register(plugin, name=plugin_name(plugin))
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
         raise PluginError(f"{label} has an invalid hook implementation: {exc}") from exc
+    problems = implementation_problems(pm)
+    if problems:
+        raise PluginError(f"{label}: {'; '.join(problems)}")
     if not pm.get_hookcallers(plugin):
         raise PluginError(
             f"{label} implements no crystallize hooks; mark its methods with @crystallize.hookimpl "
@@ -199,6 +209,7 @@ class _Registry:
         self._failures: list[str] = []
         self.registered: list[PluginInfo] = []
         self.monitors: list[Any] = []
+        self.direct_calls = True
         self.generation = 0
 
     def installed(self) -> list[PluginInfo]:
@@ -263,6 +274,18 @@ class _Registry:
                 )
                 continue
             name = getattr(obj, "plugin_name", None) or ep.name
+            clash = next((i for i in loaded if i.name == name), None)
+            if clash is not None:
+                message = (
+                    f"{label} is named {name!r} like the plugin from "
+                    f"{clash.distribution or 'an unknown distribution'} {clash.version or ''}".rstrip()
+                    + "; plugin names must be unique, so it was skipped"
+                )
+                if strict:
+                    raise PluginError(message)
+                self._failures.append(message)
+                warnings.warn(message, PluginWarning, stacklevel=4)
+                continue
             loaded.append(PluginInfo(name, obj, "entry point", dist_name, version))
         return loaded
 
@@ -286,11 +309,18 @@ def reset_autoload() -> None:
 
 
 def register_plugin(plugin: Any, name: str | None = None) -> PluginInfo:
-    """Activate ``plugin`` for every experiment in this process."""
+    """Activate ``plugin`` for every experiment in this process.
+
+    It replaces a built-in or installed plugin of the same name; a second
+    registered plugin of that name is an error.
+    """
     info_name = name or plugin_name(plugin)
     info = PluginInfo(info_name, plugin, "registered")
     _check(plugin, info.label)
     with _registry._lock:
+        clash = next((i for i in _registry.registered if i.name == info_name), None)
+        if clash is not None:
+            raise PluginError(f"a plugin named {info_name!r} is already registered ({clash.plugin!r})")
         _registry.registered.append(info)
         _registry.generation += 1
     return info
@@ -317,6 +347,16 @@ def remove_monitor(before: Any) -> None:
         _registry.generation += 1
 
 
+def set_direct_calls(enabled: bool) -> None:
+    """Allow (the default) or forbid direct hook calls; forbidden, every call goes through pluggy.
+
+    For the dispatch parity test, which runs the hook tests both ways.
+    """
+    with _registry._lock:
+        _registry.direct_calls = enabled
+        _registry.generation += 1
+
+
 def observed() -> bool:
     """Whether hook calls are monitored or traced (then every call goes through pluggy)."""
     return bool(_registry.monitors) or _flag(ENV_TRACE)
@@ -340,69 +380,85 @@ def _core_version() -> str | None:
     return __version__
 
 
-def _same_plugin(passed: Any, passed_name: str, installed: PluginInfo) -> bool:
-    if passed_name == installed.name:
-        return True
-    target = installed.plugin
-    return not isinstance(target, ModuleType) and type(passed) is type(target)
-
-
-def active_plugins(experiment_plugins: Sequence[Any] = ()) -> list[PluginInfo]:
-    """Every plugin active for an experiment with ``experiment_plugins``."""
-    passed = [PluginInfo(plugin_name(p), p, "experiment") for p in experiment_plugins]
-    names: dict[str, PluginInfo] = {}
-    for info in passed:
-        if info.name in names:
+def resolve_plugins(experiment_plugins: Sequence[Any] = ()) -> list[PluginInfo]:
+    """Every plugin active for an experiment with ``experiment_plugins``, by the naming rule above."""
+    passed: dict[str, PluginInfo] = {}
+    for plugin in experiment_plugins:
+        info = PluginInfo(plugin_name(plugin), plugin, "experiment")
+        other = passed.get(info.name)
+        if other is not None:
             raise PluginError(
                 f"two plugins named {info.name!r} were passed in plugins=[...] "
-                f"({names[info.name].plugin!r} and {info.plugin!r}); pass one of them"
+                f"({other.plugin!r} and {info.plugin!r}); pass one of them"
             )
-        names[info.name] = info
-    kept = []
+        passed[info.name] = info
+    active: dict[str, PluginInfo] = {}
     for info in [*builtin_plugins(), *_registry.installed(), *_registry.registered]:
-        replacing = [i for i, p in enumerate(passed) if _same_plugin(p.plugin, p.name, info)]
-        if not replacing:
-            kept.append(info)
-            continue
-        for i in replacing:  # the passed object comes from the replaced one's distribution
-            if info.distribution:
-                passed[i] = attrs.evolve(passed[i], distribution=info.distribution, version=info.version)
-    return [*kept, *passed]
+        active.pop(info.name, None)  # re-inserted last: pluggy calls later registrations first
+        active[info.name] = info
+    for name, info in passed.items():
+        replaced = active.pop(name, None)
+        if replaced is not None and replaced.distribution and info.distribution is None:
+            # A configured ArtifactPlugin(...) comes from the distribution that installed "artifacts".
+            info = attrs.evolve(info, distribution=replaced.distribution, version=replaced.version)
+        active[name] = info
+    return list(active.values())
 
 
 def build_manager(experiment_plugins: Sequence[Any] = ()) -> tuple[pluggy.PluginManager, list[PluginInfo]]:
     """A plugin manager holding every plugin active for an experiment."""
-    infos = active_plugins(experiment_plugins)
+    infos = resolve_plugins(experiment_plugins)
     return manager_for(infos), infos
 
 
 def manager_for(infos: Iterable[PluginInfo]) -> pluggy.PluginManager:
-    """A plugin manager holding exactly ``infos`` (used in worker processes too)."""
+    """A plugin manager holding exactly ``infos``, registered under their names (used in workers too)."""
     pm = _new_pm()
-    for index, info in enumerate(infos):
+    for info in infos:
         if pm.is_registered(info.plugin):
             raise PluginError(f"{info.label} was given twice; pass each plugin object once")
+        if pm.has_plugin(info.name):
+            raise PluginError(f"two active plugins are named {info.name!r}; give one a different plugin_name")
         try:
-            pm.register(info.plugin, name=f"{info.name}#{index}")
+            pm.register(info.plugin, name=info.name)
         except pluggy.PluginValidationError as exc:
             raise PluginError(f"{info.label} has an invalid hook implementation: {exc}") from exc
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
         raise PluginError(f"a plugin implements a hook that does not exist: {exc}") from exc
-    monitors = list(_registry.monitors)
-    if monitors:
+    problems = implementation_problems(pm)
+    if problems:
+        raise PluginError("; ".join(problems))
+    observers = _observers()
+    if observers:
 
         def before(hook_name: str, hook_impls: Any, kwargs: Any) -> None:
-            for monitor in monitors:
-                monitor(hook_name, hook_impls, kwargs)
+            for observer in observers:
+                observer(hook_name, hook_impls, kwargs)
 
         pm.add_hookcall_monitoring(before, lambda outcome, hook_name, hook_impls, kwargs: None)
+    return pm
+
+
+def hooks_for(pm: pluggy.PluginManager) -> Hooks:
+    """The :class:`~crystallize._dispatch.Hooks` table of ``pm``, direct unless calls are observed."""
+    observers = _observers()
+    return Hooks(pm, direct=not observers and _registry.direct_calls, observers=observers)
+
+
+def _observers() -> list[Any]:
+    """Who hears of every hook call: the testing kit's monitors, and the tracer when asked for."""
+    observers = list(_registry.monitors)
     if _flag(ENV_TRACE):
         hook_log = logging.getLogger("crystallize.hooks")
-        pm.trace.root.setwriter(lambda message: hook_log.debug(message.rstrip()))
-        pm.enable_tracing()
-    return pm
+
+        def trace(hook_name: str, hook_impls: Any, kwargs: Any) -> None:
+            plugins = ", ".join(impl.plugin_name for impl in hook_impls)
+            hook_log.debug("%s(%s) -> [%s]", hook_name, ", ".join(kwargs), plugins)
+
+        observers.append(trace)
+    return observers
 
 
 def describe_plugins(pm: pluggy.PluginManager, infos: Iterable[PluginInfo]) -> list[dict[str, Any]]:

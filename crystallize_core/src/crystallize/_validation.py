@@ -15,7 +15,7 @@ from crystallize._treatment import Treatment
 from crystallize.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from crystallize._dispatch import HookCallers
+    from crystallize._dispatch import Hooks
     from crystallize._experiment import Experiment
 
 __all__ = ["validate", "check_replicates", "artifacts_held_by"]
@@ -50,7 +50,7 @@ def validate(
     experiment: Experiment,
     treatments: list[Treatment],
     hypotheses: list[Hypothesis],
-    callers: HookCallers,
+    hooks: Hooks,
 ) -> None:
     """Raise :class:`ConfigurationError` describing the first problem found."""
     label = f"Experiment {experiment.key_label}"
@@ -85,9 +85,9 @@ def validate(
         names.add(hyp.name)
 
     _check_step_artifacts(experiment, label)
-    _check_executors(callers, label)
-    if callers.validate_experiment is not None:
-        callers.validate_experiment(experiment=experiment)
+    _check_executors(hooks, label)
+    if hooks.validate_experiment is not None:
+        hooks.validate_experiment(experiment=experiment)
 
 
 def _recheck(check: Any, label: str, value: Any, what: str) -> None:
@@ -124,13 +124,13 @@ def _check_step_artifacts(experiment: Experiment, label: str) -> None:
             names.setdefault(portable_key(step_name), step_name)
 
 
-def _check_executors(callers: HookCallers, label: str) -> None:
+def _check_executors(hooks: Hooks, label: str) -> None:
     from crystallize._execution.serial import SerialExecution
 
-    caller = callers.execute_replicates
-    if caller is None:
+    if hooks.execute_replicates is None:
         return
-    engines = [impl.plugin for impl in caller.get_hookimpls() if not isinstance(impl.plugin, SerialExecution)]
+    implementations = hooks.implementations("execute_replicates")
+    engines = [impl.plugin for impl in implementations if not isinstance(impl.plugin, SerialExecution)]
     if len(engines) > 1:
         raise ConfigurationError(
             f"{label}: several execution engines are active ({', '.join(map(repr, engines))}); "

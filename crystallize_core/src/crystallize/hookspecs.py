@@ -205,26 +205,32 @@ def before_replicate(experiment: Experiment, run: Run, ctx: FrozenContext) -> No
 
 
 @hookspec
-def before_step(experiment: Experiment, step: PipelineStep, ctx: FrozenContext) -> None:
+def before_step(experiment: Experiment, run: Run, step: PipelineStep, ctx: FrozenContext) -> None:
     """Called before each step of each replicate.
 
     Runs where the replicate runs. This is the hottest path of the framework;
-    keep implementations cheap.
+    keep implementations cheap. One plugin object serves every run in its
+    process: keep per-run state keyed by ``run.run_id``. An exception raised
+    here fails the replicate and is recorded against this plugin
+    (``ReplicateError.plugin``), not against the step.
 
     :param experiment: the experiment being run.
+    :param run: this execution.
     :param step: the step about to be called.
     :param ctx: the replicate's context.
     """
 
 
 @hookspec
-def after_step(experiment: Experiment, step: PipelineStep, data: Any, ctx: FrozenContext) -> None:
+def after_step(experiment: Experiment, run: Run, step: PipelineStep, data: Any, ctx: FrozenContext) -> None:
     """Called after each step of each replicate returned.
 
     Runs where the replicate runs. Not called for a step that raised (see
-    ``on_replicate_error``).
+    ``on_replicate_error``). An exception raised here is recorded against
+    this plugin, like one raised by ``before_step``.
 
     :param experiment: the experiment being run.
+    :param run: this execution.
     :param step: the step that just returned.
     :param data: what the step returned.
     :param ctx: the replicate's context.

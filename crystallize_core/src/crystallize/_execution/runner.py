@@ -22,12 +22,12 @@ from crystallize._steps import FunctionStep
 
 if TYPE_CHECKING:
     from crystallize._datasource import DataSource
-    from crystallize._dispatch import HookCallers
+    from crystallize._dispatch import Hooks
     from crystallize._experiment import Experiment
     from crystallize._records import Run
     from crystallize._treatment import Treatment
 
-__all__ = ["ReplicateRunner"]
+__all__ = ["ReplicateRunner", "USER_CODE"]
 
 log = logging.getLogger("crystallize")
 
@@ -47,7 +47,7 @@ class ReplicateRunner:
         run: Run,
         source: DataSource,
         treatments: Mapping[str, Treatment],
-        callers: HookCallers,
+        hooks: Hooks,
         *,
         portable_errors: bool = False,
     ) -> None:
@@ -59,11 +59,12 @@ class ReplicateRunner:
         self.steps = tuple(
             (index, step, step.step_name, _fast_call(step)) for index, step in enumerate(experiment.pipeline.steps)
         )
-        self.before_replicate = callers.before_replicate
-        self.before_step = callers.before_step
-        self.after_step = callers.after_step
-        self.writer = callers.on_artifact_write
-        self.on_error = callers.on_replicate_error
+        self.hooks = hooks
+        self.before_replicate = hooks.before_replicate
+        self.before_step = hooks.before_step
+        self.after_step = hooks.after_step
+        self.writer = hooks.on_artifact_write
+        self.on_error = hooks.on_replicate_error
         self.portable_errors = portable_errors
 
     def __call__(self, condition: str, replicate: int) -> ReplicateOutcome:
@@ -72,7 +73,7 @@ class ReplicateRunner:
         scope = ReplicateScope(self, ctx)
         token = _SCOPE.set(scope)
         started = perf_counter()
-        step = None
+        step = None  # the user's step while it runs; None around it (hooks, datasource, treatment)
         error = None
         try:
             treatment = self.treatments.get(condition)
@@ -88,15 +89,17 @@ class ReplicateRunner:
                     scope.step_index = index
                     data = call(data, ctx)
             else:
-                for index, step, name, call in self.steps:
+                run = self.run
+                for index, current, name, call in self.steps:
                     if before is not None:
-                        before(experiment=experiment, step=step, ctx=ctx)
+                        before(experiment=experiment, run=run, step=current, ctx=ctx)
+                    step = current
                     scope.step_name = name
                     scope.step_index = index
                     data = call(data, ctx)
-                    scope.step_name = None
+                    step = scope.step_name = None
                     if after is not None:
-                        after(experiment=experiment, step=step, data=data, ctx=ctx)
+                        after(experiment=experiment, run=run, step=current, data=data, ctx=ctx)
         except Exception as exc:  # noqa: BLE001 - a failing replicate must not stop the others
             error = self._failed(exc, ctx, condition, replicate, step)
         finally:
@@ -113,8 +116,15 @@ class ReplicateRunner:
         )
 
     def _failed(self, exc: Exception, ctx: FrozenContext, condition: str, replicate: int, step: Any) -> ReplicateError:
+        plugin, hook = self.hooks.culprit(exc, USER_CODE) or (None, None)
         error = ReplicateError.capture(
-            exc, condition, replicate, None if step is None else step.step_name, portable=self.portable_errors
+            exc,
+            condition,
+            replicate,
+            None if step is None else step.step_name,
+            portable=self.portable_errors,
+            plugin=plugin,
+            hook=hook,
         )
         if self.on_error is not None:
             try:
@@ -122,3 +132,8 @@ class ReplicateRunner:
             except Exception as hook_exc:  # noqa: BLE001 - never mask the original failure
                 log.warning("on_replicate_error hook raised %r while handling %s", hook_exc, error)
         return error
+
+
+#: Where user code starts below a hook implementation: an exception raised
+#: under one of these frames is the user's, not the plugin's that called it.
+USER_CODE = frozenset({ReplicateRunner.__call__.__code__})

@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from crystallize._dispatch import HookCallers
 from crystallize._records import ReplicateError, ReplicateOutcome
 from crystallize.errors import ConfigurationError
 
@@ -129,11 +128,11 @@ def _runner(token: str, payload: bytes | None) -> ReplicateRunner:
     if payload is None:
         raise RuntimeError(f"worker {os.getpid()} has no runner for payload {token}")
     from crystallize._execution.runner import ReplicateRunner
-    from crystallize._registry import PluginInfo, manager_for
+    from crystallize._registry import PluginInfo, hooks_for, manager_for
 
     experiment, run, source, treatments, rows = pickle.loads(payload)
     pm = manager_for([PluginInfo(*row) for row in rows])
-    runner = ReplicateRunner(experiment, run, source, treatments, HookCallers(pm), portable_errors=True)
+    runner = ReplicateRunner(experiment, run, source, treatments, hooks_for(pm), portable_errors=True)
     if len(_RUNNERS) >= 4:  # a long-lived worker serving many runs
         _RUNNERS.clear()
     _RUNNERS[token] = runner
