@@ -24,7 +24,7 @@ DISTRIBUTIONS = {
 
 @pytest.fixture(autouse=True)
 def guide_plugins():
-    with installed_plugins_only("artifacts", "metadata", "resume"):
+    with installed_plugins_only("metadata", "resume"):
         yield
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -66,7 +67,23 @@ def test_the_twenty_line_plugin_and_its_test(tmp_path):
         experiment = Experiment(src(), Pipeline([work(), work()]), replicates=3)
         """
     )
-    (tmp_path / "test_doc_plugin.py").write_text(module + test)
+    runs_twice = textwrap.dedent(
+        """
+
+        def test_each_run_reports_only_its_own_steps(capsys, monkeypatch):
+            ticks = iter(range(1_000_000))
+            monkeypatch.setattr(time, "perf_counter", lambda: next(ticks))  # every step takes 1 tick
+            timer = StepTimer()
+            with plugin_registered(timer):
+                experiment.run()
+                first = capsys.readouterr().out
+                experiment.run()
+                second = capsys.readouterr().out
+            assert first == second == f"{experiment.id}: slowest steps [('work', 6.0)]\\n"
+            assert timer.runs == {}
+        """
+    )
+    (tmp_path / "test_doc_plugin.py").write_text(module + test + runs_twice)
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path / "test_doc_plugin.py")],
         cwd=tmp_path,
@@ -74,6 +91,25 @@ def test_the_twenty_line_plugin_and_its_test(tmp_path):
         text=True,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_command_example_runs_from_its_entry_point(tmp_path):
+    block = next(b for b in python_blocks(REPO / "docs" / "writing-plugins.md") if "Command(" in b)
+    site = tmp_path / "site"
+    (site / "crystallize_steptimer-0.1.0.dist-info").mkdir(parents=True)
+    (site / "crystallize_steptimer-0.1.0.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: crystallize-steptimer\nVersion: 0.1.0\n"
+    )
+    (site / "crystallize_steptimer-0.1.0.dist-info" / "entry_points.txt").write_text(
+        "[crystallize.commands]\ntimings = crystallize_steptimer:report\n"
+    )
+    (site / "crystallize_steptimer.py").write_text(block)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRYSTALLIZE_")}
+    env["PYTHONPATH"] = str(site)
+    done = subprocess.run(
+        [sys.executable, "-m", "crystallize", "timings", "artifacts/exp/v0"], env=env, capture_output=True, text=True
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "timing report for artifacts/exp/v0\n", "")
 
 
 def test_progress_example_counts_every_unit_whichever_engine_runs_it(tmp_path):

@@ -76,20 +76,18 @@ def test_core_alone_then_each_plugin_alone(make_venv, tmp_path):
 def test_artifacts_pulls_in_metadata_and_resume(make_venv):
     env = make_venv("pulls")
     env.install("crystallize-artifacts")
-    assert set(plugins(env)) == {"serial-execution", "artifacts", "metadata", "resume"}
+    # Storage is a provider passed in plugins=[...]: installing it adds the verify command, no plugin.
+    assert set(plugins(env)) == {"serial-execution", "metadata", "resume"}
     versions = {row["distribution"]: row["version"] for row in plugins(env).values()}
-    assert versions == {
-        "crystallize-core": "0.1.0",
-        "crystallize-artifacts": "0.1.0",
-        "crystallize-metadata": "0.1.0",
-        "crystallize-resume": "0.1.0",
-    }
+    assert versions == {"crystallize-core": "0.1.0", "crystallize-metadata": "0.1.0", "crystallize-resume": "0.1.0"}
+    usage = env.run("-m", "crystallize", "--help").stdout
+    assert "verify" in usage
 
 
 def test_the_progress_extra_brings_bars_that_stay_out_of_pipes(make_venv):
     env = make_venv("progress-extra")
     env.install("crystallize-artifacts[progress]")
-    assert set(plugins(env)) == {"serial-execution", "artifacts", "metadata", "resume", "progress"}
+    assert set(plugins(env)) == {"serial-execution", "metadata", "resume", "progress"}
     assert plugins(env)["progress"]["distribution"] == "crystallize-progress"
 
     quiet = env.run("-c", EXPERIMENT.replace("STRATEGY", "'rerun'"))  # stderr is a pipe: no bars

@@ -9,5 +9,5 @@ from crystallize.testing import installed_plugins_only
 
 @pytest.fixture(autouse=True)
 def guide_plugins():
-    with installed_plugins_only("artifacts", "metadata", "resume"):
+    with installed_plugins_only("metadata", "resume"):
         yield

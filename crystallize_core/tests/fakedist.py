@@ -12,13 +12,18 @@ from pathlib import Path
 
 
 def make_distribution(
-    site: Path, name: str, version: str, entry_points: dict[str, str], modules: dict[str, str]
+    site: Path,
+    name: str,
+    version: str,
+    entry_points: dict[str, str],
+    modules: dict[str, str],
+    group: str = "crystallize.plugins",
 ) -> Path:
     site.mkdir(parents=True, exist_ok=True)
     info = site / f"{name.replace('-', '_')}-{version}.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
-    lines = ["[crystallize.plugins]", *(f"{k} = {v}" for k, v in entry_points.items())]
+    lines = [f"[{group}]", *(f"{k} = {v}" for k, v in entry_points.items())]
     (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
     for module, source in modules.items():
         (site / f"{module}.py").write_text(textwrap.dedent(source))

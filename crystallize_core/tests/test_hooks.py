@@ -25,7 +25,6 @@ from crystallize import (
     hookimpl,
     hookspecs,
 )
-from crystallize._cli import build_parser
 from crystallize._dispatch import HOOK_NAMES, Hooks
 from crystallize._records import ArtifactRecord, CompletedWork, ReplicateOutcome, Run
 from crystallize._registry import build_manager
@@ -56,11 +55,6 @@ class Recorder:
 
     def names(self):
         return [name for name, _ in self.calls]
-
-    @hookimpl
-    def register_commands(self, subparsers):
-        self._note("register_commands", subparsers=subparsers)
-        subparsers.add_parser("recorded", help="added by a test plugin")
 
     @hookimpl
     def validate_experiment(self, experiment):
@@ -229,16 +223,6 @@ def test_chaining_hooks_artifact_datasource_locate_run_and_stale_reason():
     graph.run(strategy="resume")
     assert [c["experiment"].name for c in calls(rec, "stale_reason")] == ["producer", "consumer"]
     assert graph.reasons == {"producer": ["a test says so"], "consumer": ["a test says so"]}
-
-
-def test_register_commands_adds_subcommands():
-    from crystallize.testing import plugin_registered
-
-    rec = Recorder()
-    with plugin_registered(rec):
-        parser = build_parser()
-    assert calls(rec, "register_commands")
-    assert "recorded" in parser.format_help()
 
 
 def test_unimplemented_hooks_are_none_in_the_caller_table(dispatch):

@@ -46,10 +46,10 @@ class ArtifactPlugin:
         power loss (every commit is atomic either way). Off by default: it
         costs a device flush per file.
 
-    Installing the distribution stores nothing by itself: it registers only
-    the ``crystallize verify`` command (see :mod:`crystallize_artifacts.installed`).
-    Passing ``ArtifactPlugin(...)`` in ``plugins=[...]`` turns storage on for
-    that experiment.
+    Installing the distribution stores nothing by itself: it adds only the
+    ``crystallize verify`` command (see :mod:`crystallize_artifacts.commands`).
+    Storage is a provider: passing ``ArtifactPlugin(...)`` in
+    ``plugins=[...]`` turns it on for that experiment.
     """
 
     plugin_name = "artifacts"

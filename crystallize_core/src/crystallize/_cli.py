@@ -1,8 +1,9 @@
 """The ``crystallize`` command.
 
-``crystallize plugins [--json]`` lists the active plugins; installed plugins
-add further sub-commands through the ``register_commands`` hook
-(``crystallize-artifacts`` adds ``crystallize verify``).
+``crystallize plugins [--json]`` lists the active plugins. Installed
+distributions add further sub-commands through the ``crystallize.commands``
+entry-point group (see :class:`crystallize.plugin.Command`):
+``crystallize-artifacts`` adds ``crystallize verify``.
 """
 
 from __future__ import annotations
@@ -13,8 +14,13 @@ import sys
 from collections.abc import Sequence
 
 from crystallize import __version__
+from crystallize._commands import Command, load_commands
 
-__all__ = ["main"]
+__all__ = ["main", "build_parser", "PLUGINS_COMMAND"]
+
+
+def _configure_plugins(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON for machines")
 
 
 def _plugins(args: argparse.Namespace) -> int:
@@ -35,29 +41,38 @@ def _plugins(args: argparse.Namespace) -> int:
     return 0
 
 
+PLUGINS_COMMAND = Command(
+    name="plugins",
+    help="list active plugins, their distributions and hooks",
+    configure=_configure_plugins,
+    run=_plugins,
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``crystallize``, with the built-in and every installed command."""
     parser = argparse.ArgumentParser(prog="crystallize", description="Reproducible experiments: plugin tools.")
     parser.add_argument("--version", action="version", version=f"crystallize-core {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    listing = sub.add_parser("plugins", help="list active plugins, their distributions and hooks")
-    listing.add_argument("--json", action="store_true", help="print JSON for machines")
-    listing.set_defaults(func=_plugins)
-
-    from crystallize._registry import build_manager
-
-    pm, _ = build_manager([])
-    pm.hook.register_commands(subparsers=sub)
+    installed, problems = load_commands(reserved={PLUGINS_COMMAND.name})
+    for command in [PLUGINS_COMMAND, *(command for command, _ in installed)]:
+        child = sub.add_parser(command.name, help=command.help, description=command.description or command.help)
+        command.configure(child)
+        child.set_defaults(_crystallize_run=command.run)
+    for problem in problems:
+        print(f"warning: {problem} (skipped; set CRYSTALLIZE_STRICT_PLUGINS=1 to make this an error)", file=sys.stderr)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``crystallize`` with ``argv`` (the process's arguments by default); returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    func = getattr(args, "func", None)
-    if func is None:
+    run = getattr(args, "_crystallize_run", None)
+    if run is None:
         parser.print_help()
         return 0
-    return int(func(args) or 0)
+    return int(run(args) or 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -133,7 +133,6 @@ class Hooks:
     after_run: HookCall | None
     artifact_datasource: HookCall | None
     stale_reason: HookCall | None
-    register_commands: HookCall | None
 
     __slots__ = (*HOOK_NAMES, "manager", "direct", "_observers", "_codes")
 

@@ -40,8 +40,6 @@ from typing import TYPE_CHECKING, Any
 from crystallize._dispatch import hookspec
 
 if TYPE_CHECKING:
-    import argparse
-
     from crystallize._artifact import Artifact
     from crystallize._context import FrozenContext
     from crystallize._datasource import DataSource
@@ -51,24 +49,6 @@ if TYPE_CHECKING:
     from crystallize._result import Result
     from crystallize._steps import PipelineStep
     from crystallize._store import RunStore
-
-
-# ---------------------------------------------------------------------------
-# Command line
-# ---------------------------------------------------------------------------
-
-
-@hookspec
-def register_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Add sub-commands to the ``crystallize`` command.
-
-    Called once when the command starts, on every installed (autoloaded)
-    plugin. Create a parser with ``subparsers.add_parser(name, help=...)`` and
-    set ``parser.set_defaults(func=callable)``; the callable receives the
-    parsed ``argparse.Namespace`` and returns an exit code.
-
-    :param subparsers: the ``argparse`` sub-parser collection of ``crystallize``.
-    """
 
 
 # ---------------------------------------------------------------------------

@@ -27,6 +27,9 @@ underscore (a test in the repository checks ours).
   path segments; :mod:`documents <crystallize.plugin.documents>`, the
   checks that read a JSON document back into typed values, raising
   :class:`DocumentError` naming the file and the field.
+- **Commands** — :class:`Command`, a sub-command of ``crystallize`` named in
+  the :data:`COMMANDS_GROUP` entry-point group (installing a command
+  activates no plugin).
 - **Introspection** — :func:`active_plugins` (what runs an experiment, with
   distributions and versions); the entry-point group :data:`PLUGINS_GROUP`.
 - **Errors** a plugin raises or meets: :class:`PluginError`,
@@ -40,6 +43,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from crystallize import _documents as documents
+from crystallize._commands import COMMANDS_GROUP, Command
 from crystallize._context import BASELINE, CONDITION_KEY, REPLICATE_KEY, SEED_KEY
 from crystallize._dispatch import hookimpl
 from crystallize._execution.batch import ReplicateBatch, Unit
@@ -95,6 +99,9 @@ __all__ = [
     "portable_key",
     "TEMP_NAME_OVERHEAD",
     "documents",
+    # commands
+    "Command",
+    "COMMANDS_GROUP",
     # introspection
     "PluginInfo",
     "active_plugins",

@@ -34,8 +34,7 @@ from distributed.security import Security
 
 from crystallize import ConfigurationError, Experiment
 from crystallize.plugin import active_plugins
-from crystallize_dask import DaskExecution, __version__
-from crystallize_dask.installed import DaskCommands
+from crystallize_dask import DaskExecution
 from crystallize_dask.task import isolate_dask_random
 
 HERE = Path(__file__).parent
@@ -175,28 +174,23 @@ def test_dask_threads_cannot_draw_from_the_replicates_generator() -> None:
 # -- installation -----------------------------------------------------------------------------
 
 
-def test_entry_point_is_listed_and_runs_nothing(tmp_path: Path) -> None:
+def test_installing_adds_the_dask_check_command_and_no_plugin(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRYSTALLIZE_")}
     listing = subprocess.run(
         [str(BIN / "crystallize"), "plugins", "--json"], capture_output=True, text=True, env=env, check=True
     )
-    rows = {row["name"]: row for row in json.loads(listing.stdout)}
-    assert rows["dask"]["distribution"] == "crystallize-dask"
-    assert rows["dask"]["version"] == __version__ == "0.1.0"
-    assert rows["dask"]["source"] == "entry point"
-    assert rows["dask"]["hooks"] == ["register_commands"]  # no execution hook: installing changes no run
+    assert not [row for row in json.loads(listing.stdout) if row["distribution"] == "crystallize-dask"]
+    usage = subprocess.run([str(BIN / "crystallize"), "--help"], capture_output=True, text=True, env=env, check=True)
+    assert "dask-check" in usage.stdout and not usage.stderr
 
     # In this process too: an experiment that does not ask for Dask runs serially...
     plain = ex.build(tmp_path / "plain")
-    names = {info.name: info for info in active_plugins(plain)}
-    assert isinstance(names["dask"].plugin, DaskCommands)
+    assert not [info for info in active_plugins(plain) if isinstance(info.plugin, DaskExecution)]
     result = plain.run()
     assert result.ok and "execution" not in result.run.facts
-    # ...and DaskExecution replaces the installed plugin of the same name.
+    # ...and one that passes DaskExecution gets exactly that engine.
     engine = DaskExecution(n_workers=1)
     asking = ex.build(tmp_path / "asking", engine)
-    names = {info.name: info for info in active_plugins(asking)}
-    assert names["dask"].plugin is engine
     assert [i.plugin for i in active_plugins(asking)].count(engine) == 1
 
 

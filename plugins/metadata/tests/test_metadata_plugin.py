@@ -20,7 +20,7 @@ from crystallize_artifacts import ArtifactPlugin
 
 @pytest.fixture(autouse=True)
 def guide_plugins():
-    with installed_plugins_only("artifacts", "metadata", "resume"):
+    with installed_plugins_only("metadata", "resume"):
         yield
 
 

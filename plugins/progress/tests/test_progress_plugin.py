@@ -11,6 +11,7 @@ import pytest
 from progress_helpers import experiment, labels_in_order, plain, recording_console, replicate_number, rows, written
 
 from crystallize import Artifact, Experiment, ExperimentGraph, ParallelExecution, Pipeline, PipelineStep, Treatment
+from crystallize.plugin import active_plugins
 from crystallize_artifacts import ArtifactPlugin
 from crystallize_progress import ProgressPlugin
 

@@ -12,8 +12,8 @@ The LocalCluster it starts accepts only connections that present the
 temporary TLS credentials made for it; a cluster you name is yours to
 secure (see the README's "Security").
 
-Installing the distribution alone changes nothing: the entry point registers
-a plugin that only adds the ``crystallize dask-check`` command.
+Installing the distribution alone changes no experiment: it adds only the
+``crystallize dask-check`` command.
 """
 
 from crystallize_dask.execution import DaskExecution

@@ -1,12 +1,10 @@
-"""What the ``crystallize.plugins`` entry point registers: :data:`installed_plugin`.
+"""What installing crystallize-dask adds to the ``crystallize`` command: ``crystallize dask-check``.
 
-An installed executor must not take over experiments that did not ask for
-it, so the entry point does *not* register :class:`DaskExecution`. It
-registers :class:`DaskCommands`, which implements no execution hook at all —
-only ``register_commands``, adding ``crystallize dask-check``. It shares the
-plugin name ``"dask"`` with :class:`DaskExecution`, so an experiment that
-passes ``DaskExecution(...)`` in ``plugins=[...]`` replaces it, exactly like a
-configured ``ArtifactPlugin`` replaces the installed one.
+:data:`dask_check` is named in the ``crystallize.commands`` entry-point
+group. Installing the distribution activates no plugin: an installed
+executor must not take over experiments that did not ask for it, so
+:class:`~crystallize_dask.DaskExecution` runs only where it is passed in
+``plugins=[...]``.
 """
 
 from __future__ import annotations
@@ -16,50 +14,29 @@ import json
 import sys
 from typing import Any
 
-from crystallize.plugin import hookimpl
+from crystallize.plugin import COMMANDS_GROUP, PLUGINS_GROUP, Command
 
-__all__ = ["DaskCommands", "installed_plugin"]
+__all__ = ["dask_check", "check_cluster"]
 
 
-class DaskCommands:
-    """The installed ``dask`` plugin: adds ``crystallize dask-check``, runs nothing."""
-
-    plugin_name = "dask"
-
-    @hookimpl
-    def register_commands(self, subparsers: argparse._SubParsersAction) -> None:
-        """Add ``crystallize dask-check``."""
-        parser = subparsers.add_parser(
-            "dask-check",
-            help="check that every worker of a Dask cluster can run this machine's replicates",
-            description=(
-                "Connect to a Dask scheduler and compare each worker's Python and crystallize package "
-                "versions with this machine's. Exit status: 0 all match, 1 some worker differs, "
-                "2 no workers or no scheduler."
-            ),
-        )
-        where = parser.add_mutually_exclusive_group(required=True)
-        where.add_argument("--address", help="the scheduler's address, e.g. tcp://10.0.0.5:8786")
-        where.add_argument("--scheduler-file", help="the JSON file written by 'dask scheduler --scheduler-file'")
-        parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the scheduler")
-        parser.add_argument("--json", action="store_true", help="print JSON for machines")
-        parser.set_defaults(func=check_cluster)
-
-    def __repr__(self) -> str:
-        return "DaskCommands()"
+def _configure(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--address", help="the scheduler's address, e.g. tcp://10.0.0.5:8786")
+    where.add_argument("--scheduler-file", help="the JSON file written by 'dask scheduler --scheduler-file'")
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the scheduler")
+    parser.add_argument("--json", action="store_true", help="print JSON for machines")
 
 
 def _crystallize_distributions() -> list[str]:
-    """crystallize-core and every distribution providing an installed crystallize plugin."""
+    """crystallize-core and every distribution providing an installed crystallize plugin or command."""
     from importlib.metadata import entry_points
 
-    from crystallize.plugin import PLUGINS_GROUP
-
     names = {"crystallize-core", "cloudpickle"}
-    for ep in entry_points(group=PLUGINS_GROUP):
-        dist = getattr(getattr(ep, "dist", None), "name", None)
-        if dist and dist != "crystallize-dask":  # workers do not need this distribution
-            names.add(dist)
+    for group in (PLUGINS_GROUP, COMMANDS_GROUP):
+        for ep in entry_points(group=group):
+            dist = getattr(getattr(ep, "dist", None), "name", None)
+            if dist and dist != "crystallize-dask":  # workers do not need this distribution
+                names.add(dist)
     return sorted(names)
 
 
@@ -130,5 +107,14 @@ def check_cluster(args: argparse.Namespace) -> int:
     return status
 
 
-#: What the ``crystallize.plugins`` entry point names.
-installed_plugin = DaskCommands()
+dask_check = Command(
+    name="dask-check",
+    help="check that every worker of a Dask cluster can run this machine's replicates",
+    description=(
+        "Connect to a Dask scheduler and compare each worker's Python and crystallize package "
+        "versions with this machine's. Exit status: 0 all match, 1 some worker differs, "
+        "2 no workers or no scheduler."
+    ),
+    configure=_configure,
+    run=check_cluster,
+)
