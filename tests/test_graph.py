@@ -56,7 +56,7 @@ class Ran:
         self.units = []
 
     @hookimpl
-    def after_replicate(self, experiment, outcome):
+    def on_replicate_outcome(self, experiment, outcome):
         self.units.append((experiment.name, outcome.condition, outcome.replicate))
 
 

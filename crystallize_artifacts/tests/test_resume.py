@@ -4,6 +4,7 @@ import pytest
 from artifact_helpers import ModelStep, draws, experiment
 
 from crystallize import Experiment, Pipeline, PipelineStep, ResumeError, SeedPlugin, Treatment, hookimpl
+from crystallize.plugin import RESUME_FACT
 from crystallize_artifacts import ArtifactPlugin
 
 
@@ -14,7 +15,7 @@ class Ran:
         self.units = []
 
     @hookimpl
-    def after_replicate(self, outcome):
+    def on_replicate_outcome(self, outcome):
         self.units.append((outcome.condition, outcome.replicate))
 
 
@@ -30,7 +31,7 @@ def test_resume_of_a_complete_run_runs_nothing_and_returns_the_same_result(tmp_p
     again = exp.run(strategy="resume")
     assert spy.units == []
     assert again.metrics == first.metrics
-    assert again.run.version == 0 and again.run.facts["resume"]["complete_conditions"] == ["baseline", "double"]
+    assert again.run.version == 0 and again.run.facts[RESUME_FACT]["complete_conditions"] == ["baseline", "double"]
 
 
 def test_a_failed_condition_is_rerun_and_nothing_else(tmp_path):

@@ -19,16 +19,16 @@ class Boom:
             raise RuntimeError("before_run exploded")
 
     @hookimpl
-    def after_replicate(self, outcome):
-        if self.hook == "after_replicate":
-            raise RuntimeError("after_replicate exploded")
+    def on_replicate_outcome(self, outcome):
+        if self.hook == "on_replicate_outcome":
+            raise RuntimeError("on_replicate_outcome exploded")
 
     @hookimpl
     def after_run(self, run, result):
         self.after.append(run.status)
 
 
-@pytest.mark.parametrize("hook", ["before_run", "after_replicate"])
+@pytest.mark.parametrize("hook", ["before_run", "on_replicate_outcome"])
 def test_plugin_errors_propagate_naming_the_plugin_and_after_run_sees_failed(hook):
     boom = Boom(hook)
     exp = Experiment(numbers(), Pipeline([total()]), plugins=[boom], replicates=2)

@@ -82,6 +82,21 @@ class Recorder:
         self._note("execute_replicates", experiment=experiment, run=run, batch=batch)
 
     @hookimpl
+    def on_worker_start(self, experiment, run):
+        self._note("on_worker_start", experiment=experiment, run=run)
+
+    @hookimpl(wrapper=True)
+    def wrap_replicate(self, experiment, run, ctx):
+        self._note("wrap_replicate", ctx=dict(ctx))
+        try:
+            return (yield)
+        except Exception as exc:
+            self._note("wrap_replicate saw", error=exc)
+            raise
+        finally:
+            self._note("wrap_replicate done", ctx=dict(ctx))
+
+    @hookimpl
     def before_replicate(self, experiment, run, ctx):
         self._note("before_replicate", experiment=experiment, run=run, ctx=dict(ctx))
 
@@ -102,8 +117,8 @@ class Recorder:
         self._note("on_replicate_error", ctx=dict(ctx), step=step, error=error)
 
     @hookimpl
-    def after_replicate(self, experiment, run, outcome):
-        self._note("after_replicate", outcome=outcome)
+    def on_replicate_outcome(self, experiment, run, outcome):
+        self._note("on_replicate_outcome", outcome=outcome)
 
     @hookimpl
     def on_condition_complete(self, experiment, run, condition, metrics, errors):
@@ -122,6 +137,14 @@ class Recorder:
     def stale_reason(self, experiment):
         self._note("stale_reason", experiment=experiment)
         return "a test says so"
+
+    @hookimpl
+    def before_graph_run(self, graph, strategy):
+        self._note("before_graph_run", graph=graph, strategy=strategy)
+
+    @hookimpl
+    def after_graph_run(self, graph, results):
+        self._note("after_graph_run", graph=graph, results=results)
 
 
 class UpstreamSource(DataSource):
@@ -158,6 +181,19 @@ def test_lifecycle_order_and_arguments():
     assert names[:4] == ["validate_experiment", "open_store", "before_run", "execute_replicates"]
     assert names[-1] == "after_run"
     assert "on_resume" not in names  # only for strategy="resume"
+    assert names[4] == "on_worker_start" and names.count("on_worker_start") == 1  # serial: this process, once
+    per_replicate = names[names.index("wrap_replicate") : names.index("wrap_replicate done") + 1]
+    assert per_replicate == [
+        "wrap_replicate",
+        "before_replicate",
+        *["before_step", "after_step"],  # total
+        *["before_step", "on_artifact_write", "after_step"],  # Writer
+        *["before_step", "after_step"],  # FailOn
+        "wrap_replicate done",
+    ]
+    assert names.count("wrap_replicate") == names.count("wrap_replicate done") == 4
+    (saw,) = calls(rec, "wrap_replicate saw")  # the failing replicate's error reaches the wrapper
+    assert isinstance(saw["error"], RuntimeError) and "planned failure at t/1" in str(saw["error"])
     assert len(calls(rec, "before_replicate")) == 4
     assert calls(rec, "before_replicate")[0]["ctx"] == {"replicate": 0, "condition": "baseline"}
     assert len(calls(rec, "before_step")) == 4 * 3
@@ -167,7 +203,7 @@ def test_lifecycle_order_and_arguments():
     (error_call,) = calls(rec, "on_replicate_error")
     assert error_call["ctx"]["condition"] == "t" and isinstance(error_call["error"], RuntimeError)
     assert isinstance(error_call["step"], FailOn)
-    outcomes = [c["outcome"] for c in calls(rec, "after_replicate")]
+    outcomes = [c["outcome"] for c in calls(rec, "on_replicate_outcome")]
     assert [(o.condition, o.replicate, o.ok) for o in outcomes] == [
         ("baseline", 0, True),
         ("baseline", 1, True),
@@ -194,7 +230,7 @@ def test_on_resume_reports_are_skipped_and_merged_into_the_result():
     result = exp.run(strategy="resume")
     names = rec.names()
     assert names.index("on_resume") < names.index("before_run")
-    ran = [(c["outcome"].condition, c["outcome"].replicate) for c in calls(rec, "after_replicate")]
+    ran = [(c["outcome"].condition, c["outcome"].replicate) for c in calls(rec, "on_replicate_outcome")]
     assert ran == [("baseline", 1)]  # baseline/0 came from the report, t entirely
     assert result.metrics.treatments["t"].metrics == {"total": [1.0, 2.0]}
     assert result.metrics.baseline.metrics["total"][0] == 9.0
@@ -220,8 +256,13 @@ def test_chaining_hooks_artifact_datasource_locate_run_and_stale_reason():
     consumer = Experiment(source, Pipeline([total()]), plugins=[rec], name="consumer")
     graph = ExperimentGraph(producer, consumer)
     assert graph.order == ["producer", "consumer"]
-    graph.run(strategy="resume")
+    results = graph.run(strategy="resume")
     assert [c["experiment"].name for c in calls(rec, "stale_reason")] == ["producer", "consumer"]
+    graph_calls = [n for n in rec.names() if n.endswith("graph_run")]
+    assert graph_calls == ["before_graph_run", "after_graph_run"]  # one plugin object, called once
+    assert calls(rec, "before_graph_run") == [{"graph": graph, "strategy": "resume"}]
+    assert calls(rec, "after_graph_run")[0]["results"] == results and list(results) == ["producer", "consumer"]
+    assert rec.names().index("before_graph_run") < rec.names().index("stale_reason")
     assert graph.reasons == {"producer": ["a test says so"], "consumer": ["a test says so"]}
 
 

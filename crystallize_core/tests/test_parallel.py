@@ -27,6 +27,7 @@ from crystallize import (
     data_source,
     pipeline_step,
 )
+from crystallize.plugin import EXECUTION_FACT
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -115,7 +116,7 @@ def test_parallel_results_equal_serial(executor_type):
     serial = build(**kwargs).run()
     parallel = build(ParallelExecution(max_workers=2, executor_type=executor_type), **kwargs).run()
     assert values(parallel) == values(serial)
-    assert parallel.run.facts["execution"] == {"engine": "parallel", "executor_type": executor_type, "workers": 2}
+    assert parallel.run.facts[EXECUTION_FACT] == {"engine": "parallel", "executor_type": executor_type, "workers": 2}
     pids = set(parallel.metrics.baseline.metrics["pid"])
     if executor_type == "process":
         assert os.getpid() not in pids

@@ -4,6 +4,7 @@ import pytest
 
 from crystallize import Experiment, ParallelExecution, Pipeline, SeedPlugin, Treatment, data_source, pipeline_step
 from crystallize._seeding import derive_seed
+from crystallize.plugin import SEED_FACT
 
 
 @data_source
@@ -80,6 +81,6 @@ def test_seed_fn_replaces_the_default_seeding():
 def test_without_a_seed_a_random_base_is_chosen_and_recorded():
     plugin = SeedPlugin()
     result = run([plugin], replicates=1)
-    assert result.run.facts["seed"]["base"] == plugin.seed
+    assert result.run.facts[SEED_FACT]["base"] == plugin.seed
     with pytest.raises(TypeError, match="seed must be an int"):
         SeedPlugin(seed="1")  # type: ignore[arg-type]

@@ -144,7 +144,7 @@ class ArtifactPlugin:
     # -- progress -------------------------------------------------------------------------
 
     @hookimpl
-    def after_replicate(self, run: Run, outcome: ReplicateOutcome) -> None:
+    def on_replicate_outcome(self, run: Run, outcome: ReplicateOutcome) -> None:
         store = self._ours(run)
         if store is not None and outcome.error is None:
             store.record_replicate(outcome, run.fingerprints.get(outcome.condition))

@@ -39,7 +39,7 @@ class ReplicateScope:
     declared outputs) lives on ``binding``, the run's replicate runner.
     """
 
-    __slots__ = ("binding", "ctx", "owners", "records", "step_index", "step_name")
+    __slots__ = ("binding", "ctx", "failure", "owners", "records", "step_index", "step_name")
 
     def __init__(self, binding: Any, ctx: FrozenContext) -> None:
         self.binding = binding
@@ -48,6 +48,7 @@ class ReplicateScope:
         self.step_index = -1
         self.records: list[Any] | None = None  # created by the first write
         self.owners: dict[tuple[str, str], int] | None = None
+        self.failure: BaseException | None = None  # what the replicate raised, if it did
 
 
 _SCOPE: ContextVar[ReplicateScope | None] = ContextVar("crystallize_replicate_scope", default=None)

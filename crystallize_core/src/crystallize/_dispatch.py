@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from pluggy import HookImpl
+    from pluggy import HookCaller, HookImpl
 
 __all__ = [
     "PROJECT",
@@ -78,13 +78,16 @@ def _hook_names() -> tuple[str, ...]:
 HOOK_NAMES: tuple[str, ...] = _hook_names()
 
 #: Hooks called with :meth:`Hooks.call_isolated`: no implementation may be a wrapper.
-ISOLATED_HOOKS = frozenset({"after_run"})
-#: Hooks whose implementations must be wrappers (``@hookimpl(wrapper=True)``).
-WRAPPER_ONLY_HOOKS: frozenset[str] = frozenset()
+ISOLATED_HOOKS = frozenset({"after_run", "after_graph_run"})
+#: Hooks whose implementations must be wrappers (``@hookimpl(wrapper=True)``); the
+#: core adds the one plain implementation, the replicate itself.
+WRAPPER_ONLY_HOOKS = frozenset({"wrap_replicate"})
 
 
 def implementation_problems(manager: pluggy.PluginManager) -> list[str]:
     """What is wrong with how registered plugins implement the isolated and wrapper-only hooks."""
+    from crystallize._execution.runner import ReplicateBody
+
     problems = []
     for name in ISOLATED_HOOKS | WRAPPER_ONLY_HOOKS:
         for impl in getattr(manager.hook, name).get_hookimpls():
@@ -94,7 +97,7 @@ def implementation_problems(manager: pluggy.PluginManager) -> list[str]:
                     f"plugin {impl.plugin_name!r} implements {name!r} as a wrapper; every {name} "
                     "implementation runs even when another raises, so it must be a plain @hookimpl"
                 )
-            elif name in WRAPPER_ONLY_HOOKS and not impl.wrapper:
+            elif name in WRAPPER_ONLY_HOOKS and not impl.wrapper and not isinstance(impl.plugin, ReplicateBody):
                 problems.append(
                     f"plugin {impl.plugin_name!r} implements {name!r} without wrapper=True; mark it "
                     f"@hookimpl(wrapper=True) and yield once where the replicate runs"
@@ -123,16 +126,20 @@ class Hooks:
     on_resume: HookCall | None
     before_run: HookCall | None
     execute_replicates: HookCall | None
+    on_worker_start: HookCall | None
+    wrap_replicate: HookCaller | None
     before_replicate: HookCall | None
     before_step: HookCall | None
     after_step: HookCall | None
     on_artifact_write: HookCall | None
     on_replicate_error: HookCall | None
-    after_replicate: HookCall | None
+    on_replicate_outcome: HookCall | None
     on_condition_complete: HookCall | None
     after_run: HookCall | None
     artifact_datasource: HookCall | None
     stale_reason: HookCall | None
+    before_graph_run: HookCall | None
+    after_graph_run: HookCall | None
 
     __slots__ = (*HOOK_NAMES, "manager", "direct", "_observers", "_codes")
 

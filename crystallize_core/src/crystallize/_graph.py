@@ -7,10 +7,14 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+import attrs
+
 from crystallize.errors import ConfigurationError
 
 if TYPE_CHECKING:
+    from crystallize._dispatch import Hooks
     from crystallize._experiment import Experiment
+    from crystallize._registry import PluginInfo
     from crystallize._result import Result
     from crystallize._treatment import Treatment
 
@@ -85,22 +89,50 @@ class ExperimentGraph:
         chosen = None if treatments is None else list(treatments)
         results: dict[str, Result] = {}
         self.reasons = {}
-        for name in self.order:
-            exp = self.experiments[name]
-            mode = strategy
-            if strategy == "resume":
-                caller = exp._plugins().hooks.stale_reason
-                reasons = [r for r in (caller(experiment=exp) if caller else []) if r]
-                if reasons:
-                    self.reasons[name] = reasons
-                    log.warning("experiment %r reruns: %s", name, "; ".join(reasons))
-                    mode = "rerun"
-            results[name] = exp.run(
-                treatments=chosen if chosen is not None else self.treatments_for(name),
-                replicates=replicates if not _has_upstream(exp) else None,
-                strategy=mode,
-            )
+        hooks = self._hooks()
+        if hooks.before_graph_run is not None:
+            hooks.before_graph_run(graph=self, strategy=strategy)
+        try:
+            for name in self.order:
+                exp = self.experiments[name]
+                mode = strategy
+                if strategy == "resume":
+                    caller = exp._plugins().hooks.stale_reason
+                    reasons = [r for r in (caller(experiment=exp) if caller else []) if r]
+                    if reasons:
+                        self.reasons[name] = reasons
+                        log.warning("experiment %r reruns: %s", name, "; ".join(reasons))
+                        mode = "rerun"
+                results[name] = exp.run(
+                    treatments=chosen if chosen is not None else self.treatments_for(name),
+                    replicates=replicates if not _has_upstream(exp) else None,
+                    strategy=mode,
+                )
+        except BaseException as exc:
+            hooks.blame(exc)
+            try:
+                hooks.call_isolated("after_graph_run", graph=self, results=dict(results))
+            except Exception as after_exc:  # noqa: BLE001 - keep the original error
+                log.error("after_graph_run raised %r while handling %r", after_exc, exc)
+            raise
+        hooks.call_isolated("after_graph_run", graph=self, results=dict(results))
         return results
+
+    def _hooks(self) -> Hooks:
+        """The hooks of every plugin active for any experiment of the graph, each object once."""
+        from crystallize import _registry
+
+        infos: dict[int, PluginInfo] = {}
+        names: set[str] = set()
+        for name in self.order:
+            for info in self.experiments[name]._plugins().infos:
+                if id(info.plugin) in infos:
+                    continue
+                if info.name in names:  # another experiment's own object of that name
+                    info = attrs.evolve(info, name=f"{info.name} (experiment {name!r})")
+                names.add(info.name)
+                infos[id(info.plugin)] = info
+        return _registry.hooks_for(_registry.manager_for(infos.values()))
 
     def __repr__(self) -> str:
         return f"ExperimentGraph({' -> '.join(self.order)})"

@@ -74,7 +74,7 @@ class ConditionTracker:
     ) -> None:
         self.experiment = experiment
         self.run = run
-        self.after_replicate = hooks.after_replicate
+        self.on_outcome = hooks.on_replicate_outcome
         self.on_condition_complete = hooks.on_condition_complete
         self.remaining = dict(pending)
         self.values: dict[str, dict[int, Mapping[str, list[Any]]]] = {c: {} for c in run.conditions}
@@ -109,9 +109,9 @@ class ConditionTracker:
 
     def report(self, outcome: ReplicateOutcome) -> None:
         condition = outcome.condition
-        if self.after_replicate is not None:
+        if self.on_outcome is not None:
             try:
-                self.after_replicate(experiment=self.experiment, run=self.run, outcome=outcome)
+                self.on_outcome(experiment=self.experiment, run=self.run, outcome=outcome)
             except ReplicateRejected as rejected:
                 outcome = _rejected(outcome, rejected)
         if outcome.error is not None:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pickle
 import traceback as _traceback
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Generic, TypedDict, TypeVar
 
 import attrs
 
@@ -20,6 +20,14 @@ if TYPE_CHECKING:
     from crystallize._store import RunStore
 
 __all__ = [
+    "FactKey",
+    "Facts",
+    "SEED_FACT",
+    "EXECUTION_FACT",
+    "RESUME_FACT",
+    "SeedFact",
+    "ExecutionFact",
+    "ResumeFact",
     "Run",
     "Upstream",
     "ArtifactRecord",
@@ -30,6 +38,125 @@ __all__ = [
 ]
 
 STRATEGIES = ("rerun", "resume")
+
+T = TypeVar("T")
+
+
+@attrs.frozen
+class FactKey(Generic[T]):
+    """A typed key for one fact plugins share through :attr:`Run.facts`.
+
+    Declare one per fact at module level, typed with what it holds, and
+    import it wherever the fact is written or read::
+
+        TIMINGS: FactKey[dict[str, float]] = FactKey("step_timer.timings", "seconds per step name")
+
+        run.facts[TIMINGS] = {"train": 1.5}   # a type checker knows the value's type
+        run.facts[TIMINGS]["train"]
+
+    Keys are equal when their names are (a key that travelled to a worker
+    process still finds its fact), so name yours after your distribution.
+    The metadata plugin records every fact under its key's name, as JSON:
+    store JSON-serialisable values.
+
+    :ivar name: the fact's name in ``metadata.json``.
+    :ivar doc: what the fact holds (for readers of the code and of ``repr``).
+    """
+
+    name: str
+    doc: str = attrs.field(default="", eq=False)
+
+    def __repr__(self) -> str:
+        return f"FactKey({self.name!r})"
+
+
+class Facts:
+    """What plugins know about a run, by :class:`FactKey`; ``run.facts``.
+
+    A small mapping: ``facts[KEY] = value``, ``facts[KEY]``,
+    ``facts.get(KEY)``, ``KEY in facts``. :meth:`to_json` gives
+    ``{name: value}``, what ``metadata.json`` records.
+    """
+
+    __slots__ = ("_values",)
+
+    def __init__(self) -> None:
+        self._values: dict[FactKey[Any], Any] = {}
+
+    def __setitem__(self, key: FactKey[T], value: T) -> None:
+        self._values[_key(key)] = value
+
+    def __getitem__(self, key: FactKey[T]) -> T:
+        try:
+            return self._values[_key(key)]  # type: ignore[no-any-return]
+        except KeyError:
+            known = ", ".join(repr(k.name) for k in self._values) or "none"
+            raise KeyError(f"no fact {key.name!r} was recorded for this run (facts: {known})") from None
+
+    def get(self, key: FactKey[T], default: T | None = None) -> T | None:
+        """The fact for ``key``, or ``default``."""
+        return self._values.get(_key(key), default)
+
+    def __delitem__(self, key: FactKey[Any]) -> None:
+        del self._values[_key(key)]
+
+    def __contains__(self, key: object) -> bool:
+        return _key(key) in self._values
+
+    def __iter__(self) -> Iterator[FactKey[Any]]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def to_json(self) -> dict[str, Any]:
+        """``{fact name: value}``, as recorded in ``metadata.json``."""
+        return {key.name: value for key, value in self._values.items()}
+
+    def __getstate__(self) -> dict[FactKey[Any], Any]:
+        return self._values
+
+    def __setstate__(self, state: dict[FactKey[Any], Any]) -> None:
+        self._values = state
+
+    def __repr__(self) -> str:
+        return f"Facts({self.to_json()!r})"
+
+
+def _key(key: object) -> FactKey[Any]:
+    if not isinstance(key, FactKey):
+        raise TypeError(
+            f"run.facts takes FactKey keys, not {key!r}; declare one (KEY = FactKey({key!r})) or use "
+            "the shared ones in crystallize.plugin (SEED_FACT, EXECUTION_FACT, RESUME_FACT). "
+            "facts.to_json() gives {name: value}"
+        )
+    return key
+
+
+class SeedFact(TypedDict):
+    """:data:`SEED_FACT`: how replicates were seeded."""
+
+    base: int
+    derivation: str
+
+
+class ExecutionFact(TypedDict, total=False):
+    """:data:`EXECUTION_FACT`: what ran the replicates; engines add their own keys."""
+
+    engine: str
+    workers: int | None
+
+
+#: :data:`RESUME_FACT`: what a resumed run reused (``from``: the location it continued).
+ResumeFact = TypedDict("ResumeFact", {"from": str, "complete_conditions": list[str], "finished_replicates": int})
+
+
+#: Set by the seeding plugin: the base seed and how per-replicate seeds derive from it.
+SEED_FACT: FactKey[SeedFact] = FactKey("seed", "base seed and derivation of per-replicate seeds")
+#: Set by the execution engine: which engine ran the replicates, and where.
+EXECUTION_FACT: FactKey[ExecutionFact] = FactKey("execution", "the engine that ran the replicates")
+#: Set by the resume plugin: what a resumed run found complete.
+RESUME_FACT: FactKey[ResumeFact] = FactKey("resume", "what a resumed run reused")
 
 
 @attrs.frozen
@@ -242,10 +369,10 @@ class CompletedWork:
 class Run:
     """Describes one execution of an experiment; passed to most hooks.
 
-    The core fills in the identity and plan; storage plugins attach a
-    :class:`~crystallize._store.RunStore` through ``open_store``; plugins share
+    The core fills in the identity and plan; a storage plugin provides a
+    :class:`~crystallize.plugin.RunStore` through ``open_store``; plugins share
     further JSON-serialisable facts (seeds, executor, ...) in :attr:`facts`,
-    which the metadata plugin records. Plugins never need each other's
+    keyed by :class:`FactKey`, which the metadata plugin records. Plugins never need each other's
     internals: what one knows and another needs goes here.
 
     :ivar experiment_id: stable hash of the pipeline signature.
@@ -276,7 +403,7 @@ class Run:
     started_at: str = ""
     store: RunStore | None = None
     status: str = "running"
-    facts: dict[str, Any] = attrs.field(factory=dict)
+    facts: Facts = attrs.field(factory=Facts)
     completed: CompletedWork | None = None
 
     @property

@@ -430,6 +430,10 @@ def manager_for(infos: Iterable[PluginInfo]) -> pluggy.PluginManager:
     problems = implementation_problems(pm)
     if problems:
         raise PluginError("; ".join(problems))
+    if pm.hook.wrap_replicate.get_hookimpls():  # wrappers need the replicate itself inside them
+        from crystallize._execution.runner import ReplicateBody
+
+        pm.register(ReplicateBody(), name=ReplicateBody.plugin_name)
     observers = _observers()
     if observers:
 

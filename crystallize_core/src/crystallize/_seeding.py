@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from crystallize._context import CONDITION_KEY, REPLICATE_KEY, SEED_KEY
 from crystallize._dispatch import hookimpl
+from crystallize._records import SEED_FACT
 
 if TYPE_CHECKING:
     from crystallize._context import FrozenContext
@@ -76,7 +77,7 @@ class SeedPlugin:
 
     @hookimpl
     def before_run(self, run: Run) -> None:
-        run.facts["seed"] = {"base": self.seed, "derivation": "blake2b(base, condition, replicate), 32 bits"}
+        run.facts[SEED_FACT] = {"base": self.seed, "derivation": "blake2b(base, condition, replicate), 32 bits"}
 
     @hookimpl
     def before_replicate(self, ctx: FrozenContext) -> None:

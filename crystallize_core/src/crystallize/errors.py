@@ -39,7 +39,7 @@ class PluginError(CrystallizeError, RuntimeError):
 
 
 class ReplicateRejected(CrystallizeError, ValueError):
-    """Raised by an ``after_replicate`` implementation that cannot accept an outcome.
+    """Raised by an ``on_replicate_outcome`` implementation that cannot accept an outcome.
 
     The core then records that replicate as failed, with this error's message,
     and carries on with the others (storage raises it for metrics it cannot

@@ -21,15 +21,21 @@ Lifecycle of :meth:`Experiment.run`::
     open_store                  storage plugins attach run.store
     on_resume                   strategy="resume" only
     before_run
-    execute_replicates          an executor runs every pending unit; per unit,
-        before_replicate            where the replicate runs:
-        before_step                 ...once per step
-        on_artifact_write           ...once per artifact.write()
-        after_step                  ...once per step that returned
-        on_replicate_error          ...if the replicate failed
-        after_replicate             in the main process, as each unit finishes
+    execute_replicates          an executor runs every pending unit;
+        on_worker_start             once per process that runs units, before its first
+        wrap_replicate              per unit, where the replicate runs, around:
+            before_replicate
+            before_step                 ...once per step
+            on_artifact_write           ...once per artifact.write()
+            after_step                  ...once per step that returned
+            on_replicate_error          ...if the replicate failed
+        on_replicate_outcome        in the main process, as each unit finishes
         on_condition_complete       in the main process, once per condition
     after_run                   always, also after failures
+
+:meth:`ExperimentGraph.run <crystallize.ExperimentGraph.run>` calls
+``before_graph_run``, then for each experiment ``stale_reason`` (when
+resuming) and the lifecycle above, then ``after_graph_run``.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ if TYPE_CHECKING:
     from crystallize._datasource import DataSource
     from crystallize._execution.batch import ReplicateBatch
     from crystallize._experiment import Experiment
+    from crystallize._graph import ExperimentGraph
     from crystallize._records import ArtifactRecord, CompletedWork, ReplicateError, ReplicateOutcome, Run
     from crystallize._result import Result
     from crystallize._steps import PipelineStep
@@ -165,9 +172,56 @@ def execute_replicates(experiment: Experiment, run: Run, batch: ReplicateBatch) 
     """
 
 
+@hookspec
+def on_worker_start(experiment: Experiment, run: Run) -> None:
+    """Prepare a process to run this run's replicates, once, before its first one.
+
+    Runs where the replicates run: once in each worker process (or Dask
+    worker) that runs units of this run, and once in the main process when
+    replicates run there (serial or thread execution), before the first of
+    them. Set up what every replicate in the process shares: a logger, a
+    tracer, an isolated random generator for a library's own threads.
+
+    If it raises, no replicate runs in that process: each unit sent there
+    fails with this error, recorded against this plugin
+    (``ReplicateError.plugin``, ``hook="on_worker_start"``), and the run
+    carries on; ``strategy="resume"`` reruns those units.
+
+    :param experiment: the experiment being run (the worker's copy).
+    :param run: this execution (the worker's copy).
+    """
+
+
 # ---------------------------------------------------------------------------
 # Inside a replicate (runs where the replicate runs)
 # ---------------------------------------------------------------------------
+
+
+@hookspec
+def wrap_replicate(experiment: Experiment, run: Run, ctx: FrozenContext) -> None:
+    """Wrap one (condition, replicate): code before and after it, where it runs.
+
+    Implement it as a wrapper that yields exactly once; the replicate
+    (``before_replicate``, the datasource, every step) runs at the ``yield``::
+
+        @hookimpl(wrapper=True)
+        def wrap_replicate(self, ctx):
+            with tracer.start_as_current_span(f"{ctx['condition']}/{ctx['replicate']}"):
+                return (yield)
+
+    Runs where the replicate runs, after the treatment applied (so ``ctx``
+    holds ``replicate``, ``condition`` and the treatment's keys). For timing,
+    tracing spans and context managers. If the replicate fails, its exception
+    is raised at the ``yield``: let it propagate — the core records the
+    failure (and calls ``on_replicate_error``) either way. An exception the
+    wrapper raises itself fails the replicate and is recorded against this
+    plugin. Only ``wrapper=True`` implementations are accepted. Costs nothing
+    when no plugin implements it.
+
+    :param experiment: the experiment being run.
+    :param run: this execution.
+    :param ctx: the replicate's context.
+    """
 
 
 @hookspec
@@ -276,7 +330,7 @@ def on_replicate_error(
 
 
 @hookspec
-def after_replicate(experiment: Experiment, run: Run, outcome: ReplicateOutcome) -> None:
+def on_replicate_outcome(experiment: Experiment, run: Run, outcome: ReplicateOutcome) -> None:
     """Called in the main process as each (condition, replicate) finishes.
 
     Called for failed replicates too (``outcome.error`` is set), whichever
@@ -376,4 +430,36 @@ def stale_reason(experiment: Experiment) -> str | None:
     ``None`` when this plugin sees no reason. The graph logs the reasons.
 
     :param experiment: the experiment about to be resumed.
+    """
+
+
+# ---------------------------------------------------------------------------
+# Graphs of experiments (main process)
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def before_graph_run(graph: ExperimentGraph, strategy: str) -> None:
+    """Called once when :meth:`ExperimentGraph.run` starts, before its first experiment.
+
+    Called on every plugin active for any experiment of the graph, each
+    plugin object once. A tracker opens a parent run here, a progress display
+    learns how many experiments follow (``graph.order``).
+
+    :param graph: the graph about to run.
+    :param strategy: ``"rerun"`` or ``"resume"``.
+    """
+
+
+@hookspec
+def after_graph_run(graph: ExperimentGraph, results: Mapping[str, Result]) -> None:
+    """Called once when :meth:`ExperimentGraph.run` ends — also when an experiment raised.
+
+    Called on every plugin active for any experiment of the graph, each
+    plugin object once, and every implementation runs even if one raises.
+    When an experiment raised, ``results`` holds those that finished before
+    it and the exception propagates after this hook.
+
+    :param graph: the graph that ran; ``graph.reasons`` says why experiments reran.
+    :param results: ``{experiment name: Result}`` in run order.
     """

@@ -13,6 +13,9 @@ underscore (a test in the repository checks ours).
   (what one (condition, replicate) produced), :class:`ArtifactRecord` (where
   an artifact went), :class:`CompletedWork` (what ``on_resume`` returns),
   :class:`Upstream` (an input produced by another experiment).
+- **Facts** plugins share through ``run.facts`` — :class:`FactKey` (declare
+  one per fact, typed with its value) and the shared keys :data:`SEED_FACT`,
+  :data:`EXECUTION_FACT` and :data:`RESUME_FACT` (with their value types).
 - **Storage** — the :class:`RunStore` protocol a storage plugin's
   ``open_store`` returns, and its records :class:`ConditionRecord` and
   :class:`ReplicateRecord`.
@@ -50,7 +53,22 @@ from crystallize._execution.batch import ReplicateBatch, Unit
 from crystallize._execution.worker import decode_outcome, encode_outcome, prepare_worker, run_unit
 from crystallize._execution.worker import lost_unit as lost_unit_outcome
 from crystallize._names import TEMP_NAME_OVERHEAD, check_name, name_problem, portable_key
-from crystallize._records import ArtifactRecord, CompletedWork, ReplicateError, ReplicateOutcome, Run, Upstream
+from crystallize._records import (
+    EXECUTION_FACT,
+    RESUME_FACT,
+    SEED_FACT,
+    ArtifactRecord,
+    CompletedWork,
+    ExecutionFact,
+    FactKey,
+    Facts,
+    ReplicateError,
+    ReplicateOutcome,
+    ResumeFact,
+    Run,
+    SeedFact,
+    Upstream,
+)
 from crystallize._registry import ENTRY_POINT_GROUP as PLUGINS_GROUP
 from crystallize._registry import PluginInfo
 from crystallize._store import ConditionRecord, ReplicateRecord, RunStore
@@ -77,6 +95,15 @@ __all__ = [
     "ReplicateError",
     "ArtifactRecord",
     "CompletedWork",
+    # facts
+    "FactKey",
+    "Facts",
+    "SEED_FACT",
+    "EXECUTION_FACT",
+    "RESUME_FACT",
+    "SeedFact",
+    "ExecutionFact",
+    "ResumeFact",
     # storage
     "RunStore",
     "ConditionRecord",

@@ -33,7 +33,7 @@ from distributed import Client
 from distributed.security import Security
 
 from crystallize import ConfigurationError, Experiment
-from crystallize.plugin import active_plugins
+from crystallize.plugin import EXECUTION_FACT, RESUME_FACT, active_plugins
 from crystallize_dask import DaskExecution
 from crystallize_dask.task import isolate_dask_random
 
@@ -187,7 +187,7 @@ def test_installing_adds_the_dask_check_command_and_no_plugin(tmp_path: Path) ->
     plain = ex.build(tmp_path / "plain")
     assert not [info for info in active_plugins(plain) if isinstance(info.plugin, DaskExecution)]
     result = plain.run()
-    assert result.ok and "execution" not in result.run.facts
+    assert result.ok and EXECUTION_FACT not in result.run.facts
     # ...and one that passes DaskExecution gets exactly that engine.
     engine = DaskExecution(n_workers=1)
     asking = ex.build(tmp_path / "asking", engine)
@@ -227,7 +227,7 @@ def test_local_cluster_reproduces_the_serial_run(
     assert result.ok, result.errors
     assert result.metrics == reference.metrics
     artifacts_match(tmp_path, reference)
-    facts = result.run.facts["execution"]
+    facts = result.run.facts[EXECUTION_FACT]
     assert facts["engine"] == "dask" and facts["workers"] == 2
     assert facts["scheduler"].startswith("tls://127.0.0.1:")  # private: see test_dask_private_cluster.py
     metadata = json.loads((tmp_path / "dask-equivalence" / "v0" / "metadata.json").read_text())
@@ -245,7 +245,7 @@ def test_cli_cluster_reproduces_the_serial_run(
     assert result.ok, result.errors
     assert result.metrics == reference.metrics
     artifacts_match(tmp_path, reference)
-    assert result.run.facts["execution"] == {"engine": "dask", "scheduler": cli_cluster.address, "workers": 2}
+    assert result.run.facts[EXECUTION_FACT] == {"engine": "dask", "scheduler": cli_cluster.address, "workers": 2}
 
 
 @pytest.mark.slow
@@ -272,7 +272,7 @@ def test_an_existing_client_is_used_and_left_open(
         result = ex.build(tmp_path, engine).run()
         assert result.ok, result.errors
         assert result.metrics == reference.metrics
-        assert result.run.facts["execution"] == {"engine": "dask", "scheduler": cli_cluster.address, "workers": 2}
+        assert result.run.facts[EXECUTION_FACT] == {"engine": "dask", "scheduler": cli_cluster.address, "workers": 2}
         assert client.status == "running"
         assert client.submit(operator.add, 1, 2).result() == 3
         # a pickled copy refers to the scheduler by address, never carries the live client
@@ -352,7 +352,7 @@ def test_killed_worker_is_reported_and_resume_completes(reference: Reference, tm
 
     resumed = ex.build(root, local_engine(), name="dask-killed", kill_marker=marker).run(strategy="resume")
     assert resumed.ok, resumed.errors
-    assert resumed.run.facts["resume"]["finished_replicates"] == finished
+    assert resumed.run.facts[RESUME_FACT]["finished_replicates"] == finished
     assert resumed.metrics == reference.metrics
     artifacts_match(root, reference, name="dask-killed")
 

@@ -27,6 +27,7 @@ from distributed import Client, LocalCluster
 from distributed.comm import connect
 from distributed.security import Security
 
+from crystallize.plugin import EXECUTION_FACT
 from crystallize_dask import DaskExecution
 from crystallize_dask.cluster import LOCAL_CLUSTER_DEFAULTS, private_cluster_options
 
@@ -156,7 +157,7 @@ def test_a_started_cluster_refuses_whoever_lacks_its_credentials_while_the_run_s
     assert result.ok, result.errors
     assert result.metrics == reference.metrics
     artifacts_match(tmp_path / "store", reference)
-    assert result.run.facts["execution"]["scheduler"] == addresses["scheduler"]
+    assert result.run.facts[EXECUTION_FACT]["scheduler"] == addresses["scheduler"]
 
 
 @pytest.mark.slow
@@ -183,7 +184,7 @@ def test_in_process_workers_are_reachable_from_this_process_only(reference: Refe
     engine = DaskExecution(n_workers=1, cluster_options={"processes": False})
     result = ex.build(tmp_path, engine).run()
     assert result.ok, result.errors
-    assert result.run.facts["execution"]["scheduler"].startswith("inproc://")
+    assert result.run.facts[EXECUTION_FACT]["scheduler"].startswith("inproc://")
     assert result.metrics == reference.metrics
     artifacts_match(tmp_path, reference)
 
@@ -204,7 +205,7 @@ def test_a_named_tls_scheduler_is_reached_with_the_security_given(reference: Ref
         assert result.ok, result.errors
         assert result.metrics == reference.metrics
         artifacts_match(tmp_path / "ok", reference)
-        assert result.run.facts["execution"] == {"engine": "dask", "scheduler": address, "workers": 2}
+        assert result.run.facts[EXECUTION_FACT] == {"engine": "dask", "scheduler": address, "workers": 2}
 
         with pytest.raises(OSError, match=r"cannot reach the Dask scheduler .*pass security="):
             ex.build(tmp_path / "none", DaskExecution(address)).run()

@@ -259,7 +259,7 @@ def test_an_error_inside_the_plugin_never_reaches_the_run(monkeypatch, caplog):
         result = experiment(replicates=4, plugins=[plugin]).run()
     assert result.ok and len(result.metrics.baseline.metrics["value"]) == 4
     messages = [r.getMessage() for r in caplog.records if r.name == "crystallize.progress"]
-    assert len(messages) == 1 and "after_replicate" in messages[0] and "ZeroDivisionError" in messages[0]
+    assert len(messages) == 1 and "on_replicate_outcome" in messages[0] and "ZeroDivisionError" in messages[0]
 
 
 class _StopAt(PipelineStep):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from crystallize import Experiment, Pipeline, ResumeError, Treatment, data_source, hookimpl, pipeline_step
-from crystallize.plugin import ConditionRecord, ReplicateRecord
+from crystallize.plugin import RESUME_FACT, ConditionRecord, ReplicateRecord
 from crystallize.testing import installed_plugins_only
 from crystallize_resume import ResumePlugin
 
@@ -63,7 +63,7 @@ class Ran:
         self.units = []
 
     @hookimpl
-    def after_replicate(self, outcome):
+    def on_replicate_outcome(self, outcome):
         self.units.append((outcome.condition, outcome.replicate))
 
 
@@ -97,7 +97,7 @@ def test_complete_conditions_and_journaled_replicates_are_skipped():
     assert spy.units == [("t", 0), ("t", 2)]
     assert result.metrics.baseline.metrics == {"value": [10.0, 11.0, 12.0]}
     assert result.metrics.treatments["t"].metrics == {"value": [20.0, 21.0, 22.0]}
-    assert result.run.facts["resume"] == {
+    assert result.run.facts[RESUME_FACT] == {
         "from": "memory://exp/v4",
         "complete_conditions": ["baseline"],
         "finished_replicates": 1,

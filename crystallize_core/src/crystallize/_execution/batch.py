@@ -87,6 +87,9 @@ class ReplicateBatch:
     ) -> None:
         self.units = units
         self._runner = runner
+        self._started: Callable[[str, int], ReplicateOutcome] | None = None
+        if runner.hooks.on_worker_start is not None:  # this process starts like a worker, on first use
+            self.run_here = self._start_then_run  # type: ignore[method-assign]
         self._spec_factory = spec
         self._spec: RunnerSpec | None = None
         self._on_outcome = on_outcome
@@ -102,6 +105,14 @@ class ReplicateBatch:
     def run_here(self, condition: str, replicate: int) -> ReplicateOutcome:
         """Run one unit in this process and return its outcome (does not report it)."""
         return self._runner(condition, replicate)
+
+    def _start_then_run(self, condition: str, replicate: int) -> ReplicateOutcome:
+        """``run_here`` until this process has run ``on_worker_start`` (once, whatever the thread)."""
+        with self._lock:
+            if self._started is None:
+                self._started = self._runner.start()
+                self.run_here = self._started  # type: ignore[method-assign]
+        return self._started(condition, replicate)
 
     def spec(self) -> RunnerSpec:
         """The picklable description of this run's runner (built once)."""

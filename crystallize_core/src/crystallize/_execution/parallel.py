@@ -9,6 +9,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from crystallize._dispatch import hookimpl
+from crystallize._records import EXECUTION_FACT
 
 if TYPE_CHECKING:
     from crystallize._execution.batch import ReplicateBatch, Unit
@@ -75,7 +76,7 @@ class ParallelExecution:
 
     @hookimpl
     def before_run(self, run: Run) -> None:
-        run.facts["execution"] = {"engine": "parallel", "executor_type": self.executor_type, "workers": self.workers}
+        run.facts[EXECUTION_FACT] = {"engine": "parallel", "executor_type": self.executor_type, "workers": self.workers}
 
     @hookimpl
     def execute_replicates(self, batch: ReplicateBatch) -> bool:

@@ -10,13 +10,17 @@ implements ``before_step``/``after_step``.
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from crystallize._artifact import _SCOPE, ReplicateScope
 from crystallize._context import CONDITION_KEY, REPLICATE_KEY, SEED_KEY, FrozenContext
+from crystallize._dispatch import hookimpl
 from crystallize._records import ReplicateError, ReplicateOutcome
 from crystallize._steps import FunctionStep
 
@@ -27,7 +31,7 @@ if TYPE_CHECKING:
     from crystallize._records import Run
     from crystallize._treatment import Treatment
 
-__all__ = ["ReplicateRunner", "USER_CODE"]
+__all__ = ["ReplicateRunner", "ReplicateBody", "USER_CODE"]
 
 log = logging.getLogger("crystallize")
 
@@ -60,6 +64,7 @@ class ReplicateRunner:
             (index, step, step.step_name, _fast_call(step)) for index, step in enumerate(experiment.pipeline.steps)
         )
         self.hooks = hooks
+        self.wrap = hooks.wrap_replicate
         self.before_replicate = hooks.before_replicate
         self.before_step = hooks.before_step
         self.after_step = hooks.after_step
@@ -67,41 +72,41 @@ class ReplicateRunner:
         self.on_error = hooks.on_replicate_error
         self.portable_errors = portable_errors
 
+    def start(self) -> Callable[[str, int], ReplicateOutcome]:
+        """Call ``on_worker_start`` in this process; returns what runs units here from now on.
+
+        That is this runner, or — when the hook raised — a function failing
+        every unit with that error, blamed on the plugin.
+        """
+        hook = self.hooks.on_worker_start
+        if hook is None:
+            return self
+        try:
+            hook(experiment=self.experiment, run=self.run)
+        except Exception as exc:  # noqa: BLE001 - reported on every unit this process would run
+            plugin, name = self.hooks.culprit(exc) or (None, "on_worker_start")
+            log.error("on_worker_start of plugin %r raised %s: %s", plugin, type(exc).__name__, exc)
+            return functools.partial(self._not_started, exc, plugin, name)
+        return self
+
     def __call__(self, condition: str, replicate: int) -> ReplicateOutcome:
-        experiment = self.experiment
         ctx = FrozenContext._adopt({REPLICATE_KEY: replicate, CONDITION_KEY: condition})
         scope = ReplicateScope(self, ctx)
         token = _SCOPE.set(scope)
         started = perf_counter()
-        step = None  # the user's step while it runs; None around it (hooks, datasource, treatment)
         error = None
         try:
             treatment = self.treatments.get(condition)
             if treatment is not None:
                 treatment.apply(ctx)
-            if self.before_replicate is not None:
-                self.before_replicate(experiment=experiment, run=self.run, ctx=ctx)
-            data = self.source.fetch(ctx)
-            before, after = self.before_step, self.after_step
-            if before is None and after is None:
-                for index, step, name, call in self.steps:  # noqa: B007 - `step` names the failing step
-                    scope.step_name = name
-                    scope.step_index = index
-                    data = call(data, ctx)
+            if self.wrap is None:
+                self._replicate(ctx, scope)
             else:
-                run = self.run
-                for index, current, name, call in self.steps:
-                    if before is not None:
-                        before(experiment=experiment, run=run, step=current, ctx=ctx)
-                    step = current
-                    scope.step_name = name
-                    scope.step_index = index
-                    data = call(data, ctx)
-                    step = scope.step_name = None
-                    if after is not None:
-                        after(experiment=experiment, run=run, step=current, data=data, ctx=ctx)
+                self.wrap(experiment=self.experiment, run=self.run, ctx=ctx)
+                if scope.failure is not None:  # a wrapper swallowed it; it is recorded all the same
+                    raise scope.failure
         except Exception as exc:  # noqa: BLE001 - a failing replicate must not stop the others
-            error = self._failed(exc, ctx, condition, replicate, step)
+            error = self._failed(exc, ctx, condition, replicate, scope)
         finally:
             _SCOPE.reset(token)
         records = scope.records
@@ -115,7 +120,43 @@ class ReplicateRunner:
             perf_counter() - started,
         )
 
-    def _failed(self, exc: Exception, ctx: FrozenContext, condition: str, replicate: int, step: Any) -> ReplicateError:
+    def _replicate(self, ctx: FrozenContext, scope: ReplicateScope) -> None:
+        """The replicate itself: ``before_replicate``, the datasource, every step.
+
+        ``scope.step_name`` is set exactly while a user's step runs, so a
+        failure knows whether a step or the code around it raised.
+        """
+        try:
+            experiment = self.experiment
+            if self.before_replicate is not None:
+                self.before_replicate(experiment=experiment, run=self.run, ctx=ctx)
+            data = self.source.fetch(ctx)
+            before, after = self.before_step, self.after_step
+            if before is None and after is None:
+                for index, _, name, call in self.steps:
+                    scope.step_name = name
+                    scope.step_index = index
+                    data = call(data, ctx)
+            else:
+                run = self.run
+                for index, step, name, call in self.steps:
+                    if before is not None:
+                        before(experiment=experiment, run=run, step=step, ctx=ctx)
+                    scope.step_name = name
+                    scope.step_index = index
+                    data = call(data, ctx)
+                    scope.step_name = None
+                    if after is not None:
+                        after(experiment=experiment, run=run, step=step, data=data, ctx=ctx)
+            scope.step_name = None
+        except BaseException as exc:
+            scope.failure = exc
+            raise
+
+    def _failed(
+        self, exc: Exception, ctx: FrozenContext, condition: str, replicate: int, scope: ReplicateScope
+    ) -> ReplicateError:
+        step = self.steps[scope.step_index][1] if scope.step_name is not None else None
         plugin, hook = self.hooks.culprit(exc, USER_CODE) or (None, None)
         error = ReplicateError.capture(
             exc,
@@ -133,7 +174,34 @@ class ReplicateRunner:
                 log.warning("on_replicate_error hook raised %r while handling %s", hook_exc, error)
         return error
 
+    def _not_started(
+        self, exc: Exception, plugin: str | None, hook: str, condition: str, replicate: int
+    ) -> ReplicateOutcome:
+        error = ReplicateError.capture(
+            exc, condition, replicate, None, portable=self.portable_errors, plugin=plugin, hook=hook
+        )
+        error = attrs.evolve(error, message=f"{hook} failed in this process, so the replicate could not run: {exc}")
+        return ReplicateOutcome(condition, replicate, {}, error)
+
+
+class ReplicateBody:
+    """The replicate itself, as the innermost ``wrap_replicate`` implementation.
+
+    Registered by the core next to plugins that wrap replicates (and only
+    then), so their wrappers run around it through pluggy.
+    """
+
+    plugin_name = "crystallize-replicate"
+
+    @hookimpl(trylast=True)
+    def wrap_replicate(self, ctx: FrozenContext) -> None:
+        scope = _SCOPE.get()
+        scope.binding._replicate(ctx, scope)  # type: ignore[union-attr]
+
+    def __repr__(self) -> str:
+        return "ReplicateBody()"
+
 
 #: Where user code starts below a hook implementation: an exception raised
 #: under one of these frames is the user's, not the plugin's that called it.
-USER_CODE = frozenset({ReplicateRunner.__call__.__code__})
+USER_CODE = frozenset({ReplicateRunner.__call__.__code__, ReplicateRunner._replicate.__code__})

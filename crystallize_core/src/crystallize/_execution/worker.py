@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -32,7 +33,6 @@ from crystallize.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from crystallize._datasource import DataSource
-    from crystallize._execution.runner import ReplicateRunner
     from crystallize._experiment import Experiment
     from crystallize._records import Run
     from crystallize._registry import PluginInfo
@@ -55,7 +55,17 @@ __all__ = [
 
 #: Hooks that run where the replicate runs; only plugins implementing one of
 #: them are shipped to workers.
-WORKER_HOOKS = frozenset({"before_replicate", "before_step", "after_step", "on_artifact_write", "on_replicate_error"})
+WORKER_HOOKS = frozenset(
+    {
+        "on_worker_start",
+        "wrap_replicate",
+        "before_replicate",
+        "before_step",
+        "after_step",
+        "on_artifact_write",
+        "on_replicate_error",
+    }
+)
 
 
 @attrs.frozen
@@ -118,10 +128,11 @@ def make_spec(
     return RunnerSpec(token=uuid.uuid4().hex, payload=payload)
 
 
-_RUNNERS: dict[str, ReplicateRunner] = {}
+_RUNNERS: dict[str, Callable[[str, int], ReplicateOutcome]] = {}
 
 
-def _runner(token: str, payload: bytes | None) -> ReplicateRunner:
+def _runner(token: str, payload: bytes | None) -> Callable[[str, int], ReplicateOutcome]:
+    """What runs units of ``token`` in this process: built (and started) on first use."""
     runner = _RUNNERS.get(token)
     if runner is not None:
         return runner
@@ -132,7 +143,7 @@ def _runner(token: str, payload: bytes | None) -> ReplicateRunner:
 
     experiment, run, source, treatments, rows = pickle.loads(payload)
     pm = manager_for([PluginInfo(*row) for row in rows])
-    runner = ReplicateRunner(experiment, run, source, treatments, hooks_for(pm), portable_errors=True)
+    runner = ReplicateRunner(experiment, run, source, treatments, hooks_for(pm), portable_errors=True).start()
     if len(_RUNNERS) >= 4:  # a long-lived worker serving many runs
         _RUNNERS.clear()
     _RUNNERS[token] = runner

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from crystallize.plugin import hookimpl
+from crystallize.plugin import EXECUTION_FACT, hookimpl
 from crystallize_dask.cluster import LOCAL_CLUSTER_DEFAULTS, start_local_cluster
 
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ class DaskExecution:
     ``WorkerLost`` error in ``result.errors`` and the run carries on;
     ``strategy="resume"`` reruns it.
 
-    Records ``run.facts["execution"] = {"engine": "dask", "scheduler":
+    Records ``run.facts[EXECUTION_FACT] = {"engine": "dask", "scheduler":
     <address>, "workers": <count>}``.
     """
 
@@ -161,9 +161,9 @@ class DaskExecution:
         the run connects (``None`` until then).
         """
         if self.client is not None:
-            run.facts["execution"] = _describe(self.client)
+            run.facts[EXECUTION_FACT] = _describe(self.client)
         else:
-            run.facts["execution"] = {"engine": "dask", "scheduler": self.address, "workers": self.n_workers}
+            run.facts[EXECUTION_FACT] = {"engine": "dask", "scheduler": self.address, "workers": self.n_workers}
 
     @hookimpl
     def execute_replicates(self, run: Run, batch: ReplicateBatch) -> bool:
@@ -175,7 +175,7 @@ class DaskExecution:
         payload, token = batch.payload(), batch.token
         with self._connect() as client:
             facts = _describe(client)
-            run.facts["execution"] = facts
+            run.facts[EXECUTION_FACT] = facts
             _warn_about(client, facts)
             _run_batch(client, batch, payload, token)
         return True
@@ -237,7 +237,7 @@ def _scheduler_address(client: Client) -> str | None:
 
 
 def _describe(client: Client) -> dict[str, Any]:
-    """``run.facts["execution"]`` for a connected client."""
+    """``run.facts[EXECUTION_FACT]`` for a connected client."""
     return {"engine": "dask", "scheduler": _scheduler_address(client), "workers": len(client.nthreads())}
 
 

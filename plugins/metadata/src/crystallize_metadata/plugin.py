@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from crystallize.plugin import active_plugins, hookimpl
+from crystallize.plugin import SEED_FACT, active_plugins, hookimpl
 from crystallize.plugin import documents as d
 
 if TYPE_CHECKING:
@@ -145,8 +145,8 @@ class MetadataPlugin:
                 *(c for c in run.conditions if run.completed and c in run.completed.conditions),
             ],
             "upstream": [u.to_json() for u in run.upstream],
-            "seeds": run.facts.get("seed"),
-            "facts": dict(run.facts),
+            "seeds": run.facts.get(SEED_FACT),
+            "facts": run.facts.to_json(),
             "signature": {"steps": experiment.pipeline.signature()},
             "packages": self._packages(experiment),
             "python": platform.python_version(),
@@ -176,8 +176,8 @@ class MetadataPlugin:
         now = _now()
         document.update(
             status=run.status,
-            facts=dict(run.facts),
-            seeds=run.facts.get("seed"),
+            facts=run.facts.to_json(),
+            seeds=run.facts.get(SEED_FACT),
             failed_replicates=sum(len(e) for e in result.errors.values()),
             updated_at=now,
             finished_at=now,

@@ -33,7 +33,7 @@ class ProgressPlugin:
         Experiment(..., plugins=[ProgressPlugin(enabled=True)])
 
     The bars are driven only by hooks that run in the main process
-    (``before_run``, ``after_replicate``, ``on_condition_complete``,
+    (``before_run``, ``on_replicate_outcome``, ``on_condition_complete``,
     ``after_run``), so they work the same under every executor — serial,
     threads, processes, Dask — and for every experiment of an
     :class:`~crystallize.ExperimentGraph`, one after the other. A resumed
@@ -118,14 +118,14 @@ class ProgressPlugin:
             self._failed("before_run", exc)
 
     @hookimpl(trylast=True)
-    def after_replicate(self, run: Run, outcome: ReplicateOutcome) -> None:
+    def on_replicate_outcome(self, run: Run, outcome: ReplicateOutcome) -> None:
         """Count one finished replicate (O(1); drawing happens elsewhere)."""
         shown = self._shown.get(run.run_id)
         if shown is not None:
             try:
                 shown[0].record(outcome)
             except Exception as exc:  # noqa: BLE001
-                self._failed("after_replicate", exc)
+                self._failed("on_replicate_outcome", exc)
 
     @hookimpl
     def on_condition_complete(self, run: Run, condition: str, errors: Mapping[int, ReplicateError]) -> None:

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from crystallize.plugin import CompletedWork, ResumeError, hookimpl
+from crystallize.plugin import RESUME_FACT, CompletedWork, ResumeError, hookimpl
 from crystallize.plugin import documents as d
 
 if TYPE_CHECKING:
     from crystallize import Experiment
-    from crystallize.plugin import Run, RunStore
+    from crystallize.plugin import RESUME_FACT, Run, RunStore
 
 __all__ = ["ResumePlugin"]
 
@@ -103,7 +103,7 @@ class ResumePlugin:
                 replicates[condition] = done
             if known:
                 seeds[condition] = known
-        run.facts["resume"] = {
+        run.facts[RESUME_FACT] = {
             "from": store.location,
             "complete_conditions": sorted(conditions),
             "finished_replicates": sum(len(v) for c, v in replicates.items() if c not in conditions),
