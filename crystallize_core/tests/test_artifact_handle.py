@@ -2,7 +2,7 @@ import pickle
 import threading
 
 import pytest
-from core_helpers import MemoryStore, numbers
+from core_helpers import numbers
 
 from crystallize import (
     Artifact,
@@ -14,6 +14,7 @@ from crystallize import (
     Treatment,
     pipeline_step,
 )
+from crystallize.testing import MemoryStorage
 
 
 class ModelStep(PipelineStep):
@@ -37,9 +38,14 @@ def save_json(data, ctx, out):
     return data
 
 
+def stored_files(storage, result):
+    """``{path: bytes}`` a MemoryStorage holds for the run behind ``result``."""
+    return storage.runs[result.run.key][result.run.version].artifacts
+
+
 def test_class_step_writes_through_the_contextvar_scope():
     out = Artifact("model.bin")
-    store = MemoryStore()
+    store = MemoryStorage()
     exp = Experiment(
         numbers(),
         Pipeline([ModelStep(out)]),
@@ -50,18 +56,18 @@ def test_class_step_writes_through_the_contextvar_scope():
     )
     result = exp.run()
     assert result.ok
-    assert store.files == {
-        ("baseline", 0, "ModelStep", "model.bin"): b"baseline-0",
-        ("baseline", 1, "ModelStep", "model.bin"): b"baseline-1",
-        ("t", 0, "ModelStep", "model.bin"): b"t-0",
-        ("t", 1, "ModelStep", "model.bin"): b"t-1",
+    assert stored_files(store, result) == {
+        "replicate_0/baseline/ModelStep/model.bin": b"baseline-0",
+        "replicate_1/baseline/ModelStep/model.bin": b"baseline-1",
+        "replicate_0/t/ModelStep/model.bin": b"t-0",
+        "replicate_1/t/ModelStep/model.bin": b"t-1",
     }
-    assert [r.path for r in result.artifacts][:1] == ["baseline/0/ModelStep/model.bin"]
+    assert [r.path for r in result.artifacts][:1] == ["replicate_0/baseline/ModelStep/model.bin"]
 
 
 def test_scopes_do_not_leak_between_threads():
     out = Artifact("model.bin")
-    store = MemoryStore()
+    store = MemoryStorage()
     exp = Experiment(
         numbers(),
         Pipeline([ModelStep(out)]),
@@ -69,22 +75,24 @@ def test_scopes_do_not_leak_between_threads():
         outputs=[out],
         replicates=20,
     )
-    assert exp.run().ok
-    assert all(data == f"baseline-{key[1]}".encode() for key, data in store.files.items())
-    assert len(store.files) == 20
+    result = exp.run()
+    assert result.ok
+    files = stored_files(store, result)
+    assert files == {f"replicate_{r}/baseline/ModelStep/model.bin": f"baseline-{r}".encode() for r in range(20)}
 
 
 def test_writer_turns_objects_into_bytes_and_non_bytes_without_writer_fails_clearly():
     import json
 
     good = Artifact("a.json", writer=lambda obj: json.dumps(obj).encode())
-    store = MemoryStore()
+    store = MemoryStorage()
     exp = Experiment(numbers(), Pipeline([save_json(out=good)]), plugins=[store], outputs=[good])
-    assert exp.run().ok
-    assert store.files[("baseline", 0, "save_json", "a.json")] == b'{"r": 0}'
+    result = exp.run()
+    assert result.ok
+    assert stored_files(store, result)["replicate_0/baseline/save_json/a.json"] == b'{"r": 0}'
 
     bad = Artifact("b.json")
-    result = Experiment(numbers(), Pipeline([save_json(out=bad)]), plugins=[MemoryStore()], outputs=[bad]).run()
+    result = Experiment(numbers(), Pipeline([save_json(out=bad)]), plugins=[MemoryStorage()], outputs=[bad]).run()
     error = result.errors["baseline"][0]
     assert error.type_name == "TypeError"
     assert "Artifact 'b.json': write() got dict, not bytes" in error.message
@@ -134,7 +142,7 @@ def test_undeclared_artifact_written_by_a_function_step_is_reported():
         return data
 
     result = Experiment(
-        numbers(), Pipeline([sneaky()]), plugins=[MemoryStore()], outputs=[Artifact("declared.bin")]
+        numbers(), Pipeline([sneaky()]), plugins=[MemoryStorage()], outputs=[Artifact("declared.bin")]
     ).run()
     assert "not declared in this experiment's outputs" in result.errors["baseline"][0].message
 
@@ -143,6 +151,6 @@ def test_scope_is_reset_after_the_run():
     from crystallize._artifact import current_scope
 
     out = Artifact("model.bin")
-    Experiment(numbers(), Pipeline([ModelStep(out)]), plugins=[MemoryStore()], outputs=[out]).run()
+    Experiment(numbers(), Pipeline([ModelStep(out)]), plugins=[MemoryStorage()], outputs=[out]).run()
     assert current_scope() is None
     assert threading.current_thread() is threading.main_thread()

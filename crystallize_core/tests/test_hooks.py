@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 import pytest
-from core_helpers import FailOn, MemoryStore, numbers, total
+from core_helpers import FailOn, numbers, total
 
 from crystallize import (
     Artifact,
@@ -28,7 +28,7 @@ from crystallize import (
 from crystallize._dispatch import HOOK_NAMES, Hooks
 from crystallize._records import ArtifactRecord, CompletedWork, ReplicateOutcome, Run
 from crystallize._registry import build_manager
-from crystallize.testing import record_hooks
+from crystallize.testing import MemoryStorage, record_hooks
 
 pytestmark = pytest.mark.usefixtures("dispatch")
 
@@ -109,8 +109,8 @@ class Recorder:
         self._note("after_step", experiment=experiment, run=run, step=step, data=data, ctx=ctx)
 
     @hookimpl
-    def on_artifact_write(self, experiment, run, artifact, data, ctx, step_name):
-        self._note("on_artifact_write", artifact=artifact, data=data, step_name=step_name)
+    def on_artifact_write(self, experiment, run, artifact, record, ctx):
+        self._note("on_artifact_write", artifact=artifact, record=record, ctx=dict(ctx))
 
     @hookimpl
     def on_replicate_error(self, experiment, run, ctx, step, error):
@@ -171,7 +171,7 @@ def test_lifecycle_order_and_arguments():
     exp = Experiment(
         numbers(),
         Pipeline([total(), Writer(out), FailOn("t", 1)]),
-        plugins=[MemoryStore(), rec],  # rec is called first, so it sees firstresult hooks
+        plugins=[MemoryStorage(), rec],  # rec is called first, so it sees firstresult hooks
         outputs=[out],
         treatments=[Treatment("t", {"scale": 2.0})],
         replicates=2,
@@ -199,7 +199,9 @@ def test_lifecycle_order_and_arguments():
     assert len(calls(rec, "before_step")) == 4 * 3
     assert len(calls(rec, "after_step")) == 4 * 3 - 1  # t/1 fails in its third step
     writes = calls(rec, "on_artifact_write")
-    assert len(writes) == 4 and writes[0]["data"] == b"payload" and writes[0]["step_name"] == "Writer"
+    assert len(writes) == 4 and writes[0]["artifact"] is out and writes[0]["ctx"]["replicate"] == 0
+    first = writes[0]["record"]  # the store committed the bytes before the hook was called
+    assert (first.step, first.condition, first.size) == ("Writer", "baseline", len(b"payload"))
     (error_call,) = calls(rec, "on_replicate_error")
     assert error_call["ctx"]["condition"] == "t" and isinstance(error_call["error"], RuntimeError)
     assert isinstance(error_call["step"], FailOn)
@@ -276,7 +278,7 @@ def test_unimplemented_hooks_are_none_in_the_caller_table(dispatch):
 
 
 def test_record_hooks_sees_calls_in_order():
-    exp = Experiment(numbers(), Pipeline([total()]), plugins=[MemoryStore()])
+    exp = Experiment(numbers(), Pipeline([total()]), plugins=[MemoryStorage()])
     with record_hooks() as recorded:
         exp.run()
     assert recorded.names()[0] == "validate_experiment" or recorded.names()[0] == "open_store"

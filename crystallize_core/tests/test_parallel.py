@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-from core_helpers import MemoryStore
 
 from crystallize import (
     Artifact,
@@ -28,6 +27,7 @@ from crystallize import (
     pipeline_step,
 )
 from crystallize.plugin import EXECUTION_FACT
+from crystallize.testing import MemoryStorage
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -153,7 +153,7 @@ def test_unpicklable_step_is_named_before_any_work():
         exp.run()
 
 
-def test_artifacts_written_in_workers_reach_the_store_through_the_hooks():
+def test_a_store_that_cannot_travel_to_workers_is_named_before_any_work():
     out = Artifact("v.txt")
 
     @pipeline_step()
@@ -164,13 +164,20 @@ def test_artifacts_written_in_workers_reach_the_store_through_the_hooks():
     exp = Experiment(
         draw(),
         Pipeline([save()]),
-        plugins=[MemoryStore(), ParallelExecution(2, "process")],
+        plugins=[MemoryStorage(), ParallelExecution(2, "process")],
         outputs=[out],
         replicates=4,
     )
-    result = exp.run()
-    assert result.ok and len(result.artifacts) == 4
-    assert sorted(r.replicate for r in result.artifacts) == [0, 1, 2, 3]
+    with pytest.raises(ConfigurationError, match="cannot send the run's store <MemoryRunStore memory://"):
+        exp.run()
+    assert (
+        ParallelExecution(2, "thread")
+        and Experiment(
+            draw(), Pipeline([save()]), plugins=[MemoryStorage(), ParallelExecution(2, "thread")], outputs=[out]
+        )
+        .run()
+        .ok
+    )
 
 
 def test_worker_killed_mid_replicate_is_retried(tmp_path, caplog):

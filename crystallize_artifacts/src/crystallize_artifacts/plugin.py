@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from crystallize.plugin import CompletedWork, ConfigurationError, check_name, hookimpl
+from crystallize.plugin import ConfigurationError, check_name, hookimpl
 from crystallize_artifacts import layout
 from crystallize_artifacts.datasource import ArtifactDataSource
 from crystallize_artifacts.retention import add_pin, prune
@@ -14,14 +13,10 @@ from crystallize_artifacts.runlock import make_token
 from crystallize_artifacts.store import LocalRunStore
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
-    from crystallize import Artifact, Experiment, FrozenContext, Result
-    from crystallize.plugin import ArtifactRecord, ReplicateError, ReplicateOutcome, Run
+    from crystallize import Experiment
+    from crystallize.plugin import Run
 
 __all__ = ["ArtifactPlugin"]
-
-log = logging.getLogger("crystallize.artifacts")
 
 
 class ArtifactPlugin:
@@ -85,10 +80,6 @@ class ArtifactPlugin:
         again here, where it becomes a path)."""
         return self.root / check_name(experiment.key, "experiment")
 
-    def _ours(self, run: Run) -> LocalRunStore | None:
-        store = run.store
-        return store if isinstance(store, LocalRunStore) else None
-
     # -- configuration -------------------------------------------------------------
 
     @hookimpl
@@ -106,81 +97,24 @@ class ArtifactPlugin:
 
     @hookimpl
     def open_store(self, experiment: Experiment, run: Run) -> LocalRunStore | None:
-        return LocalRunStore.open_for_run(
+        store = _RetainingRunStore.open_for_run(
             self.experiment_dir(experiment),
             versioned=self.versioned,
             resume=run.strategy == "resume",
             durable=self.durable,
             token=make_token(run.run_id),
         )
+        if self.versioned and (self.artifact_retention is not None or self.big_file_threshold_mb is not None):
+            threshold = None if self.big_file_threshold_mb is None else int(self.big_file_threshold_mb * 1024 * 1024)
+            store.retention = (self.artifact_retention, threshold)
+        for upstream in run.upstream:  # readers pin what they read, so retention keeps it
+            if upstream.location and Path(upstream.location).is_dir():
+                add_pin(Path(upstream.location), run.key, store.version, store.location)
+        return store
 
     @hookimpl
     def locate_run(self, experiment: Experiment, version: int | None) -> LocalRunStore | None:
         return LocalRunStore.open_existing(self.experiment_dir(experiment), version)
-
-    @hookimpl
-    def before_run(self, run: Run) -> None:
-        store = self._ours(run)
-        if store is None:
-            return
-        if store.resumed:
-            completed = run.completed or CompletedWork()
-            store.prepare_resume(run.conditions, completed, replicates=run.replicates, fingerprints=run.fingerprints)
-        for upstream in run.upstream:
-            if upstream.location and Path(upstream.location).is_dir():
-                add_pin(Path(upstream.location), run.key, store.version, store.location)
-
-    # -- inside replicates ---------------------------------------------------------------
-
-    @hookimpl
-    def on_artifact_write(
-        self, run: Run, artifact: Artifact, data: bytes, ctx: FrozenContext, step_name: str
-    ) -> ArtifactRecord | None:
-        store = self._ours(run)
-        if store is None:
-            return None
-        return store.write_artifact(ctx["condition"], ctx["replicate"], step_name, artifact.name, data)
-
-    # -- progress -------------------------------------------------------------------------
-
-    @hookimpl
-    def on_replicate_outcome(self, run: Run, outcome: ReplicateOutcome) -> None:
-        store = self._ours(run)
-        if store is not None and outcome.error is None:
-            store.record_replicate(outcome, run.fingerprints.get(outcome.condition))
-
-    @hookimpl
-    def on_condition_complete(
-        self, run: Run, condition: str, metrics: Mapping[str, list[Any]], errors: Mapping[int, ReplicateError]
-    ) -> None:
-        store = self._ours(run)
-        if store is None:
-            return
-        if errors:
-            store.flush_journals(condition)  # so that resume skips the replicates that succeeded
-            log.warning(
-                "condition %r of %s: %d replicate(s) failed; no completion marker written, "
-                "strategy='resume' reruns them",
-                condition,
-                run.key,
-                len(errors),
-            )
-            return
-        store.complete_condition(condition, run.replicates, run.fingerprints.get(condition), metrics)
-
-    @hookimpl(trylast=True)  # close (and unlock) only after the other plugins' last writes
-    def after_run(self, experiment: Experiment, run: Run, result: Result) -> None:
-        store = self._ours(run)
-        if store is None:
-            return
-        store.close(run.status)
-        if (
-            self.versioned
-            and run.status == "completed"
-            and (self.artifact_retention is not None or self.big_file_threshold_mb is not None)
-        ):
-            threshold = None if self.big_file_threshold_mb is None else int(self.big_file_threshold_mb * 1024 * 1024)
-            prune(self.experiment_dir(experiment), self.artifact_retention, threshold, store.version)
 
     # -- chaining ------------------------------------------------------------------------
 
@@ -214,3 +148,15 @@ class ArtifactPlugin:
 
     def __repr__(self) -> str:
         return f"ArtifactPlugin(root_dir={str(self.root_dir)!r}, versioned={self.versioned!r})"
+
+
+class _RetainingRunStore(LocalRunStore):
+    """A :class:`LocalRunStore` that applies ``ArtifactPlugin``'s retention once its run completed."""
+
+    #: ``(versions whose artifacts to keep, byte threshold of big files)``, or ``None``.
+    retention: tuple[int | None, int | None] | None = None
+
+    def close(self, status: str) -> None:
+        super().close(status)
+        if self.retention is not None and status == "completed":
+            prune(self.experiment_dir, *self.retention, self.version)

@@ -484,7 +484,9 @@ class LocalRunStore:
 
         The entry is encoded at once — metrics that cannot be stored reject
         this replicate (:class:`~crystallize.plugin.ReplicateRejected`) and no
-        other — and written in batches (see :data:`JOURNAL_BATCH`).
+        other — and written in batches (see :data:`JOURNAL_BATCH`). A failed
+        replicate is not journaled; it writes out the condition's buffered
+        entries, so that resume finds the replicates that succeeded.
 
         Metrics are kept as JSON gives them back: when they hold values JSON
         changes (tuples and sets become lists, dict keys and metric names
@@ -493,6 +495,9 @@ class LocalRunStore:
         a resumed one's.
         """
         condition = outcome.condition
+        if outcome.error is not None:
+            self.flush_journals(condition)
+            return
         records = [r for r in outcome.artifacts if isinstance(r, ArtifactRecord)] if outcome.artifacts else []
         if len(records) > 1:  # a step that wrote a file twice: the last write is what is on disk
             records = list({r.path: r for r in records}.values())

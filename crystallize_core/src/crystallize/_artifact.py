@@ -17,6 +17,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from crystallize._context import CONDITION_KEY, REPLICATE_KEY
 from crystallize._names import check_name
 from crystallize._portable import PortableCallable, portable
 from crystallize.errors import ArtifactStoreError
@@ -35,8 +36,9 @@ class ReplicateScope:
 
     The core creates one per (condition, replicate) and sets ``step_name``
     before each step, so the per-step cost is two attribute stores. What is
-    the same for every replicate of a run (experiment, run, the storage hook,
-    declared outputs) lives on ``binding``, the run's replicate runner.
+    the same for every replicate of a run (experiment, run, its store, the
+    ``on_artifact_write`` hook, declared outputs) lives on ``binding``, the
+    run's replicate runner.
     """
 
     __slots__ = ("binding", "ctx", "failure", "owners", "records", "step_index", "step_name")
@@ -89,10 +91,13 @@ class Artifact:
     def write(self, data: Any) -> ArtifactRecord:
         """Store ``data`` for the current replicate, condition and step.
 
+        The run's store commits the bytes; then plugins implementing
+        ``on_artifact_write`` are told.
+
         :returns: the record of where it went.
         :raises RuntimeError: when called outside a running step.
         :raises TypeError: when ``data`` is not bytes and no ``writer`` was given.
-        :raises ArtifactStoreError: when no plugin stores artifacts.
+        :raises ArtifactStoreError: when no plugin provides storage.
         """
         scope = _SCOPE.get()
         if scope is None or scope.step_name is None:
@@ -124,21 +129,24 @@ class Artifact:
                 f"{scope.step_name!r} in this replicate; two steps with the same name "
                 "cannot write the same artifact (rename one step class or function)"
             )
-        record = None
-        if binding.writer is not None:
-            record = binding.writer(
-                experiment=binding.experiment,
-                run=binding.run,
-                artifact=self,
-                data=payload if isinstance(payload, bytes) else bytes(payload),
-                ctx=scope.ctx,
-                step_name=scope.step_name,
-            )
-        if record is None:
+        store = binding.store
+        if store is None:
             raise ArtifactStoreError(
                 f"Artifact {self.name!r} was written but no active plugin provides storage; pass a "
                 "storage plugin such as crystallize_artifacts.ArtifactPlugin(root_dir='artifacts') in "
                 "Experiment(..., plugins=[...])"
+            )
+        values = scope.ctx._data
+        record = store.write_artifact(
+            values[CONDITION_KEY],
+            values[REPLICATE_KEY],
+            scope.step_name,
+            self.name,
+            payload if isinstance(payload, bytes) else bytes(payload),
+        )
+        if binding.on_write is not None:
+            binding.on_write(
+                experiment=binding.experiment, run=binding.run, artifact=self, record=record, ctx=scope.ctx
             )
         scope.records.append(record)  # type: ignore[union-attr]
         return record

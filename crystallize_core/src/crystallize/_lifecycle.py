@@ -58,10 +58,14 @@ def decide_replicates(experiment: Experiment, requested: int | None, source: Dat
 
 
 class ConditionTracker:
-    """Collects outcomes per condition and fires the per-condition hooks.
+    """Collects outcomes per condition: records them in the store, then tells the plugins.
 
-    Per replicate it keeps a reference to the outcome's metrics (when there
-    are any) and its seed; per-replicate views are built once, at the end.
+    For each outcome, in the main process: ``store.record_replicate`` (which
+    may reject it), then ``on_replicate_outcome``. When a condition's last
+    outcome is in: ``store.complete_condition`` if none failed, then
+    ``on_condition_complete``. Per replicate it keeps a reference to the
+    outcome's metrics (when there are any) and its seed; per-replicate views
+    are built once, at the end.
     """
 
     def __init__(
@@ -74,6 +78,7 @@ class ConditionTracker:
     ) -> None:
         self.experiment = experiment
         self.run = run
+        self.store = run.store
         self.on_outcome = hooks.on_replicate_outcome
         self.on_condition_complete = hooks.on_condition_complete
         self.remaining = dict(pending)
@@ -91,29 +96,25 @@ class ConditionTracker:
                 self.seeds[condition].update((r, known.get(r)) for r in reps)
 
     def complete_finished(self) -> None:
-        """Fire ``on_condition_complete`` for conditions resume found fully finished.
+        """Close conditions resume found fully finished.
 
-        Every replicate of such a condition finished in an earlier run (its
-        journal says so) but the condition was never marked complete — the
-        process died in between. Nothing needs to run; it only needs closing.
+        Every replicate of such a condition finished in an earlier run (the
+        store says so) but the condition was never completed — the process
+        died in between. Nothing needs to run; it only needs closing.
         """
         for condition, remaining in self.remaining.items():
-            if remaining == 0 and self.on_condition_complete is not None:
-                self.on_condition_complete(
-                    experiment=self.experiment,
-                    run=self.run,
-                    condition=condition,
-                    metrics=self.metrics(condition),
-                    errors={},
-                )
+            if remaining == 0:
+                self._finish(condition)
 
     def report(self, outcome: ReplicateOutcome) -> None:
         condition = outcome.condition
-        if self.on_outcome is not None:
+        if self.store is not None:
             try:
-                self.on_outcome(experiment=self.experiment, run=self.run, outcome=outcome)
+                self.store.record_replicate(outcome, self.run.fingerprints.get(condition))
             except ReplicateRejected as rejected:
                 outcome = _rejected(outcome, rejected)
+        if self.on_outcome is not None:
+            self.on_outcome(experiment=self.experiment, run=self.run, outcome=outcome)
         if outcome.error is not None:
             self.errors.setdefault(condition, {})[outcome.replicate] = outcome.error
         else:
@@ -123,13 +124,30 @@ class ConditionTracker:
                 self.artifacts.extend(outcome.artifacts)
         self.seeds[condition][outcome.replicate] = outcome.seed
         self.remaining[condition] -= 1
-        if self.remaining[condition] == 0 and self.on_condition_complete is not None:
+        if self.remaining[condition] == 0:
+            self._finish(condition)
+
+    def _finish(self, condition: str) -> None:
+        errors = dict(sorted(self.errors.get(condition, {}).items()))
+        if self.store is None and self.on_condition_complete is None:
+            return
+        metrics = self.metrics(condition)
+        if self.store is not None:
+            if not errors:
+                self.store.complete_condition(
+                    condition, self.run.replicates, self.run.fingerprints.get(condition), metrics
+                )
+            else:
+                log.warning(
+                    "condition %r of %s: %d replicate(s) failed, so it is not marked complete; "
+                    "strategy='resume' reruns them",
+                    condition,
+                    self.run.key,
+                    len(errors),
+                )
+        if self.on_condition_complete is not None:
             self.on_condition_complete(
-                experiment=self.experiment,
-                run=self.run,
-                condition=condition,
-                metrics=self.metrics(condition),
-                errors=dict(sorted(self.errors.get(condition, {}).items())),
+                experiment=self.experiment, run=self.run, condition=condition, metrics=metrics, errors=errors
             )
 
     def metrics(self, condition: str) -> dict[str, list[Any]]:
@@ -166,7 +184,7 @@ def _resumed_condition(replicates: int, condition: str, completed: CompletedWork
 
 
 def _rejected(outcome: ReplicateOutcome, rejected: ReplicateRejected) -> ReplicateOutcome:
-    """``outcome`` turned into a failure because a plugin could not accept it."""
+    """``outcome`` turned into a failure because the store could not record it."""
     error = ReplicateError.capture(rejected, outcome.condition, outcome.replicate, None)
     return ReplicateOutcome(outcome.condition, outcome.replicate, {}, error, (), outcome.seed, outcome.duration)
 
@@ -237,6 +255,26 @@ def _build_result(
     )
 
 
+def new_run(
+    experiment: Experiment, strategy: str, replicates: int, treatments: Sequence[Treatment], source: DataSource
+) -> Run:
+    """The :class:`Run` describing one execution, before any plugin saw it."""
+    by_condition = {t.name: t for t in treatments}
+    conditions = (BASELINE, *(t.name for t in treatments if t.name != BASELINE))
+    return Run(
+        experiment_id=experiment.id,
+        experiment_name=experiment.name,
+        key=experiment.key,
+        run_id=secrets.token_hex(16),
+        strategy=strategy,
+        replicates=replicates,
+        conditions=conditions,
+        fingerprints={c: by_condition[c].fingerprint() if c in by_condition else "" for c in conditions},
+        upstream=tuple(source.upstream),
+        started_at=_now(),
+    )
+
+
 def execute(
     experiment: Experiment,
     *,
@@ -253,21 +291,8 @@ def execute(
     validate(experiment, treatments, hypotheses, hooks)
 
     source = experiment.datasource.resolve()
-    count = decide_replicates(experiment, replicates, source)
+    run = new_run(experiment, strategy, decide_replicates(experiment, replicates, source), treatments, source)
     by_condition = {t.name: t for t in treatments}
-    conditions = (BASELINE, *(t.name for t in treatments if t.name != BASELINE))
-    run = Run(
-        experiment_id=experiment.id,
-        experiment_name=experiment.name,
-        key=experiment.key,
-        run_id=secrets.token_hex(16),
-        strategy=strategy,
-        replicates=count,
-        conditions=conditions,
-        fingerprints={c: by_condition[c].fingerprint() if c in by_condition else "" for c in conditions},
-        upstream=tuple(source.upstream),
-        started_at=_now(),
-    )
 
     completed = CompletedWork()
     tracker: ConditionTracker | None = None
@@ -285,6 +310,10 @@ def execute(
         if strategy == "resume":
             completed = _resume(experiment, run, hooks)
             run.completed = completed
+            if run.store is not None and run.store.resumed:
+                run.store.prepare_resume(
+                    run.conditions, completed, replicates=run.replicates, fingerprints=run.fingerprints
+                )
         if hooks.before_run is not None:
             hooks.before_run(experiment=experiment, run=run)
         units, pending = _plan(run, completed)
@@ -296,8 +325,8 @@ def execute(
             def spec() -> Any:
                 from crystallize._execution.worker import make_spec
 
-                hooks = {id(i.plugin): set(plugins.hooks_of(i.plugin)) for i in plugins.infos}
-                return make_spec(experiment, run, source, by_condition, plugins.infos, hooks)
+                implemented = {id(i.plugin): set(plugins.hooks_of(i.plugin)) for i in plugins.infos}
+                return make_spec(experiment, run, source, by_condition, plugins.infos, implemented)
 
             batch = ReplicateBatch(units, runner, spec, tracker.report)
             engine = hooks.execute_replicates
@@ -314,13 +343,9 @@ def execute(
     except BaseException as exc:
         run.status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
         hooks.blame(exc, USER_CODE)
-        partial = _build_result(run, tracker, completed, hypotheses, verify=False)
-        try:
-            hooks.call_isolated("after_run", experiment=experiment, run=run, result=partial)
-        except Exception as after_exc:  # noqa: BLE001 - keep the original error
-            log.error("after_run raised %r while handling %r", after_exc, exc)
+        _end(hooks, experiment, run, _build_result(run, tracker, completed, hypotheses, verify=False), exc)
         raise
-    hooks.call_isolated("after_run", experiment=experiment, run=run, result=result)
+    _end(hooks, experiment, run, result, None)
     if result.errors:
         count_failed = sum(len(e) for e in result.errors.values())
         log.warning(
@@ -330,3 +355,25 @@ def execute(
             result.error_list()[0],
         )
     return result
+
+
+def _end(hooks: Hooks, experiment: Experiment, run: Run, result: Result, failure: BaseException | None) -> None:
+    """``after_run`` on every plugin, then ``run.store.close(status)`` — both always.
+
+    The first error among them is raised, unless the run already failed with
+    ``failure``: then they are logged and ``failure`` propagates.
+    """
+    errors: list[Exception] = []
+    try:
+        hooks.call_isolated("after_run", experiment=experiment, run=run, result=result)
+    except Exception as exc:  # noqa: BLE001 - the store is closed all the same
+        errors.append(exc)
+    if run.store is not None:
+        try:
+            run.store.close(run.status)
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+    for error in errors[1:] if failure is None else errors:
+        log.error("%r while ending the run of %s", error, experiment.key_label)
+    if errors and failure is None:
+        raise errors[0]

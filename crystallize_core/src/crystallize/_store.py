@@ -1,14 +1,30 @@
-"""The storage protocol: what a storage plugin shares with other plugins.
+"""The storage protocol: one object per run, :class:`RunStore`.
 
-A storage plugin (``crystallize-artifacts`` for local disks) returns a
-:class:`RunStore` from the ``open_store`` hook. The core puts it on
-``run.store``; the metadata and resume plugins, and any plugin of yours, use
-it to read and write this run's documents and to learn what is already
-complete, without knowing where or how files are kept. Paths are
-``/``-separated and relative to the run's folder (``<root>/<experiment>/v<N>/``).
+A storage plugin is a plugin whose ``open_store`` hook returns a
+:class:`RunStore` for a run (and whose ``locate_run`` returns one, read-only,
+for an earlier run). That object is the whole of storage: the core calls its
+write side in a fixed order, and other plugins (metadata, resume, yours) use
+its read side and :meth:`RunStore.write_json`, without knowing where or how
+things are kept.
 
-Writes are atomic: a reader sees the old content or the new one, never a
-partial file.
+The core calls, for one run::
+
+    open_store                      -> store (run.store)
+    store.prepare_resume(...)       strategy="resume" on a store continuing a run
+    before_run hooks
+    store.write_artifact(...)       where the replicate runs, per artifact.write()
+    store.record_replicate(...)     main process, per finished (condition, replicate)
+    store.complete_condition(...)   main process, per condition whose every replicate succeeded
+    after_run hooks                 (plugins may still store.write_json(...))
+    store.close(status)             always, last
+
+Paths are ``/``-separated and relative to the run's location. Every write is
+atomic: a reader sees the old content or the new one, never a partial one; a
+store vouches for a replicate or a condition only once everything it
+records is committed. :class:`crystallize.testing.MemoryStorage` is a
+complete reference implementation, and
+:class:`crystallize.testing.RunStoreContract` the conformance tests every
+store passes.
 """
 
 from __future__ import annotations
@@ -18,14 +34,14 @@ from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
-from crystallize._records import ArtifactRecord
+from crystallize._records import ArtifactRecord, CompletedWork, ReplicateOutcome
 
 __all__ = ["RunStore", "ConditionRecord", "ReplicateRecord"]
 
 
 @attrs.frozen
 class ConditionRecord:
-    """A condition whose completion marker exists.
+    """A condition that was completed (every replicate succeeded).
 
     :ivar replicates: how many replicates the marker vouches for (``None``
         for folders written by crystallize-ml, whose markers are empty).
@@ -60,10 +76,13 @@ class ReplicateRecord:
 
 @runtime_checkable
 class RunStore(Protocol):
-    """One run's storage, as other plugins see it.
+    """One run's storage: what the core writes through, and what other plugins read.
 
-    Implementations must pickle (they travel to worker processes) and be
-    safe to use from several threads.
+    Implementations are safe to use from several threads (artifacts are
+    written concurrently under thread execution) and pickle, because they
+    travel to worker processes with the run (a store that cannot, such as an
+    in-memory one, raises a ``TypeError`` saying so when pickled). A store
+    returned by ``locate_run`` is read-only: its write methods raise.
     """
 
     #: the run version (``v<N>``).
@@ -73,22 +92,90 @@ class RunStore(Protocol):
     #: ``True`` if this store continues an earlier run (``strategy="resume"``).
     resumed: bool
 
+    # -- reading ---------------------------------------------------------------------
+
     def read_json(self, path: str) -> Any | None:
         """Read the JSON document at ``path``; ``None`` if it does not exist.
 
-        :raises ValueError: naming the file, when it exists but is not valid JSON.
+        :raises ValueError: naming the document, when it exists but is not valid JSON.
+        """
+        ...
+
+    def completed_condition(self, condition: str) -> ConditionRecord | None:
+        """The record of ``condition`` if it was completed (see :meth:`complete_condition`)."""
+        ...
+
+    def finished_replicates(self, condition: str) -> Mapping[int, ReplicateRecord]:
+        """Replicates of ``condition`` recorded as successful whose artifacts are all committed,
+        ``{replicate: record}`` (empty for a completed condition whose journal was folded into it)."""
+        ...
+
+    # -- writing, in the order the core calls it ------------------------------------------
+
+    def prepare_resume(
+        self,
+        conditions: tuple[str, ...],
+        completed: CompletedWork,
+        *,
+        replicates: int | None = None,
+        fingerprints: Mapping[str, str] | None = None,
+    ) -> None:
+        """Make the run vouch for exactly what this resume reuses, before anything reruns.
+
+        Called once, after ``on_resume``, when ``resumed`` is true. For each of
+        ``conditions`` that ``completed.conditions`` does not hold, withdraw
+        its completion and keep only the replicates ``completed.replicates``
+        lists for it; conditions not in ``conditions`` are left alone.
+        ``replicates`` (this run's count) and ``fingerprints`` (its conditions'
+        treatment fingerprints) let a store keep more than it must, such as
+        finished replicates beyond a smaller count, for a later run to reuse.
+        """
+        ...
+
+    def write_artifact(self, condition: str, replicate: int, step: str, name: str, data: bytes) -> ArtifactRecord:
+        """Commit one artifact (replacing an earlier write of the same one) and say where it went.
+
+        Called where the replicate runs, inside ``artifact.write()``.
+        """
+        ...
+
+    def record_replicate(self, outcome: ReplicateOutcome, fingerprint: str | None) -> None:
+        """Record one finished (condition, replicate), successful or not.
+
+        Called in the main process for every outcome, before the
+        ``on_replicate_outcome`` hooks. A successful outcome becomes one of
+        :meth:`finished_replicates` (its artifacts were committed by
+        :meth:`write_artifact` already); a failed one is never reported
+        finished.
+
+        :param fingerprint: the condition's treatment fingerprint.
+        :raises ~crystallize.plugin.ReplicateRejected: when the outcome's
+            metrics cannot be stored (not JSON); the core then records the
+            replicate as failed with that message.
+        """
+        ...
+
+    def complete_condition(
+        self, condition: str, replicates: int, fingerprint: str | None, metrics: Mapping[str, Any]
+    ) -> None:
+        """Mark ``condition`` complete: every one of its ``replicates`` succeeded.
+
+        Called in the main process once a condition's last replicate is
+        recorded, only when none failed; :meth:`completed_condition` then
+        returns these ``metrics`` (``{metric: values over replicates}``).
         """
         ...
 
     def write_json(self, path: str, document: Any) -> None:
-        """Atomically write ``document`` as JSON at ``path``."""
+        """Atomically write ``document`` as JSON at ``path``.
+
+        :raises ValueError: naming the document, when it cannot be written as JSON.
+        """
         ...
 
-    def completed_condition(self, condition: str) -> ConditionRecord | None:
-        """The record of ``condition`` if its completion marker exists."""
-        ...
+    def close(self, status: str) -> None:
+        """End the run: commit what is buffered, release what is held. Called once, last.
 
-    def finished_replicates(self, condition: str) -> Mapping[int, ReplicateRecord]:
-        """Replicates of ``condition`` that finished without error and whose
-        artifacts are all committed, ``{replicate: record}``."""
+        :param status: ``"completed"``, ``"failed"`` or ``"interrupted"``.
+        """
         ...

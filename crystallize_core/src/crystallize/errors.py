@@ -39,10 +39,10 @@ class PluginError(CrystallizeError, RuntimeError):
 
 
 class ReplicateRejected(CrystallizeError, ValueError):
-    """Raised by an ``on_replicate_outcome`` implementation that cannot accept an outcome.
+    """Raised by a store's ``record_replicate`` for an outcome it cannot record.
 
     The core then records that replicate as failed, with this error's message,
-    and carries on with the others (storage raises it for metrics it cannot
+    and carries on with the others (a store raises it for metrics it cannot
     store).
     """
 

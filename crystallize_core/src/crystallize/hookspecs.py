@@ -20,18 +20,20 @@ Lifecycle of :meth:`Experiment.run`::
     validate_experiment
     open_store                  storage plugins attach run.store
     on_resume                   strategy="resume" only
+    store.prepare_resume        strategy="resume", on a store continuing a run
     before_run
     execute_replicates          an executor runs every pending unit;
         on_worker_start             once per process that runs units, before its first
         wrap_replicate              per unit, where the replicate runs, around:
             before_replicate
             before_step                 ...once per step
-            on_artifact_write           ...once per artifact.write()
+            on_artifact_write           ...once per artifact.write(), after store.write_artifact
             after_step                  ...once per step that returned
             on_replicate_error          ...if the replicate failed
-        on_replicate_outcome        in the main process, as each unit finishes
-        on_condition_complete       in the main process, once per condition
+        on_replicate_outcome        in the main process, as each unit finishes (after store.record_replicate)
+        on_condition_complete       in the main process, once per condition (after store.complete_condition)
     after_run                   always, also after failures
+    store.close                 always, last
 
 :meth:`ExperimentGraph.run <crystallize.ExperimentGraph.run>` calls
 ``before_graph_run``, then for each experiment ``stale_reason`` (when
@@ -85,12 +87,14 @@ def validate_experiment(experiment: Experiment) -> None:
 
 @hookspec(firstresult=True)
 def open_store(experiment: Experiment, run: Run) -> RunStore | None:
-    """Provide the storage for this run.
+    """Provide the storage for this run: one :class:`~crystallize.plugin.RunStore` object.
 
     Called once per run, before ``on_resume`` and ``before_run``. A storage
     plugin allocates the run's location (a new version, or with
-    ``run.strategy == "resume"`` the latest existing one) and returns a
-    :class:`~crystallize.plugin.RunStore`; the core sets it as ``run.store``.
+    ``run.strategy == "resume"`` the latest existing one) and returns its
+    store; the core sets it as ``run.store`` and from then on calls the
+    store's write side itself, in a fixed order (see
+    :class:`~crystallize.plugin.RunStore`), ending with ``store.close``.
     Return ``None`` when this plugin does not store this experiment.
 
     Stops at first non-None result.
@@ -271,32 +275,30 @@ def after_step(experiment: Experiment, run: Run, step: PipelineStep, data: Any, 
     """
 
 
-@hookspec(firstresult=True)
+@hookspec
 def on_artifact_write(
     experiment: Experiment,
     run: Run,
     artifact: Artifact,
-    data: bytes,
+    record: ArtifactRecord,
     ctx: FrozenContext,
-    step_name: str,
-) -> ArtifactRecord | None:
-    """Store an artifact a step wrote with ``artifact.write(...)``.
+) -> None:
+    """Called after the run's store committed an artifact a step wrote.
 
-    Runs where the replicate runs, inside the step. ``data`` is already bytes
-    (the artifact's ``writer`` has been applied). The storing plugin commits
-    it for ``ctx["condition"]``, ``ctx["replicate"]`` and ``step_name`` and
-    returns an :class:`~crystallize.plugin.ArtifactRecord` saying where it went.
-    If no plugin returns a record, ``write()`` raises
-    :class:`~crystallize.errors.ArtifactStoreError`.
-
-    Stops at first non-None result.
+    Runs where the replicate runs, inside the step's ``artifact.write(...)``,
+    once ``run.store.write_artifact`` returned. Storage is not done here —
+    the bytes go through the store object — this hook tells other plugins an
+    artifact now exists: lineage, mirroring to another tracker, indexing.
+    ``record`` says where it went (``record.step`` is the writing step's
+    name, ``record.path`` its place in the run, ``record.sha256`` its
+    checksum). An exception raised here fails the replicate and is recorded
+    against this plugin.
 
     :param experiment: the experiment being run.
     :param run: this execution.
     :param artifact: the declared :class:`~crystallize.Artifact`.
-    :param data: the bytes to store.
-    :param ctx: the replicate's context.
-    :param step_name: the writing step's name (the ``<step>`` path segment).
+    :param record: where the store committed it.
+    :param ctx: the replicate's context (``ctx["condition"]``, ``ctx["replicate"]``).
     """
 
 
@@ -362,8 +364,9 @@ def on_condition_complete(
 
     "Finished" includes failures: ``errors`` maps each failed replicate to its
     :class:`~crystallize.plugin.ReplicateError` and is empty when every replicate
-    succeeded. Storage writes a completion marker only in that case. Not called
-    for conditions that resume skipped entirely.
+    succeeded — only then has the run's store completed the condition
+    (``store.complete_condition``, called just before). Not called for
+    conditions that resume skipped entirely.
 
     :param experiment: the experiment being run.
     :param run: this execution.

@@ -1,5 +1,13 @@
 """Helpers for testing plugins (and experiments that use them).
 
+- :func:`plugin_registered`, :func:`record_hooks`, :func:`installed_plugins_only`:
+  activate a plugin for a test, record hook calls, pin what autoloads.
+- :class:`MemoryStorage` (with :class:`MemoryRunStore`): a complete storage
+  plugin keeping runs in memory — the reference implementation of the store
+  contract, and a store for tests.
+- :class:`RunStoreContract`: the conformance tests every store passes;
+  subclass it with your storage plugin.
+
 Register a plugin for the duration of a test, and record which hooks were
 called with which arguments::
 
@@ -26,8 +34,19 @@ from typing import Any
 import attrs
 
 from crystallize import _registry as manager
+from crystallize._memory_store import MemoryRunStore, MemoryStorage
+from crystallize._store_contract import RunStoreContract
 
-__all__ = ["HookCall", "HookRecorder", "installed_plugins_only", "plugin_registered", "record_hooks"]
+__all__ = [
+    "HookCall",
+    "HookRecorder",
+    "installed_plugins_only",
+    "plugin_registered",
+    "record_hooks",
+    "MemoryStorage",
+    "MemoryRunStore",
+    "RunStoreContract",
+]
 
 
 @attrs.frozen

@@ -48,6 +48,22 @@ class DictStore:
     def finished_replicates(self, condition):
         return self.journal.get(condition, {})
 
+    # The write side the core drives; these tests look at what resume reads.
+    def prepare_resume(self, conditions, completed, replicates=None, fingerprints=None):
+        self.prepared = (conditions, completed)
+
+    def write_artifact(self, condition, replicate, step, name, data):
+        raise AssertionError("these experiments write no artifacts")
+
+    def record_replicate(self, outcome, fingerprint):
+        self.recorded = [*getattr(self, "recorded", []), (outcome.condition, outcome.replicate)]
+
+    def complete_condition(self, condition, replicates, fingerprint, metrics):
+        self.completed = [*getattr(self, "completed", []), condition]
+
+    def close(self, status):
+        self.status = status
+
 
 class StorePlugin:
     def __init__(self, store):
@@ -95,6 +111,9 @@ def test_complete_conditions_and_journaled_replicates_are_skipped():
     exp.plugins[1] = StorePlugin(exp_store)
     result = exp.run(strategy="resume")
     assert spy.units == [("t", 0), ("t", 2)]
+    # The core drove the store: prepared for what resume reused, recorded the rest, completed t, closed.
+    assert exp_store.prepared == (("baseline", "t"), result.run.completed)
+    assert (exp_store.recorded, exp_store.completed, exp_store.status) == ([("t", 0), ("t", 2)], ["t"], "completed")
     assert result.metrics.baseline.metrics == {"value": [10.0, 11.0, 12.0]}
     assert result.metrics.treatments["t"].metrics == {"value": [20.0, 21.0, 22.0]}
     assert result.run.facts[RESUME_FACT] == {

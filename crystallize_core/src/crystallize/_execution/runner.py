@@ -68,7 +68,8 @@ class ReplicateRunner:
         self.before_replicate = hooks.before_replicate
         self.before_step = hooks.before_step
         self.after_step = hooks.after_step
-        self.writer = hooks.on_artifact_write
+        self.store = run.store
+        self.on_write = hooks.on_artifact_write
         self.on_error = hooks.on_replicate_error
         self.portable_errors = portable_errors
 

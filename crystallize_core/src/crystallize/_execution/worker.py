@@ -91,8 +91,11 @@ def _unpicklable(label: str, obj: Any) -> ConfigurationError | None:
     return None
 
 
-def _find_culprit(experiment: Experiment, source: Any, treatments: Any, plugins: list[PluginInfo]) -> Exception:
-    candidates: list[tuple[str, Any]] = [(f"the datasource {source!r}", source)]
+def _find_culprit(
+    experiment: Experiment, run: Run, source: Any, treatments: Any, plugins: list[PluginInfo]
+) -> Exception:
+    candidates: list[tuple[str, Any]] = [(f"the run's store {run.store!r}", run.store)]
+    candidates.append((f"the datasource {source!r}", source))
     for index, step in enumerate(experiment.pipeline.steps):
         candidates.append((f"step {index} ({step.step_name!r})", step))
     for name, treatment in treatments.items():
@@ -124,7 +127,7 @@ def make_spec(
     try:
         payload = cloudpickle.dumps((experiment, run, source, treatments, rows))
     except Exception as exc:
-        raise _find_culprit(experiment, source, treatments, shipped) from exc
+        raise _find_culprit(experiment, run, source, treatments, shipped) from exc
     return RunnerSpec(token=uuid.uuid4().hex, payload=payload)
 
 
