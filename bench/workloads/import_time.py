@@ -20,15 +20,15 @@ def main() -> None:
     values = {"import_ms": imported * 1e3}
     info = {"modules_loaded": len(sys.modules)}
     if framework == "ours":
-        from crystallize import _registry as manager
+        from crystallize import _registry
 
         start = time.perf_counter()
-        plugins = manager.installed_plugins()
+        plugins = _registry.installed_plugins()
         discovery = time.perf_counter() - start
         values["discovery_ms"] = discovery * 1e3
         values["import_and_discovery_ms"] = (imported + discovery) * 1e3
         info["installed_plugins"] = sorted(f"{p.name} ({p.distribution} {p.version})" for p in plugins)
-        info["failures"] = manager.load_failures()
+        info["failures"] = _registry.load_failures()
 
     # Only now is the shared helper imported (argparse, json, ... would skew the import).
     import _common

@@ -286,9 +286,9 @@ def test_record_hooks_sees_calls_in_order():
     recorded.assert_called("execute_replicates")
     with pytest.raises(AssertionError, match="not called"):
         recorded.assert_called("stale_reason")
-    from crystallize import _registry as manager
+    from crystallize import _registry
 
-    assert not manager.observed()  # the recorder is gone once the block ends
+    assert not _registry.observed()  # the recorder is gone once the block ends
 
 
 # -- meta-tests: the contract documents itself and is exercised --------------------------------

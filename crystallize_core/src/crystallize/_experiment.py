@@ -126,15 +126,15 @@ class Experiment:
 
     def _plugins(self) -> PluginState:
         """The active plugins and hook callers (built once, rebuilt if plugins change)."""
-        from crystallize import _registry as manager
+        from crystallize import _registry
 
-        key = (manager.generation(), tuple(id(p) for p in self.plugins))
+        key = (_registry.generation(), tuple(id(p) for p in self.plugins))
         state = self._plugin_cache
         if state is not None and state.key == key:
             return state
         with self._lock:
-            pm, infos = manager.build_manager(self.plugins)
-            state = PluginState(pm, infos, manager.hooks_for(pm), key)
+            pm, infos = _registry.build_manager(self.plugins)
+            state = PluginState(pm, infos, _registry.hooks_for(pm), key)
             self._plugin_cache = state
         return state
 

@@ -33,7 +33,7 @@ from typing import Any
 
 import attrs
 
-from crystallize import _registry as manager
+from crystallize import _registry
 from crystallize._memory_store import MemoryRunStore, MemoryStorage
 from crystallize._store_contract import RunStoreContract
 
@@ -98,11 +98,11 @@ class HookRecorder:
 @contextmanager
 def plugin_registered(plugin: Any, name: str | None = None) -> Iterator[Any]:
     """Activate ``plugin`` for every experiment inside the ``with`` block."""
-    manager.register_plugin(plugin, name)
+    _registry.register_plugin(plugin, name)
     try:
         yield plugin
     finally:
-        manager.unregister_plugin(plugin)
+        _registry.unregister_plugin(plugin)
 
 
 @contextmanager
@@ -118,10 +118,10 @@ def installed_plugins_only(*names: str) -> Iterator[None]:
             with installed_plugins_only("my-plugin"):
                 yield
     """
-    saved = {key: os.environ.get(key) for key in (manager.ENV_ALLOW, manager.ENV_DISABLE_AUTOLOAD)}
-    os.environ.pop(manager.ENV_DISABLE_AUTOLOAD, None)
-    os.environ[manager.ENV_ALLOW] = ",".join(names)
-    manager.reset_autoload()
+    saved = {key: os.environ.get(key) for key in (_registry.ENV_ALLOW, _registry.ENV_DISABLE_AUTOLOAD)}
+    os.environ.pop(_registry.ENV_DISABLE_AUTOLOAD, None)
+    os.environ[_registry.ENV_ALLOW] = ",".join(names)
+    _registry.reset_autoload()
     try:
         yield
     finally:
@@ -130,7 +130,7 @@ def installed_plugins_only(*names: str) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        manager.reset_autoload()
+        _registry.reset_autoload()
 
 
 @contextmanager
@@ -138,8 +138,8 @@ def record_hooks() -> Iterator[HookRecorder]:
     """Record every hook call made inside the ``with`` block."""
     recorder = HookRecorder()
     monitor = recorder._before
-    manager.add_monitor(monitor)
+    _registry.add_monitor(monitor)
     try:
         yield recorder
     finally:
-        manager.remove_monitor(monitor)
+        _registry.remove_monitor(monitor)

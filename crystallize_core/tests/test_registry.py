@@ -9,7 +9,6 @@ from core_helpers import numbers, total
 from fakedist import COUNTER, make_distribution
 
 from crystallize import Experiment, Pipeline, PluginError, SeedPlugin, _registry, hookimpl
-from crystallize import _registry as manager
 from crystallize._registry import installed_plugins, load_failures, resolve_plugins
 
 SCRIPT = textwrap.dedent(
@@ -91,7 +90,7 @@ def autoload(monkeypatch):
         monkeypatch.syspath_prepend(str(site))
         monkeypatch.delenv("CRYSTALLIZE_DISABLE_PLUGIN_AUTOLOAD", raising=False)
         monkeypatch.setenv("CRYSTALLIZE_LOAD_PLUGINS", allow)
-        manager.reset_autoload()
+        _registry.reset_autoload()
 
     return enable
 
@@ -100,17 +99,17 @@ def test_allow_list_accepts_entry_point_or_distribution_names(third_party, autol
     autoload(third_party, "counter")
     assert [p.name for p in installed_plugins()] == ["counter"]
     monkeypatch.setenv("CRYSTALLIZE_LOAD_PLUGINS", "crystallize_thirdparty")
-    manager.reset_autoload()
+    _registry.reset_autoload()
     assert [p.name for p in installed_plugins()] == ["counter"]
     monkeypatch.setenv("CRYSTALLIZE_LOAD_PLUGINS", "")
-    manager.reset_autoload()
+    _registry.reset_autoload()
     assert installed_plugins() == []
 
 
 def test_block_list_wins(third_party, autoload, monkeypatch):
     autoload(third_party, "counter")
     monkeypatch.setenv("CRYSTALLIZE_DISABLE_PLUGINS", "counter")
-    manager.reset_autoload()
+    _registry.reset_autoload()
     assert installed_plugins() == []
 
 
@@ -155,7 +154,7 @@ def test_broken_plugin_is_reported_with_its_distribution_and_skipped(tmp_path, a
         tmp_path / "site", "crystallize-broken", "1.2.3", {"broken": f"{module}:plugin"}, {module: BROKEN[module]}
     )
     autoload(site, "broken")
-    with pytest.warns(manager.PluginWarning) as caught:
+    with pytest.warns(_registry.PluginWarning) as caught:
         assert installed_plugins() == []
     message = str(caught[0].message)
     assert "plugin 'broken'" in message and "crystallize-broken 1.2.3" in message and expected in message
@@ -164,7 +163,7 @@ def test_broken_plugin_is_reported_with_its_distribution_and_skipped(tmp_path, a
     assert Experiment(numbers(), Pipeline([total()])).run().ok
 
     monkeypatch.setenv("CRYSTALLIZE_STRICT_PLUGINS", "1")
-    manager.reset_autoload()
+    _registry.reset_autoload()
     with pytest.raises(PluginError, match="crystallize-broken 1.2.3"):
         installed_plugins()
 
@@ -213,7 +212,7 @@ def test_two_installed_plugins_with_one_name_keep_the_first_and_warn(tmp_path, a
         )
         monkeypatch.syspath_prepend(str(site))
     autoload(tmp_path / "one", "twin")
-    with pytest.warns(manager.PluginWarning, match="is named 'twin' like the plugin from crystallize-"):
+    with pytest.warns(_registry.PluginWarning, match="is named 'twin' like the plugin from crystallize-"):
         loaded = installed_plugins()
     assert [i.name for i in loaded] == ["twin"]
     assert "plugin names must be unique" in load_failures()[0]
@@ -268,7 +267,7 @@ def test_autoload_happens_once_per_process(third_party, autoload):
     assert installed_plugins()[0].plugin is first[0].plugin
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert manager.generation() == manager.generation()
+        assert _registry.generation() == _registry.generation()
 
 
 def test_installed_plugins_only_pins_autoloading_for_a_block(third_party, monkeypatch):
