@@ -10,13 +10,16 @@ command starts.
 
 from __future__ import annotations
 
-import argparse
 import re
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import attrs
 
 from crystallize.errors import PluginError
+
+if TYPE_CHECKING:
+    import argparse
 
 __all__ = ["Command", "COMMANDS_GROUP", "load_commands"]
 
@@ -63,20 +66,19 @@ def load_commands(reserved: set[str]) -> tuple[list[tuple[Command, str]], list[s
     distribution never takes the whole command down — unless
     ``CRYSTALLIZE_STRICT_PLUGINS=1``, which raises :class:`PluginError`.
     """
-    from crystallize._entry_points import entry_points
+    from crystallize._entry_points import entry_points, name_and_version
     from crystallize._registry import ENV_STRICT, _flag
 
     commands: list[tuple[Command, str]] = []
     problems: list[str] = []
     taken = {name: "crystallize-core" for name in reserved}
     seen: set[str] = set()
-    for ep in entry_points(group=COMMANDS_GROUP):
+    for ep, dist in entry_points(COMMANDS_GROUP):
         if f"{ep.name}={ep.value}" in seen:  # the same distribution visible twice on sys.path
             continue
         seen.add(f"{ep.name}={ep.value}")
-        dist = getattr(ep, "dist", None)
-        origin = f"{getattr(dist, 'name', None) or 'an unknown distribution'} {getattr(dist, 'version', '') or ''}"
-        origin = origin.rstrip()
+        dist_name, version = name_and_version(dist)
+        origin = f"{dist_name or 'an unknown distribution'} {version or ''}".rstrip()
         label = f"command {ep.name!r} ({ep.value}) from {origin}"
         try:
             command = ep.load()

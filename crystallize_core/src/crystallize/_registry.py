@@ -182,22 +182,31 @@ def _new_pm() -> pluggy.PluginManager:
     return pm
 
 
-def _check(plugin: Any, label: str) -> None:
-    """Raise PluginError if ``plugin`` has a hook that is not in the spec, or implements one wrongly."""
-    pm = _new_pm()
+def _check(plugin: Any, label: str, pm: pluggy.PluginManager | None = None) -> None:
+    """Raise PluginError if ``plugin`` has a hook that is not in the spec, or implements one wrongly.
+
+    ``pm`` is a manager used only for checking (one serves a whole discovery);
+    the plugin is unregistered from it again.
+    """
+    pm = _new_pm() if pm is None else pm
     try:
         pm.register(plugin, name=plugin_name(plugin))
-        pm.check_pending()
     except pluggy.PluginValidationError as exc:
         raise PluginError(f"{label} has an invalid hook implementation: {exc}") from exc
-    problems = implementation_problems(pm)
-    if problems:
-        raise PluginError(f"{label}: {'; '.join(problems)}")
-    if not pm.get_hookcallers(plugin):
-        raise PluginError(
-            f"{label} implements no crystallize hooks; mark its methods with @crystallize.hookimpl "
-            "(hook names are listed in crystallize.hookspecs)"
-        )
+    try:
+        pm.check_pending()
+        problems = implementation_problems(pm)
+        if problems:
+            raise PluginError(f"{label}: {'; '.join(problems)}")
+        if not pm.get_hookcallers(plugin):
+            raise PluginError(
+                f"{label} implements no crystallize hooks; mark its methods with @crystallize.hookimpl "
+                "(hook names are listed in crystallize.hookspecs)"
+            )
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(f"{label} has an invalid hook implementation: {exc}") from exc
+    finally:
+        pm.unregister(plugin)
 
 
 class _Registry:
@@ -236,14 +245,13 @@ class _Registry:
         allow = _names(ENV_ALLOW)
         block = _names(ENV_BLOCK) or set()
         strict = _flag(ENV_STRICT)
-        from crystallize._entry_points import entry_points
+        from crystallize._entry_points import entry_points, name_and_version
 
         loaded: list[PluginInfo] = []
         seen: set[str] = set()
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            dist = getattr(ep, "dist", None)
-            dist_name = getattr(dist, "name", None)
-            version = getattr(dist, "version", None)
+        validator = _new_pm()
+        for ep, dist in entry_points(ENTRY_POINT_GROUP):
+            dist_name, version = name_and_version(dist)
             names = {_normalise(ep.name)} | ({_normalise(dist_name)} if dist_name else set())
             if names & block or (allow is not None and not names & allow):
                 continue
@@ -257,7 +265,7 @@ class _Registry:
                 obj = ep.load()
                 if isinstance(obj, type):
                     obj = obj()
-                _check(obj, label)
+                _check(obj, label, validator)
             except Exception as exc:
                 message = (
                     exc.args[0]

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 from crystallize._context import CONDITION_KEY, REPLICATE_KEY, SEED_KEY
 from crystallize._dispatch import hookimpl
-from crystallize._records import SEED_FACT
 
 if TYPE_CHECKING:
     from crystallize._context import FrozenContext
@@ -77,6 +76,8 @@ class SeedPlugin:
 
     @hookimpl
     def before_run(self, run: Run) -> None:
+        from crystallize._records import SEED_FACT  # not at import: `import crystallize` stays light
+
         run.facts[SEED_FACT] = {"base": self.seed, "derivation": "blake2b(base, condition, replicate), 32 bits"}
 
     @hookimpl

@@ -34,7 +34,8 @@ underscore (a test in the repository checks ours).
   the :data:`COMMANDS_GROUP` entry-point group (installing a command
   activates no plugin).
 - **Introspection** — :func:`active_plugins` (what runs an experiment, with
-  distributions and versions); the entry-point group :data:`PLUGINS_GROUP`.
+  distributions and versions), :func:`installed_version` (a distribution's
+  version, read cheaply); the entry-point group :data:`PLUGINS_GROUP`.
 - **Errors** a plugin raises or meets: :class:`PluginError`,
   :class:`ConfigurationError`, :class:`ReplicateRejected`,
   :class:`ResumeError`, :class:`ArtifactStoreError`, :class:`DocumentError`,
@@ -49,6 +50,7 @@ from crystallize import _documents as documents
 from crystallize._commands import COMMANDS_GROUP, Command
 from crystallize._context import BASELINE, CONDITION_KEY, REPLICATE_KEY, SEED_KEY
 from crystallize._dispatch import hookimpl
+from crystallize._entry_points import installed_version
 from crystallize._execution.batch import ReplicateBatch, Unit
 from crystallize._execution.worker import decode_outcome, encode_outcome, prepare_worker, run_unit
 from crystallize._execution.worker import lost_unit as lost_unit_outcome
@@ -132,6 +134,7 @@ __all__ = [
     # introspection
     "PluginInfo",
     "active_plugins",
+    "installed_version",
     "PLUGINS_GROUP",
     # errors
     "CrystallizeError",

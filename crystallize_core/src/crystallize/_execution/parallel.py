@@ -9,7 +9,6 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from crystallize._dispatch import hookimpl
-from crystallize._records import EXECUTION_FACT
 
 if TYPE_CHECKING:
     from crystallize._execution.batch import ReplicateBatch, Unit
@@ -76,6 +75,8 @@ class ParallelExecution:
 
     @hookimpl
     def before_run(self, run: Run) -> None:
+        from crystallize._records import EXECUTION_FACT  # not at import: `import crystallize` stays light
+
         run.facts[EXECUTION_FACT] = {"engine": "parallel", "executor_type": self.executor_type, "workers": self.workers}
 
     @hookimpl

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from crystallize.plugin import SEED_FACT, active_plugins, hookimpl
+from crystallize.plugin import SEED_FACT, active_plugins, hookimpl, installed_version
 from crystallize.plugin import documents as d
 
 if TYPE_CHECKING:
@@ -31,13 +31,11 @@ def _now() -> str:
 
 
 @cache
-def _version_of(distribution: str) -> str | None:
-    from importlib.metadata import version
-
-    try:
-        return version(distribution)
-    except Exception:  # noqa: BLE001 - not installed, or broken metadata
-        return None
+def _platform() -> str:
+    """``Linux-6.1.0-x86_64``: ``platform.platform()`` without its libc probe, which reads the
+    interpreter binary (milliseconds, paid by the first run in every process)."""
+    uname = platform.uname()
+    return f"{uname.system}-{uname.release}-{uname.machine}"
 
 
 @attrs.frozen
@@ -114,7 +112,7 @@ class MetadataPlugin:
         self._documents: dict[str, dict[str, Any]] = {}
 
     def _packages(self, experiment: Experiment) -> dict[str, str | None]:
-        packages = {name: _version_of(name) for name in _CORE_DISTRIBUTIONS}
+        packages = {name: installed_version(name) for name in _CORE_DISTRIBUTIONS}
         for info in active_plugins(experiment):
             if info.distribution:
                 packages[info.distribution] = info.version
@@ -150,7 +148,7 @@ class MetadataPlugin:
             "signature": {"steps": experiment.pipeline.signature()},
             "packages": self._packages(experiment),
             "python": platform.python_version(),
-            "platform": platform.platform(),
+            "platform": _platform(),
             "created_at": previous.created_at or run.started_at,
             "resumed_at": [*previous.resumed_at, run.started_at] if store.resumed else [],
             "updated_at": _now(),
