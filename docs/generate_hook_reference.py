@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from crystallize import hookspecs
-from crystallize._dispatch import HOOK_NAMES
+from crystallize._dispatch import HOOK_NAMES, ISOLATED_HOOKS, WRAPPER_ONLY_HOOKS
 
 TARGET = Path(__file__).with_name("hooks.md")
 
@@ -35,6 +35,10 @@ def render() -> str:
         lines += [f"### `{name}`", "", "```python", f"def {name}{signature}", "```", ""]
         if opts.get("firstresult"):
             lines += ["*firstresult*: the first non-`None` result wins.", ""]
+        if name in ISOLATED_HOOKS:
+            lines += ["*isolated*: every implementation runs, even when another raises.", ""]
+        if name in WRAPPER_ONLY_HOOKS:
+            lines += ["*wrapper*: implement it with `@hookimpl(wrapper=True)`.", ""]
         lines += [inspect.getdoc(spec) or "", ""]
     return "\n".join(lines).rstrip() + "\n"
 
