@@ -47,9 +47,10 @@ class Experiment:
     :param datasource: provides each replicate's input (a :class:`DataSource`,
         or a ``callable(ctx)``).
     :param pipeline: a :class:`Pipeline` (or a list of steps).
-    :param plugins: plugin objects active for this experiment only; each
-        replaces an installed plugin of the same kind
-        (``ArtifactPlugin(root_dir="artifacts", versioned=True)``).
+    :param plugins: plugin objects active for this experiment only: providers
+        such as storage (``ArtifactPlugin(root_dir="artifacts", versioned=True)``)
+        and execution engines, and observers. Each replaces an installed
+        plugin of the same name (its ``plugin_name``).
     :param outputs: the :class:`Artifact` objects steps may write.
     :param name: storage key; when omitted the experiment is stored under its
         :attr:`id`, a stable hash of its datasource and steps.
