@@ -73,7 +73,8 @@ class FolderStore:
         if doc is None:
             return None
         per_replicate = {int(r): m for r, m in doc["replicate_metrics"].items()}
-        return ConditionRecord(condition, doc["replicates"], doc["fingerprint"], doc["metrics"], per_replicate)
+        seeds = {int(r): seed for r, seed in doc["seeds"].items()}
+        return ConditionRecord(condition, doc["replicates"], doc["fingerprint"], doc["metrics"], per_replicate, seeds)
 
     def finished_replicates(self, condition: str) -> Mapping[int, ReplicateRecord]:
         found = {}
@@ -82,7 +83,7 @@ class FolderStore:
             artifacts = tuple(ArtifactRecord.from_json(a) for a in doc["artifacts"])
             if all((self.folder / a.path).is_file() for a in artifacts):
                 found[doc["replicate"]] = ReplicateRecord(
-                    condition, doc["replicate"], doc["metrics"], doc["fingerprint"], artifacts
+                    condition, doc["replicate"], doc["metrics"], doc["fingerprint"], artifacts, doc["seed"]
                 )
         return found
 
@@ -110,6 +111,7 @@ class FolderStore:
             "fingerprint": fingerprint,
             "metrics": outcome.metrics,
             "artifacts": [a.to_json() for a in outcome.artifacts],
+            "seed": outcome.seed,
         }
         try:
             data = json.dumps(entry).encode()
@@ -120,12 +122,13 @@ class FolderStore:
     def complete_condition(
         self, condition: str, replicates: int, fingerprint: str | None, metrics: Mapping[str, Any]
     ) -> None:
-        per_replicate = {str(r): rec.metrics for r, rec in self.finished_replicates(condition).items()}
+        finished = self.finished_replicates(condition)
         doc = {
             "replicates": replicates,
             "fingerprint": fingerprint,
             "metrics": metrics,
-            "replicate_metrics": per_replicate,
+            "replicate_metrics": {str(r): rec.metrics for r, rec in finished.items()},
+            "seeds": {str(r): rec.seed for r, rec in finished.items()},
         }
         _commit(self.folder / condition / "complete.json", json.dumps(doc).encode())  # the vouching file, last
 

@@ -14,6 +14,8 @@ PACKAGE = Path(crystallize.__file__).parent
 
 #: Modules users and plugin authors import; everything else is private (leading underscore).
 PUBLIC = {"__init__", "__main__", "plugin", "hookspecs", "errors", "stats", "testing"}
+#: Public packages (their own submodules are private).
+PUBLIC_PACKAGES = {"stats"}
 
 #: Packages that exist only so crystallize-ml 0.27 imports keep working.
 COMPAT_PACKAGES = ("pipelines", "plugins")
@@ -34,7 +36,11 @@ def test_top_level_modules_are_public_by_name_or_private():
         assert path.stem in PUBLIC or path.stem.startswith("_"), f"{path.name} must be private (_{path.name})"
     for folder in PACKAGE.iterdir():
         if folder.is_dir() and (folder / "__init__.py").exists():
-            assert folder.name.startswith("_") or folder.name in COMPAT_PACKAGES, f"package {folder.name} is public"
+            public = folder.name in PUBLIC_PACKAGES or folder.name in COMPAT_PACKAGES
+            assert folder.name.startswith("_") or public, f"package {folder.name} is public"
+            if folder.name in PUBLIC_PACKAGES:
+                inner = [p.name for p in folder.glob("*.py") if p.stem != "__init__" and not p.stem.startswith("_")]
+                assert not inner, f"{folder.name}/{inner} must be private: the package's __init__ is its API"
 
 
 @pytest.mark.parametrize("path", _compat_modules(), ids=lambda p: _dotted(p))

@@ -19,7 +19,7 @@ from crystallize._experiment import Experiment
 from crystallize._graph import ExperimentGraph
 from crystallize._hypothesis import Hypothesis, HypothesisResult, hypothesis
 from crystallize._optional import module_getattr
-from crystallize._result import Result
+from crystallize._result import ConditionMetrics, Result
 from crystallize._seeding import SeedPlugin
 from crystallize._steps import Pipeline, PipelineStep, pipeline_step
 from crystallize._treatment import Treatment
@@ -48,6 +48,7 @@ __all__ = [
     "ExperimentGraph",
     "FrozenContext",
     "Result",
+    "ConditionMetrics",
     "hookimpl",
     "SeedPlugin",
     "SerialExecution",

@@ -164,7 +164,7 @@ class MemoryRunStore:
                 f"as JSON: {exc}. Record numbers, strings, booleans, or lists and dicts of them"
             ) from None
         records = tuple(a for a in outcome.artifacts if isinstance(a, ArtifactRecord))
-        record = ReplicateRecord(outcome.condition, outcome.replicate, metrics, fingerprint, records)
+        record = ReplicateRecord(outcome.condition, outcome.replicate, metrics, fingerprint, records, outcome.seed)
         with self._lock:
             self._stored.finished.setdefault(outcome.condition, {})[outcome.replicate] = record
 
@@ -174,11 +174,11 @@ class MemoryRunStore:
         self._writable()
         stored = json.loads(self._dumps(metrics, f"the metrics of condition {condition!r}"))
         with self._lock:
-            finished = self._stored.finished.get(condition, {})
-            per_replicate = {r: rec.metrics for r, rec in sorted(finished.items()) if r < replicates}
-            self._stored.completed[condition] = ConditionRecord(
-                condition, replicates, fingerprint, stored, per_replicate
-            )
+            finished = {r: rec for r, rec in sorted(self._stored.finished.get(condition, {}).items()) if r < replicates}
+            per_replicate = {r: rec.metrics for r, rec in finished.items()}
+            seeds = {r: rec.seed for r, rec in finished.items() if rec.seed is not None}
+            record = ConditionRecord(condition, replicates, fingerprint, stored, per_replicate, seeds)
+            self._stored.completed[condition] = record
 
     def write_json(self, path: str, document: Any) -> None:
         self._writable()

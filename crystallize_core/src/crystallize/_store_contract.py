@@ -62,7 +62,8 @@ class _ContractStep(PipelineStep):
 
 
 def _outcome(condition: str, replicate: int, records: tuple[ArtifactRecord, ...] = (), **metrics: Any) -> Any:
-    return ReplicateOutcome(condition, replicate, {k: [v] for k, v in metrics.items()}, None, records)
+    seed = 1000 + replicate
+    return ReplicateOutcome(condition, replicate, {k: [v] for k, v in metrics.items()}, None, records, seed)
 
 
 def _failure(condition: str, replicate: int) -> Any:
@@ -163,6 +164,7 @@ class RunStoreContract:
         finished = resumed.finished_replicates("double")
         assert list(finished) == [0]
         assert finished[0].metrics == {"total": [6]} and finished[0].fingerprint == "fp-double"
+        assert finished[0].seed == 1000  # the seed it ran with, so a resumed result keeps it
         assert [a.path for a in finished[0].artifacts] == [record.path]
         assert resumed.completed_condition("double") is None
         resumed.close("failed")
@@ -190,6 +192,8 @@ class RunStoreContract:
         assert done is not None
         assert (done.condition, done.replicates, done.fingerprint) == ("baseline", 2, "fp")
         assert done.metrics == {"total": [0, 1]}
+        assert dict(done.replicate_metrics or {}) == {0: {"total": [0]}, 1: {"total": [1]}}
+        assert dict(done.seeds or {}) == {0: 1000, 1: 1001}
         assert located.completed_condition("double") is None
 
     def test_prepare_resume_withdraws_what_is_not_reused(self, tmp_path: Path) -> None:
