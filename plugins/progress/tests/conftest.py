@@ -17,5 +17,5 @@ def clean_environment(monkeypatch):
     for name in ("CI", "CRYSTALLIZE_PROGRESS", "FORCE_COLOR", "NO_COLOR", "TTY_COMPATIBLE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("TERM", "xterm-256color")
-    with installed_plugins_only("artifacts", "metadata", "resume"):
+    with installed_plugins_only("metadata", "resume"):
         yield
