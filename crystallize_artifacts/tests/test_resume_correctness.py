@@ -31,7 +31,7 @@ class Ran:
         self.units = []
 
     @hookimpl
-    def after_replicate(self, outcome):
+    def on_replicate_outcome(self, outcome):
         self.units.append((outcome.condition, outcome.replicate))
 
 

@@ -124,8 +124,10 @@ class ReplicateRunner:
     def _replicate(self, ctx: FrozenContext, scope: ReplicateScope) -> None:
         """The replicate itself: ``before_replicate``, the datasource, every step.
 
-        ``scope.step_name`` is set exactly while a user's step runs, so a
-        failure knows whether a step or the code around it raised.
+        ``scope.step_name`` is set while a user's step runs and cleared around
+        step hooks, so a failure knows whether a step or the code around it
+        raised. (Without step hooks it stays set between steps and after the
+        last one: nothing else runs there.)
         """
         try:
             experiment = self.experiment
@@ -149,7 +151,6 @@ class ReplicateRunner:
                     scope.step_name = None
                     if after is not None:
                         after(experiment=experiment, run=run, step=step, data=data, ctx=ctx)
-            scope.step_name = None
         except BaseException as exc:
             scope.failure = exc
             raise
@@ -157,7 +158,9 @@ class ReplicateRunner:
     def _failed(
         self, exc: Exception, ctx: FrozenContext, condition: str, replicate: int, scope: ReplicateScope
     ) -> ReplicateError:
-        step = self.steps[scope.step_index][1] if scope.step_name is not None else None
+        # A step raised if the replicate body failed while a step's name was set (the body
+        # clears it around hooks); a failure outside the body (treatment, wrapper) is no step's.
+        step = self.steps[scope.step_index][1] if scope.failure is not None and scope.step_name is not None else None
         plugin, hook = self.hooks.culprit(exc, USER_CODE) or (None, None)
         error = ReplicateError.capture(
             exc,
