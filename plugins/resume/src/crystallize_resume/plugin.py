@@ -13,7 +13,7 @@ from crystallize.plugin import documents as d
 
 if TYPE_CHECKING:
     from crystallize import Experiment
-    from crystallize.plugin import RESUME_FACT, Run, RunStore
+    from crystallize.plugin import Run, RunStore
 
 __all__ = ["ResumePlugin"]
 
