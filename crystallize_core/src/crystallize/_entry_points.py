@@ -10,6 +10,8 @@ header lines needed here are read directly instead.
 
 from __future__ import annotations
 
+import os
+import sys
 from functools import cache
 from typing import Any
 
@@ -24,6 +26,8 @@ def entry_points(group: str) -> list[tuple[Any, Any]]:
     run in a process that is most of plugin discovery. Here each file is read
     and only those naming ``group`` are parsed (the INI format of the entry
     points specification: ``[group]`` headers, ``name = object reference``).
+    Distributions are found on ``sys.path`` like the library does, minus the
+    entries that do not exist.
     """
     try:
         from importlib_metadata import EntryPoint, distributions
@@ -31,7 +35,11 @@ def entry_points(group: str) -> list[tuple[Any, Any]]:
         from importlib.metadata import EntryPoint, distributions  # type: ignore[assignment]
     header = f"[{group}]"
     found = []
-    for dist in distributions():
+    # Entries that do not exist hold no distributions; skipping them saves the zip
+    # machinery the library loads to look inside the standard pythonXY.zip entry,
+    # which is on every sys.path and usually absent.
+    search = [entry for entry in sys.path if not entry or os.path.exists(entry)]
+    for dist in distributions(path=search):
         text = dist.read_text("entry_points.txt")
         if text and header in text:
             found += [(EntryPoint(name, value, group), dist) for name, value in _section(text, group)]
