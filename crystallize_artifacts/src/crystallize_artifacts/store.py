@@ -925,13 +925,14 @@ class LocalRunStore:
         self._guard = threading.Lock()
         self._idle = threading.Condition(self._guard)
 
-    def __del__(self) -> None:
+    def __del__(self, _close: Any = os.close) -> None:
         # A worker's copy opened the run folder itself; workers drop copies of finished runs.
+        # ``os.close`` is bound at definition time: at interpreter exit ``os`` may already be gone.
         if getattr(self, "_remote", False):
             for fd in (self._handle, self._lock_probe):
                 if isinstance(fd, int):
                     try:
-                        os.close(fd)
+                        _close(fd)
                     except OSError:
                         pass
 
