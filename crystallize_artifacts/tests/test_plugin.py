@@ -36,6 +36,7 @@ def test_layout_results_markers_and_manifest(tmp_path):
         "double/results.json",
         "manifest.json",
         "metadata.json",
+        "outcome.json",
         "replicate_0/baseline/ModelStep/data.json",
         "replicate_0/double/ModelStep/data.json",
         "replicate_1/baseline/ModelStep/data.json",

@@ -4,6 +4,7 @@
 
     <root>/<experiment>/v<N>/metadata.json
     <root>/<experiment>/v<N>/manifest.json
+    <root>/<experiment>/v<N>/outcome.json      (hypothesis verdicts and failures, when the run ends)
     <root>/<experiment>/v<N>/replicate_<r>/<condition>/<step>/<name>
     <root>/<experiment>/v<N>/<condition>/results.json
     <root>/<experiment>/v<N>/<condition>/replicates.jsonl
@@ -23,6 +24,7 @@ from pathlib import Path
 __all__ = [
     "METADATA",
     "MANIFEST",
+    "OUTCOME",
     "RESULTS",
     "MARKER",
     "JOURNAL",
@@ -41,6 +43,7 @@ __all__ = [
 
 METADATA = "metadata.json"
 MANIFEST = "manifest.json"
+OUTCOME = "outcome.json"
 RESULTS = "results.json"
 MARKER = ".crystallize_complete"
 JOURNAL = "replicates.jsonl"
@@ -53,7 +56,9 @@ VERSION_NAME = re.compile(r"^v(\d+)$")
 #: condition names that would collide with the layout's own entries (compared
 #: case-insensitively): every ``replicate_...`` name, the run's documents
 #: (crystallize-ml's ``_manifest.json`` too) and names starting with ``.``.
-RESERVED_CONDITION = re.compile(r"^(replicate_.*|metadata\.json|manifest\.json|_manifest\.json|\..*)$", re.IGNORECASE)
+RESERVED_CONDITION = re.compile(
+    r"^(replicate_.*|metadata\.json|manifest\.json|outcome\.json|_manifest\.json|\..*)$", re.IGNORECASE
+)
 
 
 def reserved_condition(name: str) -> bool:

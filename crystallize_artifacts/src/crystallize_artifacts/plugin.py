@@ -8,12 +8,13 @@ from typing import TYPE_CHECKING
 from crystallize.plugin import ConfigurationError, check_name, hookimpl
 from crystallize_artifacts import layout
 from crystallize_artifacts.datasource import ArtifactDataSource
+from crystallize_artifacts.outcome import outcome_document
 from crystallize_artifacts.retention import add_pin, prune
 from crystallize_artifacts.runlock import make_token
 from crystallize_artifacts.store import LocalRunStore
 
 if TYPE_CHECKING:
-    from crystallize import Experiment
+    from crystallize import Experiment, Result
     from crystallize.plugin import Run
 
 __all__ = ["ArtifactPlugin"]
@@ -74,6 +75,7 @@ class ArtifactPlugin:
         self.artifact_retention = artifact_retention
         self.big_file_threshold_mb = big_file_threshold_mb
         self.durable = bool(durable)
+        self._started: set[str] = set()  # run ids past before_run: after_run records their outcome
 
     def experiment_dir(self, experiment: Experiment) -> Path:
         """The folder holding every run of ``experiment`` (its key is checked
@@ -88,7 +90,7 @@ class ArtifactPlugin:
             if layout.reserved_condition(treatment.name):
                 raise ConfigurationError(
                     f"treatment name {treatment.name!r} collides with ArtifactPlugin's layout "
-                    "(names starting with 'replicate_', metadata.json, manifest.json, _manifest.json and "
+                    "(names starting with 'replicate_', metadata.json, manifest.json, outcome.json, _manifest.json and "
                     "names starting with '.' are reserved, in any letter case); rename the treatment"
                 )
         check_name(experiment.key, "experiment")
@@ -115,6 +117,21 @@ class ArtifactPlugin:
     @hookimpl
     def locate_run(self, experiment: Experiment, version: int | None) -> LocalRunStore | None:
         return LocalRunStore.open_existing(self.experiment_dir(experiment), version)
+
+    @hookimpl
+    def before_run(self, run: Run) -> None:
+        if run.store is not None:
+            self._started.add(run.run_id)
+
+    @hookimpl
+    def after_run(self, run: Run, result: Result) -> None:
+        """Keep what the run concluded — verdicts, failures — in ``outcome.json`` (see
+        :mod:`crystallize_artifacts.outcome`), so it can be shown without the experiment's code.
+
+        Only for runs that started: a resume refused before any work leaves the folder as it was."""
+        if run.run_id in self._started and run.store is not None:
+            self._started.discard(run.run_id)
+            run.store.write_json(layout.OUTCOME, outcome_document(run, result))
 
     # -- chaining ------------------------------------------------------------------------
 

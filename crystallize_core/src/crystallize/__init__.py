@@ -22,6 +22,7 @@ from crystallize._optional import module_getattr
 from crystallize._result import ConditionMetrics, Result
 from crystallize._seeding import SeedPlugin
 from crystallize._steps import Pipeline, PipelineStep, pipeline_step
+from crystallize._summary import Summary
 from crystallize._treatment import Treatment
 from crystallize.errors import (
     ArtifactStoreError,
@@ -49,6 +50,7 @@ __all__ = [
     "FrozenContext",
     "Result",
     "ConditionMetrics",
+    "Summary",
     "hookimpl",
     "SeedPlugin",
     "SerialExecution",

@@ -15,8 +15,8 @@ and adds the view statistics need, one entry per replicate::
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import IO, TYPE_CHECKING, Any
 
 import attrs
 
@@ -24,6 +24,7 @@ from crystallize._hypothesis import HypothesisResult
 
 if TYPE_CHECKING:
     from crystallize._records import ArtifactRecord, ReplicateError, Run
+    from crystallize._summary import Summary
 
 __all__ = ["Result", "ExperimentMetrics", "ConditionMetrics", "TreatmentMetrics", "Series"]
 
@@ -194,11 +195,51 @@ class Result:
         """Every failure, ordered by condition then replicate."""
         return [err for reps in self.errors.values() for _, err in sorted(reps.items())]
 
-    def summary(self) -> Mapping[str, Any]:
-        """A JSON-friendly digest: conditions, replicates, errors, version."""
-        return {
-            "conditions": ["baseline", *self.metrics.treatments],
-            "errors": [str(e) for e in self.error_list()],
-            "version": None if self.run is None else self.run.version,
-            "status": None if self.run is None else self.run.status,
-        }
+    def summary(self, *, confidence: float = 0.95, reduce: str | Callable[..., Any] = "mean") -> Summary:
+        """The table ``print(result)`` shows, as a :class:`~crystallize.Summary`.
+
+        One row per condition and metric: ``n`` (replicates with a value),
+        mean, standard deviation and the Student t interval of the mean; then
+        each hypothesis's verdict per treatment, then the failed replicates.
+        ``str(summary)`` is the text; ``summary.rows``, ``summary.verdicts``
+        and ``summary.to_dict()`` the same as data.
+
+        :param confidence: coverage of the intervals (``0.95``).
+        :param reduce: how a metric recorded several times in one replicate
+            becomes one value per replicate (``"mean"``, ``"last"``,
+            ``"median"``, ... as for hypotheses, or a function of the list).
+        """
+        from crystallize._summary import summarize
+
+        return summarize(self, confidence=confidence, reduce=reduce)
+
+    def print_table(self, file: IO[str] | None = None, **options: Any) -> None:
+        """Print :meth:`summary` (to ``file``, standard output by default); ``options`` go to :meth:`summary`."""
+        print(self.summary(**options), file=file)
+
+    def __str__(self) -> str:
+        return str(self.summary())
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """One record per recorded value: ``experiment``, ``version``, ``condition``,
+        ``replicate``, ``metric``, ``index`` (position within the replicate), ``value``, ``seed``.
+
+        The tidy shape a DataFrame or a CSV file wants; records of several
+        versions (:func:`crystallize_artifacts.load_results`) concatenate.
+        """
+        from crystallize._export import to_records
+
+        return to_records(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The whole result as JSON-friendly data: identity, metrics (crystallize-ml's shape
+        and per condition), verdicts, failures with tracebacks, artifacts and the summary table."""
+        from crystallize._export import to_dict
+
+        return to_dict(self)
+
+    def to_frame(self) -> Any:
+        """:meth:`to_records` as a ``pandas.DataFrame``; ``ImportError`` when pandas is not installed."""
+        from crystallize._export import to_frame
+
+        return to_frame(self)

@@ -9,6 +9,8 @@ Dependency-free (pure Python, deterministic):
   difference, paired or unpaired (:func:`bootstrap_distribution` gives the draws);
 - :func:`cohens_d`, :func:`hedges_g` (unpaired) and :func:`cohens_dz` (paired) effect sizes;
 - :func:`holm` and :func:`benjamini_hochberg` corrections across treatments;
+- :func:`t_quantile` and :func:`mean_interval` — Student's t quantiles and the t interval of
+  one condition's mean (what summary tables show);
 - :func:`compare` — one of the tests, the interval and the effect size in a
   single verdict (what a :class:`~crystallize.Hypothesis` reports).
 
@@ -31,6 +33,7 @@ from crystallize.stats._correction import CORRECTIONS, adjust_p_values, benjamin
 from crystallize.stats._effect import cohens_d, cohens_dz, hedges_g
 from crystallize.stats._permutation import EXACT_LIMIT, permutation_test, sign_flip_test
 from crystallize.stats._scipy import mann_whitney_u, paired_t_test, welch_t_test, wilcoxon_signed_rank
+from crystallize.stats._student import mean_interval, t_quantile
 
 __all__ = [
     "permutation_test",
@@ -49,6 +52,8 @@ __all__ = [
     "mann_whitney_u",
     "wilcoxon_signed_rank",
     "paired_t_test",
+    "t_quantile",
+    "mean_interval",
     "mean",
     "variance",
     "TESTS",
