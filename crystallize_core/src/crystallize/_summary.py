@@ -233,6 +233,12 @@ def _metric_row(
     if entries is None:  # no split by replicate (an old results.json whose counts do not divide)
         values = list(metrics.metrics.get(name, ()))
         replicates = metrics.replicates or len(values)
+        succeeded = _successful_replicates(metrics.metrics)
+        if succeeded and len(values) % succeeded == 0 and len(values) > succeeded:
+            per_replicate = len(values) // succeeded
+            values = [
+                reduce(Series(values[i * per_replicate : (i + 1) * per_replicate])) for i in range(succeeded)
+            ]
     else:
         values = []
         for entry in entries:
@@ -253,6 +259,23 @@ def _metric_row(
         return MetricRow(condition, name, n, replicates, centre, None, None, per_replicate)
     sd = math.sqrt(math.fsum((v - centre) ** 2 for v in clean) / (n - 1))
     return MetricRow(condition, name, n, replicates, centre, sd, mean_interval(clean, confidence), per_replicate)
+
+
+def _successful_replicates(flat: Mapping[str, Sequence[Any]]) -> int | None:
+    """How many replicates recorded a condition's flat lists, when they say so unambiguously.
+
+    crystallize-ml 0.27 kept no split by replicate and still stored the
+    values of a condition with failed replicates: with 3 of 4 replicates
+    recording ``accuracy`` once and ``loss`` three times, the lists hold 3
+    and 9 values. The shortest list's length, when it divides every other
+    list's, is the count of replicates that recorded them (which replicates
+    they were is unknown).
+    """
+    counts = [len(values) for values in flat.values() if values]
+    if not counts:
+        return None
+    fewest = min(counts)
+    return fewest if all(count % fewest == 0 for count in counts) else None
 
 
 def summarize(result: Result, *, confidence: float = 0.95, reduce: str | Callable[..., Any] = "mean") -> Summary:
