@@ -163,8 +163,19 @@ def _drop(handle: Handle, version_dir: Path, files: list[_File]) -> None:
                 safepaths.close(parent)
 
 
-def prune(experiment_dir: Path, keep: int | None, big_file_bytes: int | None, current: int) -> list[str]:
-    """Apply the retention policy; returns a line per action (for logs and tests)."""
+def _megabytes(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MB" if size >= 100 * 1024 else f"{size} bytes"
+
+
+def prune(
+    experiment_dir: Path, keep: int | None, big_file_bytes: int | None, current: int, *, dry_run: bool = False
+) -> list[str]:
+    """Apply the retention policy; returns a line per action (for logs and tests).
+
+    ``current`` is the version in use (never pruned; it counts as one of the
+    ``keep`` newest). With ``dry_run``, nothing is deleted: the lines say
+    what would be (``crystallize gc --dry-run``).
+    """
     actions: list[str] = []
     all_versions = [v for v in layout.versions(experiment_dir) if v != current]
     kept_whole = set(all_versions[-(keep - 1) :]) if keep is not None and keep > 1 else set()
@@ -186,17 +197,21 @@ def prune(experiment_dir: Path, keep: int | None, big_file_bytes: int | None, cu
             continue
         try:
             files = _artifact_files(handle, str(folder))
+            verb = "would drop" if dry_run else "dropped"
+            size = _megabytes(sum(f[2] for f in files))
             if whole:
                 files = [f for f in files if f[2] > big_file_bytes]  # type: ignore[operator]
+                size = _megabytes(sum(f[2] for f in files))
                 if files:
-                    actions.append(f"dropped {len(files)} large file(s) of v{version}")
+                    actions.append(f"{verb} {len(files)} large file(s) of v{version} ({size})")
             elif files:
-                actions.append(f"dropped the artifacts of v{version} (metrics kept)")
-            _drop(handle, folder, files)
+                actions.append(f"{verb} the artifacts of v{version}: {len(files)} file(s), {size} (metrics kept)")
+            if not dry_run:
+                _drop(handle, folder, files)
         except (OSError, ValueError) as exc:
             log.warning("retention: v%s skipped (%s)", version, exc)
         finally:
             safepaths.close(handle)
     for line in actions:
-        log.info("retention: %s", line)
+        log.info("retention%s: %s", " (dry run)" if dry_run else "", line)
     return actions

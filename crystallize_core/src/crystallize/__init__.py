@@ -19,7 +19,7 @@ from crystallize._experiment import Experiment
 from crystallize._graph import ExperimentGraph
 from crystallize._hypothesis import Hypothesis, HypothesisResult, hypothesis
 from crystallize._optional import module_getattr
-from crystallize._result import ConditionMetrics, ExperimentMetrics, Result
+from crystallize._result import ConditionMetrics, ExperimentMetrics, Result, Series
 from crystallize._seeding import SeedPlugin
 from crystallize._steps import Pipeline, PipelineStep, pipeline_step
 from crystallize._summary import Summary
@@ -51,6 +51,7 @@ __all__ = [
     "Result",
     "ConditionMetrics",
     "ExperimentMetrics",
+    "Series",
     "Summary",
     "hookimpl",
     "SeedPlugin",

@@ -1,9 +1,11 @@
 """The ``crystallize`` command.
 
-``crystallize plugins [--json]`` lists the active plugins. Installed
+``crystallize plugins [--json]`` lists the active plugins; ``crystallize run
+FILE_OR_MODULE:EXPERIMENT`` runs an experiment or graph. Installed
 distributions add further sub-commands through the ``crystallize.commands``
 entry-point group (see :class:`crystallize.plugin.Command`):
-``crystallize-artifacts`` adds ``crystallize verify``.
+``crystallize-artifacts`` adds ``ls``, ``show``, ``diff``, ``report``, ``gc``
+and ``verify``.
 """
 
 from __future__ import annotations
@@ -54,8 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="crystallize", description="Reproducible experiments: plugin tools.")
     parser.add_argument("--version", action="version", version=f"crystallize-core {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    installed, problems = load_commands(reserved={PLUGINS_COMMAND.name})
-    for command in [PLUGINS_COMMAND, *(command for command, _ in installed)]:
+    from crystallize._run_command import RUN_COMMAND
+
+    built_in = [PLUGINS_COMMAND, RUN_COMMAND]
+    installed, problems = load_commands(reserved={command.name for command in built_in})
+    for command in [*built_in, *(command for command, _ in installed)]:
         child = sub.add_parser(command.name, help=command.help, description=command.description or command.help)
         command.configure(child)
         child.set_defaults(_crystallize_run=command.run)

@@ -236,9 +236,7 @@ def _metric_row(
         succeeded = _successful_replicates(metrics.metrics)
         if succeeded and len(values) % succeeded == 0 and len(values) > succeeded:
             per_replicate = len(values) // succeeded
-            values = [
-                reduce(Series(values[i * per_replicate : (i + 1) * per_replicate])) for i in range(succeeded)
-            ]
+            values = [reduce(Series(values[i * per_replicate : (i + 1) * per_replicate])) for i in range(succeeded)]
     else:
         values = []
         for entry in entries:
