@@ -246,9 +246,8 @@ def _show(args: argparse.Namespace) -> int:
             print(f"  {key}: {prov[key]}")
     if prov.get("upstream"):
         for entry in prov["upstream"]:
-            print(
-                f"  upstream: {entry.get('experiment')}@v{entry.get('version')} ({entry.get('step')}/{entry.get('artifact')})"
-            )
+            source = f"{entry.get('step')}/{entry.get('artifact')}"
+            print(f"  upstream: {entry.get('experiment')}@v{entry.get('version')} ({source})")
     if prov.get("seeds"):
         print(f"  seeds: {json.dumps(prov['seeds'])}")
     for step in (prov.get("signature") or {}).get("steps", []):
