@@ -29,7 +29,17 @@ __all__ = ["VOLATILE", "flatten", "provenance_diff", "metric_diff", "readable", 
 
 #: metadata keys that differ between any two runs; not reported.
 VOLATILE = frozenset(
-    {"run_id", "version", "created_at", "updated_at", "finished_at", "resumed_at", "status", "failed_replicates"}
+    {
+        "run_id",
+        "version",
+        "created_at",
+        "updated_at",
+        "finished_at",
+        "resumed_at",
+        "status",
+        "failed_replicates",
+        "completed_conditions",
+    }
 )
 
 

@@ -211,6 +211,9 @@ def run_info(experiment_dir: Path, version: int) -> RunInfo:
         conditions = tuple(condition_folders(run_dir))
         completed = tuple(c for c in conditions if _marked(run_dir, c))
         all_marked = bool(conditions) and len(completed) == len(conditions)
+    status = run_status(_text(meta.get("status")), run_dir, all_marked)
+    if status in ("running", "crashed"):  # metadata.json records completed conditions when the run ends
+        completed = tuple(c for c in conditions if _marked(run_dir, c))
     replicates = meta.get("replicates")
     failures = meta.get("failed_replicates")
     is_ours = not legacy or os.path.lexists(run_dir / layout.MANIFEST)
@@ -218,7 +221,7 @@ def run_info(experiment_dir: Path, version: int) -> RunInfo:
         experiment=experiment_dir.name,
         version=version,
         path=str(run_dir),
-        status=run_status(_text(meta.get("status")), run_dir, all_marked),
+        status=status,
         format="crystallize" if is_ours else LEGACY_FORMAT,
         experiment_id=_text(meta.get("id")),
         name=_text(meta.get("name")),
