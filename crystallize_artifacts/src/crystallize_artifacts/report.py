@@ -114,7 +114,9 @@ def metric_figure(result: Result, metric: str, summary: Any) -> Any | None:
             colour = PALETTE[x % len(PALETTE)]
             n = len(values)
             offsets = [((i + 0.5) / n - 0.5) * 0.36 for i in range(n)] if n > 1 else [0.0]
-            ax.scatter([x + o for o in offsets], values, s=26, color=colour, edgecolors="white", linewidths=0.5, zorder=2)
+            ax.scatter(
+                [x + o for o in offsets], values, s=26, color=colour, edgecolors="white", linewidths=0.5, zorder=2
+            )
             try:
                 row = summary.row(name, metric)
             except KeyError:
