@@ -89,3 +89,42 @@ def _installed_version(python: Path) -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return done.stdout.strip() if done.returncode == 0 else None
+
+
+MLFLOW_REQUIREMENT = "mlflow==3.17.2"
+MLFLOW_VERSION = "3.17.2"
+MLFLOW_VENV = "mlflow-3"
+
+
+def mlflow(venvs_dir: Path, log=print) -> tuple[Interpreter | None, str]:
+    """MLflow 3's interpreter (``bench/.venvs/mlflow-3``), created on first use like crystallize-ml's."""
+    venv = venvs_dir / MLFLOW_VENV
+    python = venv_python(venv)
+    code = "import importlib.metadata as m; print(m.version('mlflow'))"
+
+    def installed() -> str | None:
+        try:
+            done = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=120)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    if (venv / MARKER).is_file() and python.is_file() and installed() == MLFLOW_VERSION:
+        return Interpreter("mlflow", python), f"cached venv {venv}"
+    log(f"creating {venv} with {MLFLOW_REQUIREMENT} (once; a few minutes; later runs reuse it)")
+    steps = [
+        [sys.executable, "-m", "venv", "--clear", str(venv)],
+        [str(python), "-m", "pip", "install", "--disable-pip-version-check", "--quiet", MLFLOW_REQUIREMENT],
+    ]
+    for command in steps:
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=1800)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return None, f"`{' '.join(command)}` failed: {exc}"
+        if done.returncode != 0:
+            tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-8:])
+            return None, f"`{' '.join(command)}` exited {done.returncode}:\n{tail}"
+    if installed() != MLFLOW_VERSION:
+        return None, f"{python} does not hold mlflow {MLFLOW_VERSION} after installing"
+    (venv / MARKER).write_text(MLFLOW_REQUIREMENT + "\n")
+    return Interpreter("mlflow", python), f"created venv {venv}"
