@@ -98,7 +98,9 @@ def main() -> int:
 
     lines = [
         f"machine: {os.cpu_count()} CPUs, {platform.platform()}, Python {platform.python_version()}, "
-        f"load {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else "",
+        f"load {os.getloadavg()[0]:.1f}"
+        if hasattr(os, "getloadavg")
+        else "",
         f"MLflow: {how}",
         "",
         "| measurement | ours (median) | MLflow 3 (median) | MLflow / ours |",
@@ -134,7 +136,11 @@ def main() -> int:
     for what, key, op, bound, basis in TARGETS:
         group, name = key.split(".")
         value = ratios.get(name) if group == "ratio" else median("listing", name)
-        met = None if value is None else (value < bound if op == "<" else value <= bound if op == "<=" else value >= bound)
+        met = (
+            None
+            if value is None
+            else (value < bound if op == "<" else value <= bound if op == "<=" else value >= bound)
+        )
         status = "n/a" if met is None else "met" if met else "NOT met"
         verdicts.append({"target": what, "needs": f"{op} {bound:g}", "found": value, "status": status, "basis": basis})
         lines.append(f"| {what} | {op} {bound:g} | {_n(value)} | **{status}** |")

@@ -27,6 +27,22 @@ def test_every_statistics_example_runs_as_written(block, tmp_path):
     assert done.returncode == 0, done.stderr
 
 
+RESULTS = python_blocks(REPO / "docs" / "results.md")
+
+
+@pytest.mark.parametrize("block", RESULTS, ids=[f"block{i}" for i in range(len(RESULTS))])
+def test_every_results_example_runs_as_written(block, tmp_path):
+    done = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_printed_table_on_the_results_page_is_what_the_example_prints(tmp_path):
+    page = (REPO / "docs" / "results.md").read_text()
+    shown = page.split("prints (the first table):\n\n```text\n", 1)[1].split("```", 1)[0]
+    done = subprocess.run([sys.executable, "-c", RESULTS[0]], cwd=tmp_path, capture_output=True, text=True)
+    assert done.stdout.startswith(shown), done.stdout
+
+
 def test_the_statistics_page_has_examples():
     assert len(STATISTICS) >= 8
 

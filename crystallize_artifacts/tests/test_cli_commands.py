@@ -129,7 +129,7 @@ def test_diff_shows_changed_parameters_and_metrics_side_by_side(cli_runs):
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("A = train@v0 (completed)   B = train@v1 (failed)")
     changed = [line.split() for line in done.stdout.splitlines() if line.strip().startswith("params.")]
-    assert ["params.train.params.fail_at", "-1", "2"] in changed
+    assert ["params.train.fail_at", "-1", "2"] in changed
     compared = cli_json("diff", "train@v0", "train@v1", root=root, cwd=project)
     rows = {(r["condition"], r["metric"]): r for r in compared["metrics"]}
     fast = rows["fast", "accuracy"]
@@ -138,7 +138,8 @@ def test_diff_shows_changed_parameters_and_metrics_side_by_side(cli_runs):
     assert fast["ci"] == [0.0, 0.0] and fast["p_value"] == 1.0  # same data, same lr: each pair is equal
     assert rows["baseline", "accuracy"]["difference"] == pytest.approx(0.0, abs=1e-12)
     # a parameter is part of the identity: the id changed with it
-    assert [c["key"] for c in compared["provenance"]] == ["id", "params.train.params.fail_at"]
+    assert [c["key"] for c in compared["provenance"]] == ["id", "params.train.fail_at"]
+    assert fast["tested_n"] == 5  # the pairs: replicate 2 failed in B
 
 
 def test_gc_dry_run_deletes_nothing_and_gc_keeps_what_a_consumer_read(cli_runs, tmp_path):

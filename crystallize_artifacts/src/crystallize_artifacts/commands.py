@@ -316,7 +316,8 @@ def _diff(args: argparse.Namespace) -> int:
         print("\n".join("  " + line for line in table(lines)))
     else:
         print("  the same (parameters, fingerprints, seeds, packages, platform)")
-    print("\nmetrics (B - A; test over replicates, paired when both ran replicate r with the same seed)")
+    print("\nmetrics (B - A of the means; the test and its CI use the replicates with a value, in pairs when both")
+    print("runs gave replicate r the same seed)")
     if rows:
         lines = [("CONDITION", "METRIC", "A", "B", "B - A", "95% CI", "p", "TEST")]
         for row in rows:
@@ -330,7 +331,9 @@ def _diff(args: argparse.Namespace) -> int:
                     _fmt(row["difference"]),
                     ci,
                     _fmt(row["p_value"]),
-                    (row["test"] or "-"),
+                    "-"
+                    if row["test"] is None
+                    else f"{row['test']} ({row['tested_n']}{' pairs' if row['paired'] else ''})",
                 )
             )
         print("\n".join("  " + line for line in table(lines, right=frozenset({4, 6}))))

@@ -72,7 +72,9 @@ def _steps(signature: Any) -> Any:
         if isinstance(step, Mapping):
             name = str(step.get("step", index))
             name = name if name not in keyed else f"{name}#{index}"
-            keyed[name] = readable({k: v for k, v in step.items() if k != "step"})
+            params = readable(step.get("params", {}))
+            others = {f"({k})": readable(v) for k, v in step.items() if k not in ("step", "params")}
+            keyed[name] = {**(params if isinstance(params, Mapping) else {"params": params}), **others}
     return keyed
 
 
@@ -159,7 +161,7 @@ def metric_diff(a: Result, b: Result) -> list[dict[str, Any]]:
                 and all(sa[r] is not None and sa[r] == sb[r] for r in both)
             )
             row["paired"] = paired
-            row["test"] = row["p_value"] = row["ci"] = None
+            row["test"] = row["p_value"] = row["ci"] = row["tested_n"] = row["tested_difference"] = None
             try:
                 if paired:
                     verdict = compare([va[r] for r in both], [vb[r] for r in both], paired=True, n_resamples=4999)
@@ -171,5 +173,7 @@ def metric_diff(a: Result, b: Result) -> list[dict[str, Any]]:
                 verdict = None
             if verdict is not None:
                 row.update(test=verdict["test"], p_value=verdict["p_value"], ci=list(verdict["ci"]))
+                row["tested_n"] = verdict["n"]  # pairs when paired, both groups' values otherwise
+                row["tested_difference"] = verdict["mean_difference"]
             rows.append(row)
     return rows

@@ -20,7 +20,9 @@ named experiment's ``--strategy resume`` refuses to continue a run of other
 parameters, naming the change.
 
 Exit status: 0 when every replicate succeeded, 1 when some failed (the
-summary lists them), 2 for a target or override that cannot be used.
+summary lists them), 2 for a target or override that cannot be used, 3 when
+the run was refused (a ``ResumeError`` naming what changed, a configuration
+error, ...; the message says why).
 """
 
 from __future__ import annotations
@@ -192,10 +194,16 @@ def _run(args: argparse.Namespace) -> int:
     except UsageError as exc:
         print(f"crystallize run: {exc}", file=sys.stderr)
         return 2
-    if isinstance(target, ExperimentGraph):
-        results = target.run(strategy=args.strategy, replicates=args.replicates)
-    else:
-        results = {target.key: target.run(strategy=args.strategy, replicates=args.replicates)}
+    from crystallize.errors import CrystallizeError
+
+    try:
+        if isinstance(target, ExperimentGraph):
+            results = target.run(strategy=args.strategy, replicates=args.replicates)
+        else:
+            results = {target.key: target.run(strategy=args.strategy, replicates=args.replicates)}
+    except CrystallizeError as exc:  # refused before or while running: the message says why and what to do
+        print(f"crystallize run: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 3
     for index, result in enumerate(results.values()):
         if index:
             print()
@@ -213,6 +221,7 @@ RUN_COMMAND = Command(
     description=(
         "Run an Experiment or ExperimentGraph named in a file (experiments.py:exp) or module (pkg.mod:exp). "
         "-S lr=0.3 sets parameter lr on every step that has it, -S train.lr=0.3 on step train only. "
-        "Exit status: 0 when every replicate succeeded, 1 when some failed, 2 for an unusable target or override."
+        "Exit status: 0 when every replicate succeeded, 1 when some failed, 2 for an unusable target or override, "
+        "3 when the run was refused (the message says why)."
     ),
 )
