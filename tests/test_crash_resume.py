@@ -59,6 +59,7 @@ COMMITS = (
     + CONDITIONS * REPLICATES // 2  # journal lines (the child writes one every 2 replicates)
     + CONDITIONS * 2  # results.json + completion marker
     + 1  # metadata.json (completed)
+    + 1  # outcome.json (verdicts and failures; after_run, like the metadata above)
     + 1  # manifest.json
     + 1  # .index.json (the completion index, a cache)
 )

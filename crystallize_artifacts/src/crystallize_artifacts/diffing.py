@@ -135,7 +135,7 @@ def _condition(result: Result, name: str) -> ConditionMetrics | None:
 
 def metric_diff(a: Result, b: Result) -> list[dict[str, Any]]:
     """One row per condition and metric present in either run: both means, B - A and a test of it."""
-    from crystallize.stats import compare
+    from crystallize import stats
 
     names = list(dict.fromkeys(["baseline", *a.metrics.treatments, *b.metrics.treatments]))
     rows = []
@@ -164,9 +164,9 @@ def metric_diff(a: Result, b: Result) -> list[dict[str, Any]]:
             row["test"] = row["p_value"] = row["ci"] = row["tested_n"] = row["tested_difference"] = None
             try:
                 if paired:
-                    verdict = compare([va[r] for r in both], [vb[r] for r in both], paired=True, n_resamples=4999)
+                    verdict = stats.compare([va[r] for r in both], [vb[r] for r in both], paired=True, n_resamples=4999)
                 elif len(xa) >= 2 and len(xb) >= 2:
-                    verdict = compare(xa, xb, paired=False, n_resamples=4999)
+                    verdict = stats.compare(xa, xb, paired=False, n_resamples=4999)
                 else:
                     verdict = None
             except (ValueError, ZeroDivisionError):
