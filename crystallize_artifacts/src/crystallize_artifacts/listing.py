@@ -37,7 +37,7 @@ from crystallize.plugin import DocumentError, name_problem
 from crystallize.plugin import documents as d
 from crystallize_artifacts import layout
 from crystallize_artifacts.runlock import lock_held
-from crystallize_artifacts.safepaths import UnsafePathError
+from crystallize_artifacts.safepaths import read_in
 from crystallize_artifacts.store import LocalRunStore
 
 __all__ = [
@@ -192,16 +192,30 @@ def _upstream(meta: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
+def _metadata_of(run_dir: str) -> tuple[Mapping[str, Any] | None, str | None]:
+    """A run folder's ``metadata.json`` read without following links (one ``open`` of the folder, one of
+    the file): ``(document, None)``, ``(None, None)`` when missing, ``(None, problem)`` when unusable."""
+    source = os.path.join(run_dir, layout.METADATA)
+    try:
+        raw = read_in(run_dir, layout.METADATA, limit=MAX_METADATA_BYTES)
+        if raw is None:
+            return None, None
+        return d.expect_object(d.parse_json(raw, source), source), None
+    except (OSError, ValueError) as exc:
+        return None, str(exc)
+
+
+#: a ``metadata.json`` larger than this is refused by ``ls`` (its own are a few KiB).
+MAX_METADATA_BYTES = 16 << 20
+
+
 def run_info(experiment_dir: Path, version: int) -> RunInfo:
     """Describe one run from its ``metadata.json`` (and, for crystallize-ml folders, its markers)."""
-    store = LocalRunStore.open_existing(experiment_dir, version)
     run_dir = layout.version_dir(experiment_dir, version)
-    if store is None:
-        return RunInfo(experiment_dir.name, version, str(run_dir), "missing", problem=f"{run_dir} is not a run folder")
-    try:
-        meta, problem = read_metadata(store)
-    except UnsafePathError as exc:
-        meta, problem = None, str(exc)
+    where = str(run_dir)
+    if not layout.is_real_dir(run_dir):
+        return RunInfo(experiment_dir.name, version, where, "missing", problem=f"{where} is not a run folder")
+    meta, problem = _metadata_of(where)
     meta = meta or {}
     legacy = not meta or "status" not in meta
     conditions = _strings(meta.get("conditions"))
@@ -220,7 +234,7 @@ def run_info(experiment_dir: Path, version: int) -> RunInfo:
     return RunInfo(
         experiment=experiment_dir.name,
         version=version,
-        path=str(run_dir),
+        path=where,
         status=status,
         format="crystallize" if is_ours else LEGACY_FORMAT,
         experiment_id=_text(meta.get("id")),
