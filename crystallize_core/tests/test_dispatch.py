@@ -171,3 +171,151 @@ def test_a_failing_step_is_blamed_on_the_step_even_with_step_hooks(dispatch):
 def test_the_table_has_a_typed_attribute_per_hook():
     annotated = {name for name in inspect.get_annotations(Hooks) if name in vars(hookspecs)}
     assert annotated == set(HOOK_NAMES)
+
+
+# -- several plain implementations: the direct caller keeps pluggy's semantics ---------------
+
+
+def _ordered(calls):
+    """Plugins whose hooks record their calls in ``calls``: (name, registration options, result)."""
+
+    def plugin(name, result=None, raises=False, **options):
+        class Impl:
+            plugin_name = name
+
+            @hookimpl(**options)
+            def on_replicate_outcome(self, outcome):
+                calls.append(name)
+                if raises:
+                    raise Boom(f"{name} raised")
+                return result
+
+            @hookimpl(specname="locate_run", **options)
+            def locate(self, version):
+                calls.append(name)
+                if raises:
+                    raise Boom(f"{name} raised")
+                return result
+
+        return Impl()
+
+    return plugin
+
+
+def _both(plugins, dispatch):
+    """The core's table and pluggy's own hook relay for the same plugins."""
+    pm, _ = build_manager(plugins)
+    return Hooks(pm, direct=dispatch == "direct"), pm.hook
+
+
+CASES = {
+    "registration order": [("a", 1, {}), ("b", None, {}), ("c", 3, {})],
+    "tryfirst and trylast": [("last", 1, {"trylast": True}), ("a", None, {}), ("first", 2, {"tryfirst": True})],
+    "all None": [("a", None, {}), ("b", None, {})],
+    "trylast registered last": [("a", 1, {}), ("b", 2, {"tryfirst": True}), ("z", 3, {"trylast": True})],
+}
+
+
+@pytest.mark.parametrize("case", CASES, ids=list(CASES))
+def test_several_plain_implementations_are_called_in_pluggys_order_with_its_results(dispatch, case):
+    calls = []
+    make = _ordered(calls)
+    table, relay = _both([make(name, result, **options) for name, result, options in CASES[case]], dispatch)
+    assert isinstance(table.on_replicate_outcome, pluggy.HookCaller) == (dispatch == "pluggy")
+    arguments = {"experiment": None, "run": None, "outcome": "o"}
+
+    ours = table.on_replicate_outcome(**arguments)
+    our_order, calls[:] = list(calls), []
+    theirs = relay.on_replicate_outcome(**arguments)
+    assert (ours, our_order) == (theirs, calls)  # pluggy itself is the reference
+    assert our_order == [impl.plugin_name for impl in table.implementations("on_replicate_outcome")]
+
+    calls[:] = []
+    first = table.locate_run(experiment=None, version=1)
+    our_order, calls[:] = list(calls), []
+    assert (first, our_order) == (relay.locate_run(experiment=None, version=1), calls)
+
+
+def test_a_firstresult_hook_stops_at_the_first_result_that_is_not_none(dispatch):
+    calls = []
+    make = _ordered(calls)
+    table, _ = _both([make("late", "late"), make("answer", "answer"), make("empty", None)], dispatch)
+    assert table.locate_run(experiment=None, version=None) == "answer"
+    assert calls == ["empty", "answer"]  # "late" never ran
+
+
+def test_an_exception_propagates_at_once_and_later_implementations_do_not_run(dispatch):
+    calls = []
+    make = _ordered(calls)
+    table, relay = _both([make("after", 1), make("raiser", raises=True), make("before", 2)], dispatch)
+    with pytest.raises(Boom, match="raiser raised"):
+        table.on_replicate_outcome(experiment=None, run=None, outcome=None)
+    ours, calls[:] = list(calls), []
+    with pytest.raises(Boom, match="raiser raised"):
+        relay.on_replicate_outcome(experiment=None, run=None, outcome=None)
+    assert ours == calls == ["before", "raiser"]
+
+
+def test_each_implementation_gets_the_arguments_it_asks_for(dispatch):
+    seen = []
+
+    class Nothing:
+        @hookimpl
+        def on_condition_complete(self):
+            seen.append(())
+
+    class One:
+        @hookimpl
+        def on_condition_complete(self, condition):
+            seen.append((condition,))
+
+    class Many:
+        @hookimpl
+        def on_condition_complete(self, metrics, run, condition):
+            seen.append((metrics, run, condition))
+
+    table, _ = _both([Nothing(), One(), Many()], dispatch)
+    result = table.on_condition_complete(experiment="e", run="r", condition="c", metrics="m", errors={})
+    assert result == []
+    assert seen == [("m", "r", "c"), ("c",), ()]
+
+
+def test_a_hook_with_a_wrapper_goes_through_pluggy_in_both_modes(dispatch):
+    order = []
+
+    class Plain:
+        def __init__(self, name):
+            self.plugin_name = name
+
+        @hookimpl
+        def on_replicate_outcome(self):
+            order.append(self.plugin_name)
+
+    class Wrapping:
+        @hookimpl(wrapper=True)
+        def on_replicate_outcome(self):
+            order.append("before")
+            result = yield
+            order.append("after")
+            return result
+
+    table, _ = _both([Plain("one"), Wrapping(), Plain("two")], dispatch)
+    assert isinstance(table.on_replicate_outcome, pluggy.HookCaller)
+    assert table.on_replicate_outcome(experiment=None, run=None, outcome=None) == []
+    assert order == ["before", "two", "one", "after"]
+
+
+def test_several_implementations_of_a_per_replicate_hook_all_see_every_outcome(dispatch):
+    class Count:
+        def __init__(self, name):
+            self.plugin_name = name
+            self.outcomes = []
+
+        @hookimpl
+        def on_replicate_outcome(self, outcome):
+            self.outcomes.append((outcome.condition, outcome.replicate))
+
+    counters = [Count("one"), Count("two")]
+    result = Experiment(numbers(), Pipeline([total()]), plugins=counters, replicates=3).run()
+    assert result.ok
+    assert counters[0].outcomes == counters[1].outcomes == [("baseline", 0), ("baseline", 1), ("baseline", 2)]

@@ -14,12 +14,14 @@ set. It holds ``None`` for every hook no active plugin implements, so call
 sites test for ``None`` first and an unused hook costs one attribute load.
 Three ways of calling, all here:
 
-- **direct** — a hook with exactly one plain (non-wrapper) implementation is
-  called as ``impl.function(*arguments it asks for)``, without pluggy's
-  general loop; results follow pluggy's rules (a list for ordinary hooks, the
-  value for ``firstresult`` ones). Measured: it removes most of the dispatch
-  cost from per-replicate hooks. Every other hook, and every hook while calls
-  are monitored or traced (``crystallize.testing.record_hooks``,
+- **direct** — a hook whose implementations are all plain (no wrapper) is
+  called as ``impl.function(*arguments it asks for)`` for each, in pluggy's
+  order, without pluggy's general loop; results follow pluggy's rules (a
+  list of the non-``None`` results for ordinary hooks; the first non-``None``
+  one for ``firstresult`` hooks, which stop there) and an exception
+  propagates at once. Measured: it removes most of the dispatch cost from
+  per-replicate hooks. A hook with a wrapper, and every hook while calls are
+  monitored or traced (``crystallize.testing.record_hooks``,
   ``CRYSTALLIZE_TRACE_HOOKS``), goes through pluggy. A parity test runs the
   hook tests both ways.
 - **isolated** (:meth:`Hooks.call_isolated`) — for hooks where plugins release
@@ -113,8 +115,8 @@ class Hooks:
     ``hooks.before_run(experiment=..., run=...)``.
 
     :param manager: the plugin manager holding the plugins.
-    :param direct: call hooks with one plain implementation directly (the
-        default); ``False`` sends every call through pluggy.
+    :param direct: call hooks without wrappers directly (the default);
+        ``False`` sends every call through pluggy.
     :param observers: ``before(hook_name, hook_impls, kwargs)`` callables told
         of every isolated call (monitored runs; pluggy tells them of the rest).
     """
@@ -160,9 +162,9 @@ class Hooks:
             impls = caller.get_hookimpls()
             if not impls:
                 setattr(self, name, None)
-            elif direct and len(impls) == 1 and not (impls[0].wrapper or impls[0].hookwrapper):
+            elif direct and not any(impl.wrapper or impl.hookwrapper for impl in impls):
                 firstresult = bool(caller.spec is not None and caller.spec.opts.get("firstresult"))
-                setattr(self, name, _direct(impls[0], firstresult))
+                setattr(self, name, _direct(impls, firstresult))
             else:
                 setattr(self, name, caller)
 
@@ -237,23 +239,65 @@ def _note(exc: BaseException, plugin: str, hook: str) -> None:
         exc._crystallize_blamed = True  # type: ignore[attr-defined]
 
 
-def _direct(impl: HookImpl, firstresult: bool) -> HookCall:
-    """A caller for a hook with one plain implementation, with pluggy's result shape."""
-    function = impl.function
-    names = impl.argnames
+def _arguments(names: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """What picks an implementation's arguments (``argnames``) out of the call's keyword arguments."""
     if not names:
 
-        def arguments(kwargs: dict[str, Any]) -> tuple[Any, ...]:
+        def none(kwargs: dict[str, Any]) -> tuple[Any, ...]:
             return ()
 
-    elif len(names) == 1:
+        return none
+    if len(names) == 1:
         only = names[0]
 
-        def arguments(kwargs: dict[str, Any]) -> tuple[Any, ...]:
+        def one(kwargs: dict[str, Any]) -> tuple[Any, ...]:
             return (kwargs[only],)
 
-    else:
-        arguments = itemgetter(*names)  # type: ignore[assignment]
+        return one
+    return itemgetter(*names)  # type: ignore[return-value]
+
+
+def _direct(impls: list[HookImpl], firstresult: bool) -> HookCall:
+    """A caller for a hook whose implementations are all plain, with pluggy's semantics.
+
+    ``impls`` is pluggy's list (``get_hookimpls()``); they are called in
+    pluggy's order, the reverse of that list (last registered first, then
+    ``tryfirst`` before and ``trylast`` after the others). Results follow
+    pluggy's rules: ``None`` results are dropped; an ordinary hook returns the
+    list of the others, a ``firstresult`` hook the first one and stops
+    there. An exception propagates at once, and later implementations do not
+    run — as in pluggy, which has no wrappers to tell here.
+    """
+    if len(impls) == 1:
+        return _direct_one(impls[0], firstresult)
+    calls = tuple((impl.function, _arguments(tuple(impl.argnames))) for impl in reversed(impls))
+
+    if firstresult:
+
+        def call_first(**kwargs: Any) -> Any:
+            for function, arguments in calls:
+                result = function(*arguments(kwargs))
+                if result is not None:
+                    return result
+            return None
+
+        return call_first
+
+    def call_all(**kwargs: Any) -> list[Any]:
+        results = []
+        for function, arguments in calls:
+            result = function(*arguments(kwargs))
+            if result is not None:
+                results.append(result)
+        return results
+
+    return call_all
+
+
+def _direct_one(impl: HookImpl, firstresult: bool) -> HookCall:
+    """A caller for a hook with one plain implementation (the common case, kept to one call)."""
+    function = impl.function
+    arguments = _arguments(tuple(impl.argnames))
 
     if firstresult:
 
