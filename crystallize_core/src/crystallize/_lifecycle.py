@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from crystallize._context import BASELINE
 from crystallize._execution.batch import ReplicateBatch, Units
 from crystallize._execution.runner import USER_CODE, ReplicateRunner
+from crystallize._execution.worker import refuse_while_starting_a_worker
 from crystallize._records import STRATEGIES, CompletedWork, ReplicateError, ReplicateOutcome, Run
 from crystallize._result import ConditionMetrics, ExperimentMetrics, Result
 from crystallize._validation import check_replicates, validate
@@ -286,6 +287,7 @@ def execute(
     """Run ``experiment`` once; see :meth:`Experiment.run`."""
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {', '.join(map(repr, STRATEGIES))}, got {strategy!r}")
+    refuse_while_starting_a_worker()  # before anything is allocated: a worker re-importing a script has no run
     plugins = experiment._plugins()
     hooks = plugins.hooks
     validate(experiment, treatments, hypotheses, hooks)

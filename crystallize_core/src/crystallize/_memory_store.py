@@ -158,10 +158,11 @@ class MemoryRunStore:
             return  # a failed replicate is never finished
         try:
             metrics = json.loads(json.dumps(outcome.metrics))
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:
+            why = "they are nested too deeply" if isinstance(exc, RecursionError) else str(exc)
             raise ReplicateRejected(
                 f"the metrics of condition {outcome.condition!r} replicate {outcome.replicate} cannot be stored "
-                f"as JSON: {exc}. Record numbers, strings, booleans, or lists and dicts of them"
+                f"as JSON: {why}. Record numbers, strings, booleans, or lists and dicts of them"
             ) from None
         records = tuple(a for a in outcome.artifacts if isinstance(a, ArtifactRecord))
         record = ReplicateRecord(outcome.condition, outcome.replicate, metrics, fingerprint, records, outcome.seed)

@@ -9,8 +9,6 @@ All of them pickle, so they can cross process and machine boundaries.
 
 from __future__ import annotations
 
-import pickle
-import traceback as _traceback
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypedDict, TypeVar
 
@@ -222,17 +220,6 @@ class ArtifactRecord:
         return cls(**{f.name: data[f.name] for f in attrs.fields(cls)})
 
 
-def _portable(exc: BaseException) -> BaseException | None:
-    """``exc`` if it survives a pickle round trip, else ``None``."""
-    try:
-        import cloudpickle
-
-        pickle.loads(cloudpickle.dumps(exc))
-    except Exception:  # noqa: BLE001 - any failure means "not portable"
-        return None
-    return exc
-
-
 @attrs.frozen(eq=False)
 class ReplicateError:
     """A failure of one (condition, replicate), with its traceback.
@@ -269,19 +256,17 @@ class ReplicateError:
         plugin: str | None = None,
         hook: str | None = None,
     ) -> ReplicateError:
-        """Build from a live exception (call inside the ``except`` block)."""
-        tb = "".join(_traceback.format_exception(type(exc), exc, exc.__traceback__))
-        return cls(
-            condition=condition,
-            replicate=replicate,
-            step=step,
-            type_name=f"{type(exc).__module__}.{type(exc).__qualname__}".removeprefix("builtins."),
-            message=str(exc),
-            traceback=tb,
-            exception=_portable(exc) if portable else exc,
-            plugin=plugin,
-            hook=hook,
-        )
+        """Build from a live exception; never raises, whatever ``exc`` is.
+
+        An exception whose ``str()`` raises gets a stand-in message, one whose
+        traceback cannot be formatted gets what can be; with ``portable``,
+        ``exception`` is kept only if it survives pickling. This is the capture
+        every engine uses (see :mod:`crystallize._failures`).
+        """
+        from crystallize._failures import capture
+
+        error = capture(exc, condition, replicate, step, portable=portable, plugin=plugin, hook=hook)
+        return error if cls is ReplicateError else cls(**attrs.asdict(error, recurse=False))
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -175,6 +175,11 @@ class RunStoreContract:
         store = self.open(self.make_storage(tmp_path))
         with pytest.raises(ReplicateRejected, match="replicate 0"):
             store.record_replicate(_outcome("baseline", 0, weights=object()), None)
+        deep: list[Any] = []
+        for _ in range(100_000):  # deeper than any recursion limit: a RecursionError must not escape
+            deep = [deep]
+        with pytest.raises(ReplicateRejected, match="replicate 2"):
+            store.record_replicate(_outcome("baseline", 2, nested=deep), None)
         store.record_replicate(_outcome("baseline", 1, total=1), None)  # the others are unaffected
         store.close("failed")
 

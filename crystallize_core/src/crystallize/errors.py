@@ -82,3 +82,18 @@ class PseudoReplicationError(CrystallizeError, ValueError):
     (``reduce=``): treating them as independent replicates overstates the
     evidence. Also raised when which replicate recorded each value is unknown.
     """
+
+
+class WorkerStartError(CrystallizeError, RuntimeError):
+    """A worker process could not get ready to run replicates.
+
+    Raised in the main process by an execution engine when its workers fail
+    before running any replicate: a worker cannot import a module the
+    experiment uses, an object of the run fails to load there, or the worker
+    process exits while it starts (such as a script without an
+    ``if __name__ == "__main__":`` guard under the ``spawn`` start method).
+    Every replicate would fail the same way, so the run stops; nothing it
+    would have computed is recorded, and ``strategy="resume"`` runs it all.
+    The message says which worker, what failed and how to fix it; the
+    worker's traceback follows as a note.
+    """

@@ -313,10 +313,13 @@ def on_replicate_error(
     """Called when a replicate fails, with the live exception.
 
     Runs where the replicate runs, right after the datasource, the treatment,
-    a step or a replicate-level hook raised. The core then records the
-    failure in ``result.errors`` and carries on with the other replicates;
-    the exception is not re-raised. Use this hook to log, notify or open a
-    debugger.
+    a step or a replicate-level hook raised — any exception, including
+    ``SystemExit`` and ``GeneratorExit``; only ``KeyboardInterrupt`` stops
+    the run instead. The core then records the failure in
+    ``result.errors`` and carries on with the other replicates; the
+    exception is not re-raised. Use this hook to log, notify or open a
+    debugger. ``str(error)`` may itself raise for hostile exceptions: the
+    core's record does not (``ReplicateError.capture``).
 
     :param experiment: the experiment being run.
     :param run: this execution.

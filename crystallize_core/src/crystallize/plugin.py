@@ -39,6 +39,7 @@ underscore (a test in the repository checks ours).
 - **Errors** a plugin raises or meets: :class:`PluginError`,
   :class:`ConfigurationError`, :class:`ReplicateRejected`,
   :class:`ResumeError`, :class:`ArtifactStoreError`, :class:`DocumentError`,
+  :class:`WorkerStartError` (an engine's workers could not load the run),
   :class:`CrystallizeError`.
 """
 
@@ -82,6 +83,7 @@ from crystallize.errors import (
     PluginError,
     ReplicateRejected,
     ResumeError,
+    WorkerStartError,
 )
 
 if TYPE_CHECKING:
@@ -144,6 +146,7 @@ __all__ = [
     "ResumeError",
     "ArtifactStoreError",
     "DocumentError",
+    "WorkerStartError",
 ]
 
 

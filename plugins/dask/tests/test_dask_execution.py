@@ -33,7 +33,7 @@ from distributed import Client
 from distributed.security import Security
 
 from crystallize import ConfigurationError, Experiment
-from crystallize.plugin import EXECUTION_FACT, RESUME_FACT, active_plugins
+from crystallize.plugin import EXECUTION_FACT, RESUME_FACT, WorkerStartError, active_plugins
 from crystallize_dask import DaskExecution
 from crystallize_dask.task import isolate_dask_random
 
@@ -304,11 +304,12 @@ def test_unpicklable_step_is_named_before_any_task_is_submitted(cli_cluster: Cli
 
 @pytest.mark.slow
 @pytest.mark.timeout(180)
-def test_a_failing_task_becomes_a_readable_error(
+def test_workers_that_cannot_import_a_module_stop_the_run_naming_it(
     cli_cluster: CliCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A step from a module the workers cannot import: unpickling the payload
-    # fails on every worker, before any replicate code runs.
+    # fails on every worker, before any replicate code runs. Every replicate
+    # would fail the same way, so the run stops, saying what and how to fix it.
     (tmp_path / "steps_only_here.py").write_text(
         "from crystallize import pipeline_step\n\n\n@pipeline_step()\ndef only_here(data, ctx):\n    return data\n"
     )
@@ -318,16 +319,15 @@ def test_a_failing_task_becomes_a_readable_error(
         experiment = Experiment(
             ex.draws(), [steps.only_here()], plugins=[DaskExecution(address=cli_cluster.address)], replicates=2
         )
-        result = experiment.run()
+        with pytest.raises(WorkerStartError) as caught:
+            experiment.run()
     finally:
         sys.modules.pop("steps_only_here", None)
-    assert sorted(result.errors["baseline"]) == [0, 1]
-    for error in result.error_list():
-        assert error.type_name == "WorkerLost"
-        assert "ModuleNotFoundError" in error.message and "steps_only_here" in error.message
-        assert "register_pickle_by_value" in error.message
-        assert "Traceback" in error.traceback
-        assert isinstance(error.exception, ModuleNotFoundError)
+    message = str(caught.value)
+    assert "could not load the run" in message and "WorkerLost" not in message
+    assert "ModuleNotFoundError" in message and "steps_only_here" in message
+    assert "register_pickle_by_value" in message
+    assert any("Traceback" in note for note in caught.value.__notes__)  # the worker's own
 
 
 # -- worker death ------------------------------------------------------------------------------------

@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from crystallize._dispatch import hookimpl
+from crystallize.errors import WorkerStartError
 
 if TYPE_CHECKING:
     from crystallize._execution.batch import ReplicateBatch, Unit
@@ -128,11 +130,13 @@ class ParallelExecution:
         while pending or suspects:
             alone = bool(suspects)
             units = [suspects.pop(0)] if alone else pending
-            lost, started = _run_pool(batch, context, payload, token, units, 1 if alone else self.workers)
+            lost, started, announced = _run_pool(batch, context, payload, token, units, 1 if alone else self.workers)
             if not alone:
                 pending = []
             if not lost:
                 continue
+            if not announced:  # no worker of this pool got as far as our initializer
+                raise _start_failure(context)
             log.warning(
                 "a worker process died; %d replicate(s) were still in its pool: %s",
                 len(lost),
@@ -161,11 +165,12 @@ class ParallelExecution:
 
 def _run_pool(
     batch: ReplicateBatch, context: Any, payload: bytes, token: str, units: list[Unit], workers: int
-) -> tuple[list[Unit], set[Unit]]:
+) -> tuple[list[Unit], set[Unit], list[int]]:
     """Run ``units`` in one process pool, reporting outcomes as they arrive.
 
-    Returns the units lost because the pool broke, and the units whose
-    execution had started (workers announce each unit on the event queue).
+    Returns the units lost because the pool broke, the units whose execution
+    had started and the pids of the workers that started (workers announce
+    themselves and each unit on the event queue).
     """
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
@@ -204,7 +209,26 @@ def _run_pool(
         raise
     pool.shutdown(wait=True)
     _drain(events, pids, started)
-    return lost, started
+    return lost, started, pids
+
+
+def _start_failure(context: Any) -> WorkerStartError:
+    """The error for worker processes that exited before reaching :func:`init_pool_worker`."""
+    method = context.get_start_method()
+    message = (
+        f"the worker processes exited while starting, before they could run any replicate (start method "
+        f"{method!r}); what they printed is above."
+    )
+    script = getattr(sys.modules.get("__main__"), "__file__", None)
+    if method in ("spawn", "forkserver") and script:
+        message += (
+            f" A {method!r} worker first imports the script that started the run ({script}): put the code that "
+            'runs experiments under `if __name__ == "__main__":` there, and make sure a fresh Python process '
+            "started in the same folder can import every module that script imports"
+        )
+    else:
+        message += " Make sure a fresh Python process can import crystallize and every module the experiment uses"
+    return WorkerStartError(message)
 
 
 def _drain(events: Any, pids: list[int], started: set[Unit]) -> None:

@@ -21,14 +21,15 @@ import attrs
 from crystallize._artifact import _SCOPE, ReplicateScope
 from crystallize._context import CONDITION_KEY, REPLICATE_KEY, SEED_KEY, FrozenContext
 from crystallize._dispatch import hookimpl
-from crystallize._records import ReplicateError, ReplicateOutcome
+from crystallize._failures import NEVER_CAPTURED, capture, text, type_name
+from crystallize._records import ReplicateOutcome
 from crystallize._steps import FunctionStep
 
 if TYPE_CHECKING:
     from crystallize._datasource import DataSource
     from crystallize._dispatch import Hooks
     from crystallize._experiment import Experiment
-    from crystallize._records import Run
+    from crystallize._records import ReplicateError, Run
     from crystallize._treatment import Treatment
 
 __all__ = ["ReplicateRunner", "ReplicateBody", "USER_CODE"]
@@ -84,9 +85,11 @@ class ReplicateRunner:
             return self
         try:
             hook(experiment=self.experiment, run=self.run)
-        except Exception as exc:  # noqa: BLE001 - reported on every unit this process would run
+        except NEVER_CAPTURED:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - reported on every unit this process would run
             plugin, name = self.hooks.culprit(exc) or (None, "on_worker_start")
-            log.error("on_worker_start of plugin %r raised %s: %s", plugin, type(exc).__name__, exc)
+            log.error("on_worker_start of plugin %r raised %s: %s", plugin, type_name(exc), text(exc))
             return functools.partial(self._not_started, exc, plugin, name)
         return self
 
@@ -106,7 +109,9 @@ class ReplicateRunner:
                 self.wrap(experiment=self.experiment, run=self.run, ctx=ctx)
                 if scope.failure is not None:  # a wrapper swallowed it; it is recorded all the same
                     raise scope.failure
-        except Exception as exc:  # noqa: BLE001 - a failing replicate must not stop the others
+        except NEVER_CAPTURED:  # Ctrl-C stops the run
+            raise
+        except BaseException as exc:  # noqa: BLE001 - whatever a replicate raises fails it alone
             error = self._failed(exc, ctx, condition, replicate, scope)
         finally:
             _SCOPE.reset(token)
@@ -156,13 +161,13 @@ class ReplicateRunner:
             raise
 
     def _failed(
-        self, exc: Exception, ctx: FrozenContext, condition: str, replicate: int, scope: ReplicateScope
+        self, exc: BaseException, ctx: FrozenContext, condition: str, replicate: int, scope: ReplicateScope
     ) -> ReplicateError:
         # A step raised if the replicate body failed while a step's name was set (the body
         # clears it around hooks); a failure outside the body (treatment, wrapper) is no step's.
         step = self.steps[scope.step_index][1] if scope.failure is not None and scope.step_name is not None else None
         plugin, hook = self.hooks.culprit(exc, USER_CODE) or (None, None)
-        error = ReplicateError.capture(
+        error = capture(
             exc,
             condition,
             replicate,
@@ -174,17 +179,24 @@ class ReplicateRunner:
         if self.on_error is not None:
             try:
                 self.on_error(experiment=self.experiment, run=self.run, ctx=ctx, step=step, error=exc)
-            except Exception as hook_exc:  # noqa: BLE001 - never mask the original failure
-                log.warning("on_replicate_error hook raised %r while handling %s", hook_exc, error)
+            except NEVER_CAPTURED:
+                raise
+            except BaseException as hook_exc:  # noqa: BLE001 - never mask the original failure
+                log.warning(
+                    "on_replicate_error hook raised %s: %s while handling %s",
+                    type_name(hook_exc),
+                    text(hook_exc),
+                    error,
+                )
         return error
 
     def _not_started(
-        self, exc: Exception, plugin: str | None, hook: str, condition: str, replicate: int
+        self, exc: BaseException, plugin: str | None, hook: str, condition: str, replicate: int
     ) -> ReplicateOutcome:
-        error = ReplicateError.capture(
-            exc, condition, replicate, None, portable=self.portable_errors, plugin=plugin, hook=hook
+        error = capture(exc, condition, replicate, None, portable=self.portable_errors, plugin=plugin, hook=hook)
+        error = attrs.evolve(
+            error, message=f"{hook} failed in this process, so the replicate could not run: {error.message}"
         )
-        error = attrs.evolve(error, message=f"{hook} failed in this process, so the replicate could not run: {exc}")
         return ReplicateOutcome(condition, replicate, {}, error)
 
 

@@ -9,9 +9,12 @@ written through the same storage plugin, with the same layout and atomic
 commits) and cache the runner per payload token, so a worker unpickles a
 payload once however many units it runs.
 
-Outcomes travel back as cloudpickle bytes. Exceptions that do not pickle,
-and metrics that do not, are turned into readable
-:class:`~crystallize._records.ReplicateError` records instead of breaking the pool.
+Outcomes travel back as bytes (:func:`encode_outcome`, :func:`decode_outcome`)
+whose unit and error text are plain data, so exceptions and metrics that do
+not pickle, or do not unpickle in the main process, become readable
+:class:`~crystallize._records.ReplicateError` records instead of breaking the
+pool or the run. A worker that cannot load the run makes the main process
+raise :class:`~crystallize.errors.WorkerStartError`.
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from crystallize._failures import NEVER_CAPTURED, capture, failed_outcome, plain, text, traceback_text, type_name
 from crystallize._records import ReplicateError, ReplicateOutcome
-from crystallize.errors import ConfigurationError
+from crystallize.errors import ConfigurationError, WorkerStartError
 
 if TYPE_CHECKING:
     from crystallize._datasource import DataSource
@@ -48,6 +52,8 @@ __all__ = [
     "lost_unit",
     "init_pool_worker",
     "run_pooled",
+    "StartFailure",
+    "refuse_while_starting_a_worker",
     "die_with_parent",
     "watch_parent",
     "WORKER_HOOKS",
@@ -132,6 +138,16 @@ def make_spec(
 
 
 _RUNNERS: dict[str, Callable[[str, int], ReplicateOutcome]] = {}
+#: Payloads this process could not load, by token: every unit of theirs reports it.
+_START_FAILURES: dict[str, StartFailure] = {}
+
+
+@attrs.frozen
+class StartFailure:
+    """Why this worker process could not load a run's payload (the text of a :class:`WorkerStartError`)."""
+
+    message: str
+    traceback: str
 
 
 def _runner(token: str, payload: bytes | None) -> Callable[[str, int], ReplicateOutcome]:
@@ -146,20 +162,73 @@ def _runner(token: str, payload: bytes | None) -> Callable[[str, int], Replicate
 
     experiment, run, source, treatments, rows = pickle.loads(payload)
     pm = manager_for([PluginInfo(*row) for row in rows])
-    runner = ReplicateRunner(experiment, run, source, treatments, hooks_for(pm), portable_errors=True).start()
+    # Exceptions travel (or not) with encode_outcome: no need to try pickling them here.
+    runner = ReplicateRunner(experiment, run, source, treatments, hooks_for(pm)).start()
     if len(_RUNNERS) >= 4:  # a long-lived worker serving many runs
         _RUNNERS.clear()
     _RUNNERS[token] = runner
     return runner
 
 
+def _load(token: str, payload: bytes | None) -> Callable[[str, int], ReplicateOutcome] | StartFailure:
+    """:func:`_runner`, or — when the payload cannot be loaded here — why (remembered per token)."""
+    failure = _START_FAILURES.get(token)
+    if failure is not None:
+        return failure
+    try:
+        return _runner(token, payload)
+    except NEVER_CAPTURED:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - reported with every unit of this payload
+        failure = StartFailure(_start_message(exc), traceback_text(exc))
+        if len(_START_FAILURES) >= 4:
+            _START_FAILURES.clear()
+        _START_FAILURES[token] = failure
+        return failure
+
+
+def _start_message(exc: BaseException) -> str:
+    import socket
+
+    where = f"worker process {os.getpid()} on {socket.gethostname()}"
+    what = f"{type_name(exc)}: {text(exc)}"
+    if isinstance(exc, (ImportError, AttributeError)):  # pickle names a module or attribute it cannot find
+        fix = (
+            "Workers import every module the experiment's steps, datasource, treatments and plugins come "
+            "from: install the same packages (and versions) where the workers run and make your own modules "
+            "importable there, or ship a module's code with cloudpickle.register_pickle_by_value(module)"
+        )
+    else:
+        fix = (
+            "An object the run holds (a step, the datasource, a treatment, a plugin or the store) raised while "
+            "it was unpickled there; the traceback below shows which"
+        )
+    return f"{where} could not load the run: {what}. {fix}"
+
+
+def _run(runner: Callable[[str, int], ReplicateOutcome], condition: str, replicate: int) -> ReplicateOutcome:
+    """``runner(condition, replicate)``; whatever escapes it still becomes the unit's outcome."""
+    try:
+        return runner(condition, replicate)
+    except NEVER_CAPTURED:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - the runner records replicate failures itself; this is a backstop
+        return failed_outcome(exc, condition, replicate)
+
+
 def run_unit(payload: bytes, token: str, condition: str, replicate: int) -> bytes:
     """Run one unit in this (worker) process; returns the encoded outcome.
 
     The first call for a ``token`` in a process unpickles ``payload`` and
-    builds the runner; later calls reuse it.
+    builds the runner; later calls reuse it. Never raises (but for
+    ``KeyboardInterrupt``): a replicate's failure is in its outcome, and a
+    payload this process cannot load makes :func:`decode_outcome` raise
+    :class:`~crystallize.errors.WorkerStartError` in the main process.
     """
-    return encode_outcome(_runner(token, payload)(condition, replicate))
+    runner = _load(token, payload)
+    if isinstance(runner, StartFailure):
+        return _encode_not_started(runner, condition, replicate)
+    return encode_outcome(_run(runner, condition, replicate))
 
 
 def prepare_worker(payload: bytes, token: str) -> None:
@@ -167,35 +236,155 @@ def prepare_worker(payload: bytes, token: str) -> None:
 
     Optional: :func:`run_unit` does the same on first use. Call it from a
     worker's start-up code (a process pool's ``initializer``) to pay the
-    unpickling there.
+    unpickling there. Never raises: when the payload cannot be loaded here,
+    every unit run here reports why.
     """
-    _runner(token, payload)
+    _load(token, payload)
+
+
+# -- outcomes on the wire ----------------------------------------------------------
+#
+# An encoded outcome is a pickle of plain data only — the unit, its seed and
+# duration, its error as strings — holding two further pickles: the body
+# (metrics, artifact records, seed) and the exception. Whatever the user's
+# values do when pickled or unpickled, the main process always learns which
+# unit it was and why it failed.
+
+_FORMAT = "crystallize-outcome/1"
+_OUTCOME = "outcome"
+_NOT_STARTED = "not-started"
+_SEND_HINT = "record plain numbers, strings, lists and dicts (values that pickle and unpickle in any process)"
+
+
+def _error_fields(error: ReplicateError) -> tuple[str | None, ...]:
+    return (
+        plain(error.step),
+        plain(error.type_name),
+        plain(error.message),
+        plain(error.traceback),
+        plain(error.plugin),
+        plain(error.hook),
+    )
 
 
 def encode_outcome(outcome: ReplicateOutcome) -> bytes:
-    """Pickle an outcome; unpicklable results become a readable error."""
+    """An outcome as bytes for :func:`decode_outcome`; never raises (but for ``KeyboardInterrupt``).
+
+    Metrics or artifact records that do not pickle turn a successful outcome
+    into a readable error (a failed one keeps its own error); an exception
+    that does not pickle travels as its text only.
+    """
     import cloudpickle
 
+    error = outcome.error
     try:
-        return cloudpickle.dumps(outcome)
-    except Exception as exc:  # noqa: BLE001
-        error = ReplicateError(
-            condition=outcome.condition,
-            replicate=outcome.replicate,
-            step=None,
-            type_name=type(exc).__name__,
-            message=(
-                f"the replicate's metrics or artifact records could not be sent back to the "
-                f"main process: {exc}; record plain numbers, strings and lists"
-            ),
-            traceback="",
-        )
-        return cloudpickle.dumps(attrs.evolve(outcome, metrics={}, error=error, artifacts=()))
+        body: bytes | None = cloudpickle.dumps((outcome.metrics, outcome.artifacts, outcome.seed))
+    except NEVER_CAPTURED:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - user values may fail to pickle in any way
+        body = None
+        if error is None:
+            error = capture(
+                exc,
+                outcome.condition,
+                outcome.replicate,
+                context="the replicate's metrics or artifact records could not be sent back to the main process",
+            )
+            error = attrs.evolve(error, message=f"{error.message}; {_SEND_HINT}")
+    exception = None
+    if error is not None and error.exception is not None:
+        try:
+            exception = cloudpickle.dumps(error.exception)
+        except NEVER_CAPTURED:
+            raise
+        except BaseException:  # noqa: BLE001 - its text travels all the same
+            exception = None
+    seed = outcome.seed if type(outcome.seed) is int else None
+    fields = None if error is None else _error_fields(error)
+    header = (_FORMAT, _OUTCOME, outcome.condition, outcome.replicate, seed, outcome.duration, fields, body, exception)
+    return pickle.dumps(header, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _encode_not_started(failure: StartFailure, condition: str, replicate: int) -> bytes:
+    fields = (None, "crystallize.errors.WorkerStartError", failure.message, failure.traceback, None, None)
+    header = (_FORMAT, _NOT_STARTED, condition, replicate, None, 0.0, fields, None, None)
+    return pickle.dumps(header, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _loads(blob: bytes | None) -> tuple[Any, BaseException | None]:
+    """``(pickle.loads(blob), None)``, or ``(None, the exception)`` when that fails."""
+    if blob is None:
+        return None, None
+    try:
+        return pickle.loads(blob), None
+    except NEVER_CAPTURED:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - even SystemExit from a hostile __reduce__
+        return None, exc
 
 
 def decode_outcome(blob: bytes) -> ReplicateOutcome:
-    """Inverse of :func:`encode_outcome`."""
-    return pickle.loads(blob)
+    """The outcome :func:`encode_outcome` encoded, read back in the main process.
+
+    Metrics or artifact records that do not unpickle here turn a successful
+    outcome into a readable error; an exception that does not unpickle is
+    left out of its error (``exception`` is ``None``, the text is kept).
+    Nothing the user's values do while unpickling (not even ``SystemExit``)
+    escapes.
+
+    :raises ~crystallize.errors.WorkerStartError: when the worker could not
+        load the run at all (every unit would fail the same way).
+    :raises ValueError: when ``blob`` is not an encoded outcome of this
+        version of crystallize-core.
+    """
+    header, problem = _loads(blob)
+    if type(header) is not tuple or len(header) != 9 or header[0] != _FORMAT:
+        found = f"{type_name(problem)}: {text(problem)}" if problem is not None else f"a {type(header).__name__}"
+        raise ValueError(
+            f"decode_outcome: {len(blob)} bytes that are not an outcome encoded by this version of "
+            f"crystallize-core ({found}); the workers must run the same crystallize-core as the main process"
+        )
+    _, kind, condition, replicate, seed, duration, fields, body, exception_blob = header
+    if kind == _NOT_STARTED:
+        raise _start_error(fields)
+    error = None
+    if fields is not None:
+        step, kind_name, message, trace, plugin, hook = fields
+        exception, _ = _loads(exception_blob)
+        error = ReplicateError(
+            condition=condition,
+            replicate=replicate,
+            step=step,
+            type_name=kind_name,
+            message=message,
+            traceback=trace,
+            exception=exception if isinstance(exception, BaseException) else None,
+            plugin=plugin,
+            hook=hook,
+        )
+    metrics: Any = {}
+    artifacts: Any = ()
+    if body is not None:
+        values, problem = _loads(body)
+        if problem is None:
+            metrics, artifacts, seed = values
+        elif error is None:
+            error = capture(
+                problem,
+                condition,
+                replicate,
+                context="the replicate finished, but its metrics or artifact records could not be read in the "
+                "main process",
+            )
+            error = attrs.evolve(error, message=f"{error.message}; {_SEND_HINT}")
+    return ReplicateOutcome(condition, replicate, metrics, error, artifacts, seed, duration)
+
+
+def _start_error(fields: tuple[str | None, ...]) -> WorkerStartError:
+    error = WorkerStartError(fields[2])
+    if fields[3]:
+        error.add_note(f"Traceback in the worker process:\n{fields[3]}".rstrip())
+    return error
 
 
 def lost_unit(
@@ -229,7 +418,12 @@ _EVENTS: Any = None  # the pool's event queue, in a worker process
 
 def init_pool_worker(payload: bytes, token: str, events: Any, parent: int | None = None) -> None:
     """``ProcessPoolExecutor`` initializer: die with ``parent`` (the run's
-    process), announce our pid, build the runner."""
+    process), announce our pid, build the runner.
+
+    Never raises (an initializer that does breaks the pool, and the run would
+    see only dead workers): a payload this process cannot load is reported
+    with every unit it is given.
+    """
     global _EVENTS
     if parent is not None:
         die_with_parent(parent)
@@ -237,14 +431,41 @@ def init_pool_worker(payload: bytes, token: str, events: Any, parent: int | None
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _EVENTS = events
     events.put(("pid", os.getpid()))
-    _runner(token, payload)
+    _load(token, payload)
 
 
 def run_pooled(token: str, condition: str, replicate: int) -> bytes:
     """Pool task: announce the unit, run it with the runner the initializer built."""
     if _EVENTS is not None:
         _EVENTS.put(("start", condition, replicate))
-    return encode_outcome(_runner(token, None)(condition, replicate))
+    runner = _load(token, None)
+    if isinstance(runner, StartFailure):
+        return _encode_not_started(runner, condition, replicate)
+    return encode_outcome(_run(runner, condition, replicate))
+
+
+def refuse_while_starting_a_worker() -> None:
+    """Raise :class:`WorkerStartError` if this process is a worker still importing the run's script.
+
+    A worker started with the ``spawn`` (or ``forkserver``) method first
+    imports the script that started the run. Code at that script's top level
+    runs again there; an experiment it runs would allocate a run of its own
+    and start workers of its own. Called before a run touches anything.
+    """
+    process = sys.modules.get("multiprocessing.process")
+    # multiprocessing marks a process that is still importing its parent's main module with this
+    # flag (its own "bootstrapping phase" check reads it too).
+    if process is None or not getattr(process.current_process(), "_inheriting", False):
+        return
+    # While a 'spawn' worker imports the script, runpy holds it as "__mp_main__".
+    main = sys.modules.get("__mp_main__") or sys.modules.get("__main__")
+    script = getattr(main, "__file__", None) or "the main module"
+    raise WorkerStartError(
+        "Experiment.run() was called while this process was starting as a worker of another run. A worker "
+        f"started with the 'spawn' or 'forkserver' method first imports the script that started the run "
+        f"({script}), so the code at its top level runs again in every worker. Put the code that runs "
+        'experiments under `if __name__ == "__main__":` in that script'
+    )
 
 
 # -- dying with the parent ------------------------------------------------------

@@ -9,13 +9,10 @@ run actually starts, so importing this module costs nothing.
 from __future__ import annotations
 
 import logging
-import traceback
 from collections.abc import Iterator, Mapping
 from concurrent.futures import CancelledError
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
-
-import attrs
 
 from crystallize.plugin import EXECUTION_FACT, hookimpl
 from crystallize_dask.cluster import LOCAL_CLUSTER_DEFAULTS, start_local_cluster
@@ -312,7 +309,14 @@ def _run_batch(client: Client, batch: ReplicateBatch, payload: bytes, token: str
 
 
 def _outcome(future: Future, unit: Unit) -> ReplicateOutcome:
-    """The unit's outcome; a failed or cancelled task becomes a ``WorkerLost`` error."""
+    """The unit's outcome; a task that did not return one becomes a ``WorkerLost`` error.
+
+    :func:`~crystallize.plugin.run_unit` never raises on the worker, so a
+    failed task means Dask itself could not run it. :func:`decode_outcome`
+    turns whatever the replicate's values do into a readable error, and
+    raises :class:`~crystallize.plugin.WorkerStartError` when the worker
+    could not load the run: that stops the run.
+    """
     from distributed import KilledWorker
 
     from crystallize.plugin import decode_outcome, lost_unit_outcome
@@ -321,29 +325,31 @@ def _outcome(future: Future, unit: Unit) -> ReplicateOutcome:
     try:
         blob = future.result()
     except KilledWorker as exc:
-        return lost_unit_outcome(condition, replicate, f"the Dask worker running it died ({exc})")
+        return lost_unit_outcome(condition, replicate, f"the Dask worker running it died ({_text(exc)})")
     except CancelledError as exc:
-        return lost_unit_outcome(condition, replicate, f"its Dask task was cancelled ({exc})")
-    except Exception as exc:  # noqa: BLE001 - run_unit itself failed on the worker
+        return lost_unit_outcome(condition, replicate, f"its Dask task was cancelled ({_text(exc)})")
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - the task failed on the worker, outside the replicate
         return _failed_task(condition, replicate, exc)
-    try:
-        return decode_outcome(blob)
-    except Exception as exc:  # noqa: BLE001
-        return _failed_task(condition, replicate, exc, what="its outcome could not be read in the main process")
+    return decode_outcome(blob)
 
 
-def _failed_task(
-    condition: str, replicate: int, exc: BaseException, what: str = "its Dask task failed on the worker"
-) -> ReplicateOutcome:
-    from crystallize.plugin import lost_unit_outcome
+def _text(exc: BaseException) -> str:
+    """``str(exc)``, or a stand-in when that raises (the core's capture reads any exception)."""
+    from crystallize.plugin import ReplicateError
 
-    reason = f"{what}: {type(exc).__name__}: {exc}"
+    return ReplicateError.capture(exc, "", 0, None).message
+
+
+def _failed_task(condition: str, replicate: int, exc: BaseException) -> ReplicateOutcome:
+    from crystallize.plugin import ReplicateError, lost_unit_outcome
+
+    captured = ReplicateError.capture(exc, condition, replicate, None)
+    reason = f"its Dask task failed on the worker: {captured.type_name}: {captured.message}"
     if isinstance(exc, ImportError):
         reason += (
             " (the workers cannot import something the experiment uses: install the same packages on every "
             "worker, or ship a module's code with cloudpickle.register_pickle_by_value(module))"
         )
-    outcome = lost_unit_outcome(condition, replicate, reason)
-    assert outcome.error is not None
-    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    return attrs.evolve(outcome, error=attrs.evolve(outcome.error, traceback=tb, exception=exc))
+    return lost_unit_outcome(condition, replicate, reason, traceback=captured.traceback, exception=exc)
