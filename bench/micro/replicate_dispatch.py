@@ -12,7 +12,7 @@ pluggy (``pluggy``), with 1, 2 and 3 plain implementations of
 ``on_replicate_outcome``:
 
 - **hook call**: one call of the hook through the core's hook table, in
-  nanoseconds (best of several timeit repeats);
+  nanoseconds (the fastest of 30 timings, interleaved between the modes);
 - **per replicate**: an experiment of 1 condition x ``--replicates``
   replicates of one trivial step, no store, minus a plain Python loop making
   the same calls (the datasource, the step, each counter), divided by the replicates, in microseconds (fastest of
@@ -75,6 +75,10 @@ def plain_loop(implementations: int, replicates: int) -> float:
     return time.perf_counter() - start
 
 
+MODES = ("direct", "pluggy")
+COUNTS = (1, 2, 3)
+
+
 def timed_run(implementations: int, replicates: int) -> float:
     counters = [Counter(f"counter-{i}") for i in range(implementations)]
     experiment = Experiment(zero(), Pipeline([add_one()]), plugins=counters, replicates=replicates)
@@ -85,18 +89,20 @@ def timed_run(implementations: int, replicates: int) -> float:
     return elapsed
 
 
-def hook_call_ns(implementations: int, direct: bool) -> float:
-    pm, _ = build_manager([Counter(f"counter-{i}") for i in range(implementations)])
-    call = Hooks(pm, direct=direct).on_replicate_outcome
+def hook_call_ns(rounds: int = 30, number: int = 20_000) -> dict[tuple[str, int], float]:
+    """One call of the hook, per (mode, implementations), in ns: the fastest of ``rounds`` interleaved timings."""
+    calls = {}
+    for n in COUNTS:
+        pm, _ = build_manager([Counter(f"counter-{i}") for i in range(n)])
+        for mode in MODES:
+            calls[mode, n] = Hooks(pm, direct=mode == "direct").on_replicate_outcome
     kwargs = {"experiment": None, "run": None, "outcome": None}
-    number = 100_000
-    best = min(timeit.repeat(lambda: call(**kwargs), number=number, repeat=7))
-    empty = min(timeit.repeat(lambda: None, number=number, repeat=7))
-    return (best - empty) / number * 1e9
-
-
-MODES = ("direct", "pluggy")
-COUNTS = (1, 2, 3)
+    best = dict.fromkeys(calls, float("inf"))
+    for _ in range(rounds):
+        for key, call in calls.items():
+            best[key] = min(best[key], timeit.timeit(lambda call=call: call(**kwargs), number=number))
+    empty = min(timeit.repeat(lambda: None, number=number, repeat=rounds))
+    return {key: (seconds - empty) / number * 1e9 for key, seconds in best.items()}
 
 
 def main() -> None:
@@ -110,9 +116,8 @@ def main() -> None:
     plains: dict[int, list[float]] = {n: [] for n in COUNTS}
     with installed_plugins_only():
         Experiment(zero(), Pipeline([add_one()]), replicates=2).run()  # warm-up
-        for mode in MODES:
-            for n in COUNTS:
-                values[f"{mode}_call_{n}_ns"] = hook_call_ns(n, mode == "direct")
+        for (mode, n), nanoseconds in hook_call_ns().items():
+            values[f"{mode}_call_{n}_ns"] = nanoseconds
         # Runs alternate between modes and counts, so that a change in the machine's load hits all alike;
         # the fastest run of each is kept (the one least disturbed).
         for _ in range(args.repeats):
