@@ -74,7 +74,7 @@ def build(root: str) -> Experiment:
 
 
 def arm_crash(at: int, phase: str) -> None:
-    import crystallize_artifacts.store as store
+    import crystallize_artifacts.local as local
 
     count = 0
 
@@ -82,7 +82,7 @@ def arm_crash(at: int, phase: str) -> None:
         if when == phase and count == at:
             os.kill(os.getpid(), signal.SIGKILL)
 
-    real_commit = store.write_atomic_at
+    real_commit = local.write_atomic_at
 
     def commit(folder, name, data, *, durable=False):
         nonlocal count
@@ -91,7 +91,7 @@ def arm_crash(at: int, phase: str) -> None:
         real_commit(folder, name, data, durable=durable)
         maybe_die("after")
 
-    real_append = store.LocalRunStore._append_journal
+    real_append = local.LocalRunFolder.append_journal
 
     def append(self, condition, line):
         nonlocal count
@@ -100,18 +100,18 @@ def arm_crash(at: int, phase: str) -> None:
         real_append(self, condition, line)
         maybe_die("after")
 
-    store.write_atomic_at = commit
-    store.LocalRunStore._append_journal = append
+    local.write_atomic_at = commit
+    local.LocalRunFolder.append_journal = append
 
 
 if __name__ == "__main__":
-    import crystallize_artifacts.store
+    import crystallize_artifacts.journal
 
     # Write the journal every 2 replicates, never on a timer: the commit
     # sequence is then the same in every run, and journal writes in the middle
     # of a condition are among the crash points.
-    crystallize_artifacts.store.JOURNAL_BATCH = 2
-    crystallize_artifacts.store.JOURNAL_SECONDS = float("inf")
+    crystallize_artifacts.journal.JOURNAL_BATCH = 2
+    crystallize_artifacts.journal.JOURNAL_SECONDS = float("inf")
     root, mode = sys.argv[1], sys.argv[2]
     if "CRASH_AT" in os.environ:
         arm_crash(int(os.environ["CRASH_AT"]), os.environ.get("CRASH_PHASE", "before"))

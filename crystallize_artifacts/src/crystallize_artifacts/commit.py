@@ -21,7 +21,7 @@ from pathlib import Path
 
 from crystallize_artifacts.safepaths import FD_BASED, Handle
 
-__all__ = ["write_atomic", "write_atomic_at", "fsync_dir", "temp_name", "TEMP_SUFFIX"]
+__all__ = ["write_atomic", "write_atomic_at", "fsync_dir", "temp_name", "TEMP_SUFFIX", "AtomicSink", "move_into"]
 
 TEMP_SUFFIX = ".crystallize-tmp"
 _counter = itertools.count()
@@ -134,3 +134,107 @@ def _discard(temp: str) -> None:
         os.unlink(temp)
     except OSError:
         pass
+
+
+class AtomicSink:
+    """A streamed :func:`write_atomic_at`: bytes go to a temporary name in ``folder``;
+    :meth:`commit` renames it over ``name``, :meth:`discard` removes it.
+
+    ``folder`` is a handle from :mod:`~crystallize_artifacts.safepaths`; with
+    ``owns_folder`` the sink closes it when done.
+    """
+
+    __slots__ = ("_done", "_fd", "_folder", "_owns", "_temp", "durable", "name")
+
+    def __init__(self, folder: Handle, name: str, *, durable: bool = False, owns_folder: bool = False) -> None:
+        self._folder = folder
+        self._owns = owns_folder
+        self.name = name
+        self.durable = durable
+        self._temp = temp_name(name)
+        if FD_BASED:
+            self._fd = os.open(self._temp, _CREATE, 0o644, dir_fd=folder)  # type: ignore[arg-type]
+        else:  # pragma: no cover - Windows
+            self._fd = os.open(os.path.join(folder, self._temp), _CREATE, 0o644)  # type: ignore[arg-type]
+        self._done = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        view = memoryview(data)
+        size = view.nbytes
+        if view.format != "B" or view.ndim != 1:
+            view = view.cast("B")
+        while view:
+            view = view[os.write(self._fd, view) :]
+        return size
+
+    def commit(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        try:
+            if self.durable:
+                os.fsync(self._fd)
+        except BaseException:
+            self._abort()
+            raise
+        os.close(self._fd)
+        try:
+            if FD_BASED:
+                os.replace(self._temp, self.name, src_dir_fd=self._folder, dst_dir_fd=self._folder)  # type: ignore[arg-type]
+            else:  # pragma: no cover - Windows
+                os.replace(os.path.join(self._folder, self._temp), os.path.join(self._folder, self.name))  # type: ignore[arg-type]
+            if self.durable and FD_BASED:
+                os.fsync(self._folder)  # type: ignore[arg-type]
+        except BaseException:
+            self._unlink()
+            raise
+        finally:
+            self._close_folder()
+
+    def discard(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        self._abort()
+
+    def _abort(self) -> None:
+        try:
+            os.close(self._fd)
+        except OSError:
+            pass
+        self._unlink()
+        self._close_folder()
+
+    def _unlink(self) -> None:
+        if FD_BASED:
+            _discard_at(self._folder, self._temp)
+        else:  # pragma: no cover - Windows
+            _discard(os.path.join(self._folder, self._temp))  # type: ignore[arg-type]
+
+    def _close_folder(self) -> None:
+        if self._owns and isinstance(self._folder, int):
+            os.close(self._folder)
+            self._owns = False
+
+
+def move_into(source: str, folder: Handle, name: str, *, durable: bool = False) -> bool:
+    """Rename the local file ``source`` to ``folder/name`` (atomic); ``False`` when it cannot be
+    renamed there (another file system, not a regular file, other hard links): copy it instead."""
+    try:
+        st = os.lstat(source)
+    except OSError:
+        return False
+    import stat as _stat
+
+    if not _stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+        return False
+    try:
+        if FD_BASED:
+            os.replace(source, name, dst_dir_fd=folder)  # type: ignore[arg-type]
+        else:  # pragma: no cover - Windows
+            os.replace(source, os.path.join(folder, name))  # type: ignore[arg-type]
+    except OSError:
+        return False  # EXDEV and friends
+    if durable and FD_BASED:
+        os.fsync(folder)  # type: ignore[arg-type]
+    return True

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import stat
 import threading
 import warnings
 from pathlib import Path
@@ -13,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 from crystallize import DataSource
 from crystallize.plugin import BASELINE, CONDITION_KEY, REPLICATE_KEY, ConfigurationError, DocumentError, Upstream
 from crystallize_artifacts import documents, layout, safepaths
+from crystallize_artifacts.backends import FILE, FOLDER, ExperimentFolder, RunFolder
+from crystallize_artifacts.reading import StoredArtifact
 
 if TYPE_CHECKING:
     from crystallize import FrozenContext
@@ -31,33 +31,23 @@ class FallbackWarning(UserWarning):
     """A consumer condition reads the producer's baseline artifacts."""
 
 
-def _entries(folder: Path, want: int) -> list[str]:
+def _names(folder: RunFolder, path: str, kind: str) -> list[str]:
+    """Names of the entries of one kind in a folder of the run (links excluded)."""
     try:
-        with os.scandir(folder) as entries:
-            return [e.name for e in entries if stat.S_IFMT(e.stat(follow_symlinks=False).st_mode) == want]
-    except OSError:
+        return [name for name, found in folder.entries(path) if found == kind]
+    except (OSError, ValueError):
         return []
-
-
-def _dirs(folder: Path) -> list[str]:
-    """Names of the real folders in ``folder`` (links excluded)."""
-    return _entries(folder, stat.S_IFDIR)
-
-
-def _files(folder: Path) -> list[str]:
-    """Names of the regular files in ``folder``."""
-    return _entries(folder, stat.S_IFREG)
 
 
 class _Resolution:
     """What one producer run looks like: version, replicates, conditions."""
 
-    __slots__ = ("conditions", "folder", "replicates", "run_id", "status", "version")
+    __slots__ = ("conditions", "folder", "local", "replicates", "run_id", "status", "version")
 
     def __init__(
         self,
         version: int,
-        folder: Path,
+        folder: RunFolder,
         replicates: int | None,
         conditions: frozenset[str] | None,
         run_id: str | None,
@@ -69,6 +59,7 @@ class _Resolution:
         self.conditions = conditions
         self.run_id = run_id
         self.status = status
+        self.local = not hasattr(folder, "fs")  # a folder on this machine's file system: yield paths
 
 
 class ArtifactDataSource(DataSource):
@@ -76,7 +67,11 @@ class ArtifactDataSource(DataSource):
 
     Made by ``producer.artifact_datasource(step, name)``. For the consumer's
     replicate ``r`` and condition ``c`` it yields
-    ``<root>/<producer>/v<N>/replicate_<r>/<c>/<step>/<name>``; when the
+    ``<root>/<producer>/v<N>/replicate_<r>/<c>/<step>/<name>``: a
+    :class:`~pathlib.Path` for a local root, a
+    :class:`~crystallize_artifacts.reading.StoredArtifact` (``open("rb")``,
+    ``read_bytes()``, and a local copy through ``os.fspath``) for an object
+    store. When the
     producer never ran condition ``c`` it yields the baseline's file instead,
     with a :class:`FallbackWarning`. A file the producer should have written
     but did not is an error, never a silent fallback.
@@ -90,7 +85,7 @@ class ArtifactDataSource(DataSource):
         self,
         producer: str,
         producer_id: str | None,
-        experiment_dir: Path,
+        experiment: ExperimentFolder | Path,
         step: str,
         name: str,
         *,
@@ -99,7 +94,11 @@ class ArtifactDataSource(DataSource):
     ) -> None:
         self.producer = producer
         self.producer_id = producer_id
-        self.experiment_dir = Path(experiment_dir)
+        if isinstance(experiment, (str, Path)):
+            from crystallize_artifacts.local import LocalExperimentFolder
+
+            experiment = LocalExperimentFolder(Path(experiment))
+        self.experiment = experiment
         self.step = step
         self.name = name
         self.require_metadata = require_metadata
@@ -130,7 +129,7 @@ class ArtifactDataSource(DataSource):
                 artifact=self.name,
                 version=None if res is None else res.version,
                 run_id=None if res is None else res.run_id,
-                location=None if res is None else str(res.folder),
+                location=None if res is None else res.folder.location,
             ),
         )
 
@@ -139,7 +138,7 @@ class ArtifactDataSource(DataSource):
         pinned = ArtifactDataSource(
             self.producer,
             self.producer_id,
-            self.experiment_dir,
+            self.experiment,
             self.step,
             self.name,
             require_metadata=self.require_metadata,
@@ -157,7 +156,7 @@ class ArtifactDataSource(DataSource):
         self._fallbacks = fallbacks
         self._prepared = True
 
-    def fetch(self, ctx: FrozenContext) -> Path:
+    def fetch(self, ctx: FrozenContext) -> Path | StoredArtifact:
         res = self._resolved()
         condition = ctx[CONDITION_KEY]
         replicate = ctx[REPLICATE_KEY]
@@ -168,33 +167,28 @@ class ArtifactDataSource(DataSource):
         elif condition != BASELINE and not self._has_condition(res, condition):
             used = BASELINE
             self._warn_fallback(res, condition)
-        path = res.folder / f"replicate_{replicate}" / used / self.step / self.name
-        if not self._is_artifact(res.folder, f"replicate_{replicate}", used, str(path)):
-            raise FileNotFoundError(self._missing(res, path, used, replicate))
-        return path
+        rel = layout.artifact_relpath(used, replicate, self.step, self.name)
+        if not self._is_artifact(res.folder, f"replicate_{replicate}", used, f"{res.folder.location}/{rel}"):
+            raise FileNotFoundError(self._missing(res, rel, used, replicate))
+        if res.local:
+            return Path(res.folder.location) / rel
+        return StoredArtifact(res.folder, rel)
 
-    def _is_artifact(self, folder: Path, replicate: str, condition: str, where: str) -> bool:
+    def _is_artifact(self, folder: RunFolder, replicate: str, condition: str, where: str) -> bool:
         """The producer's file is a regular file reached without following links.
 
         A link planted in a producer folder (say ``model.bin -> ~/.ssh/id_rsa``)
         raises :class:`~crystallize_artifacts.safepaths.UnsafePathError`: the
         consumer's step never reads through it.
         """
-        handle = safepaths.open_folder(folder)
         try:
-            try:
-                step = safepaths.open_dirs(handle, (replicate, condition, self.step), where=str(folder))
-            except FileNotFoundError:
-                return False
-            try:
-                found = safepaths.lstat_at(step, self.name)
-            finally:
-                safepaths.close(step)
-        finally:
-            safepaths.close(handle)
+            kinds = dict(folder.entries(f"{replicate}/{condition}/{self.step}"))
+        except FileNotFoundError:
+            return False
+        found = kinds.get(self.name)
         if found is None:
             return False
-        if not stat.S_ISREG(found.st_mode):
+        if found != FILE:
             raise safepaths.UnsafePathError(
                 f"{where} is not a regular file written by the store (a link or special file); "
                 "refusing to hand it to the consumer's steps"
@@ -211,31 +205,35 @@ class ArtifactDataSource(DataSource):
         return self._resolution
 
     def _lookup(self) -> _Resolution:
-        available = layout.versions(self.experiment_dir)
+        available = self.experiment.versions()
         if not available:
             raise FileNotFoundError(
-                f"experiment {self.producer!r} has no runs in {self.experiment_dir}; run it with "
+                f"experiment {self.producer!r} has no runs in {self.experiment.location}; run it with "
                 "ArtifactPlugin before reading its artifacts"
             )
         version = self.version if self.version is not None else available[-1]
-        folder = layout.version_dir(self.experiment_dir, version)
         if version not in available:
             listed = ", ".join(f"v{v}" for v in available)
             raise FileNotFoundError(f"experiment {self.producer!r} has no run v{version} (it has {listed})")
-        meta_path = folder / layout.METADATA
-        raw = safepaths.read_in(folder, layout.METADATA, limit=64 << 20)
-        counted = sum(1 for n in _dirs(folder) if n.startswith("replicate_")) or None
+        folder = self.experiment.existing(version)
+        if folder is None:
+            raise FileNotFoundError(f"experiment {self.producer!r} has no run v{version}")
+        meta_path = f"{folder.location}/{layout.METADATA}"
+        raw = folder.read(layout.METADATA, limit=64 << 20)
+        counted = sum(1 for n in _names(folder, "", FOLDER) if n.startswith("replicate_")) or None
         if raw is None:
             if self.require_metadata:
                 raise MetadataMissingError(
                     f"{meta_path} does not exist: experiment {self.producer!r} must run with "
                     "ArtifactPlugin (and crystallize-metadata installed) to record its metadata"
                 )
-            log.warning("%s has no metadata.json; replicate count %s was inferred from its folders", folder, counted)
+            log.warning(
+                "%s has no metadata.json; replicate count %s was inferred from its folders", folder.location, counted
+            )
             meta = documents.ProducerMetadata(counted, None, None, None)
         else:
             try:
-                meta = documents.parse_producer_metadata(raw, str(meta_path))
+                meta = documents.parse_producer_metadata(raw, meta_path)
             except DocumentError as exc:
                 raise DocumentError(
                     exc.source, f"{exc.problem}; it is corrupt: rerun experiment {self.producer!r} or restore the file"
@@ -253,7 +251,7 @@ class ArtifactDataSource(DataSource):
     def _has_condition(self, res: _Resolution, condition: str) -> bool:
         if res.conditions is not None:
             return condition in res.conditions
-        return layout.is_real_dir(res.folder / condition) or layout.is_real_dir(res.folder / "replicate_0" / condition)
+        return condition in _names(res.folder, "", FOLDER) or condition in _names(res.folder, "replicate_0", FOLDER)
 
     def _warn_fallback(self, res: _Resolution, condition: str, stacklevel: int = 3) -> None:
         if condition in self._fallbacks:
@@ -266,13 +264,17 @@ class ArtifactDataSource(DataSource):
             stacklevel=stacklevel,
         )
 
-    def _missing(self, res: _Resolution, path: Path, condition: str, replicate: int) -> str:
-        folder = res.folder / f"replicate_{replicate}" / condition
-        written = sorted(f"{step}/{name}" for step in _dirs(folder) for name in _files(folder / step))
-        rel = path.relative_to(res.folder).as_posix()
+    def _missing(self, res: _Resolution, rel: str, condition: str, replicate: int) -> str:
+        folder = f"replicate_{replicate}/{condition}"
+        written = sorted(
+            f"{step}/{name}"
+            for step in _names(res.folder, folder, FOLDER)
+            for name in _names(res.folder, f"{folder}/{step}", FILE)
+        )
+        path = f"{res.folder.location}/{rel}"
         try:
-            raw = safepaths.read_in(res.folder, layout.MANIFEST)
-            source = str(res.folder / layout.MANIFEST)
+            raw = res.folder.read(layout.MANIFEST)
+            source = f"{res.folder.location}/{layout.MANIFEST}"
             pruned = set() if raw is None else documents.parse_manifest(raw, source)[0].pruned
         except (OSError, ValueError):
             pruned = set()

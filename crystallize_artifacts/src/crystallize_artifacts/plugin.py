@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from crystallize.plugin import ConfigurationError, check_name, hookimpl
 from crystallize_artifacts import layout
+from crystallize_artifacts.backends import ExperimentFolder
 from crystallize_artifacts.datasource import ArtifactDataSource
 from crystallize_artifacts.outcome import outcome_document
 from crystallize_artifacts.retention import add_pin, prune
 from crystallize_artifacts.runlock import make_token
-from crystallize_artifacts.store import LocalRunStore
+from crystallize_artifacts.store import FolderRunStore
 
 if TYPE_CHECKING:
     from crystallize import Experiment, Result
@@ -29,8 +30,12 @@ class ArtifactPlugin:
         <root>/<experiment name or id>/v<N>/<condition>/results.json
         <root>/<experiment name or id>/v<N>/<condition>/.crystallize_complete
 
-    :param root_dir: where experiments are stored (made absolute when the
-        plugin is created, so worker processes write to the same place).
+    :param root_dir: where experiments are stored: a folder (made absolute
+        when the plugin is created, so worker processes write to the same
+        place) or an fsspec URL — ``s3://bucket/prefix``, ``gs://...``,
+        ``az://...``, ``memory://...`` (``file://`` is a folder). Object stores
+        need ``pip install 'crystallize-artifacts[s3]'`` (or ``[fsspec]`` and
+        the store's package); see ``docs/storage.md``.
     :param versioned: ``True``: each run takes the next free ``v<N>``,
         allocated atomically. ``False``: every run is ``v0``; a rerun replaces
         it (the old one is moved aside first, never mixed with the new).
@@ -40,7 +45,12 @@ class ArtifactPlugin:
         versions other than the newest. ``None`` keeps them.
     :param durable: also ``fsync`` every file and folder, so commits survive
         power loss (every commit is atomic either way). Off by default: it
-        costs a device flush per file.
+        costs a device flush per file. (Object stores are durable once a
+        write returns.)
+    :param storage_options: options for the fsspec filesystem of a URL root
+        (``endpoint_url``, ``profile``, ...). Credentials are best left to the
+        store's usual configuration (environment, config files, roles); what
+        is given here is never shown in a repr or a message.
 
     Installing the distribution stores nothing by itself: it adds only the
     ``crystallize verify`` command (see :mod:`crystallize_artifacts.commands`).
@@ -57,6 +67,7 @@ class ArtifactPlugin:
         artifact_retention: int | None = None,
         big_file_threshold_mb: float | None = None,
         durable: bool = False,
+        storage_options: dict[str, Any] | None = None,
     ) -> None:
         if artifact_retention is not None and (
             isinstance(artifact_retention, bool) or not isinstance(artifact_retention, int) or artifact_retention < 1
@@ -69,8 +80,16 @@ class ArtifactPlugin:
                 "ArtifactPlugin: big_file_threshold_mb must be a positive number or None, "
                 f"got {big_file_threshold_mb!r}"
             )
+        from crystallize_artifacts.objects import is_object_url
+
         self.root_dir = root_dir
-        self.root = Path(root_dir).expanduser().absolute()
+        self.storage_options = dict(storage_options or {})
+        root = str(root_dir)
+        #: an fsspec URL (``s3://...``) for object stores, else ``None``.
+        self.url: str | None = root.rstrip("/") if is_object_url(root) else None
+        if root.startswith("file://"):
+            root = root[len("file://") :]
+        self.root = Path(root).expanduser().absolute() if self.url is None else Path(root)
         self.versioned = bool(versioned)
         self.artifact_retention = artifact_retention
         self.big_file_threshold_mb = big_file_threshold_mb
@@ -79,8 +98,21 @@ class ArtifactPlugin:
 
     def experiment_dir(self, experiment: Experiment) -> Path:
         """The folder holding every run of ``experiment`` (its key is checked
-        again here, where it becomes a path)."""
+        again here, where it becomes a path). Local roots only."""
+        if self.url is not None:
+            raise ConfigurationError(f"{self!r} keeps runs in an object store, not a folder")
         return self.root / check_name(experiment.key, "experiment")
+
+    def experiment_folder(self, experiment: Experiment) -> ExperimentFolder:
+        """Where every run of ``experiment`` is kept: a local folder or a prefix of an object store."""
+        key = check_name(experiment.key, "experiment")
+        if self.url is None:
+            from crystallize_artifacts.local import LocalExperimentFolder
+
+            return LocalExperimentFolder(self.root / key)
+        from crystallize_artifacts.objects import ObjectExperimentFolder
+
+        return ObjectExperimentFolder(f"{self.url}/{key}", self.storage_options)
 
     # -- configuration -------------------------------------------------------------
 
@@ -98,9 +130,10 @@ class ArtifactPlugin:
     # -- run set-up ------------------------------------------------------------------
 
     @hookimpl
-    def open_store(self, experiment: Experiment, run: Run) -> LocalRunStore | None:
+    def open_store(self, experiment: Experiment, run: Run) -> FolderRunStore | None:
+        folder = self.experiment_folder(experiment)
         store = _RetainingRunStore.open_for_run(
-            self.experiment_dir(experiment),
+            folder,
             versioned=self.versioned,
             resume=run.strategy == "resume",
             durable=self.durable,
@@ -108,15 +141,15 @@ class ArtifactPlugin:
         )
         if self.versioned and (self.artifact_retention is not None or self.big_file_threshold_mb is not None):
             threshold = None if self.big_file_threshold_mb is None else int(self.big_file_threshold_mb * 1024 * 1024)
-            store.retention = (self.artifact_retention, threshold)
+            store.retention = (self.artifact_retention, threshold, self.storage_options)
         for upstream in run.upstream:  # readers pin what they read, so retention keeps it
-            if upstream.location and Path(upstream.location).is_dir():
-                add_pin(Path(upstream.location), run.key, store.version, store.location)
+            if upstream.location:
+                add_pin(upstream.location, run.key, store.version, store.location, self.storage_options)
         return store
 
     @hookimpl
-    def locate_run(self, experiment: Experiment, version: int | None) -> LocalRunStore | None:
-        return LocalRunStore.open_existing(self.experiment_dir(experiment), version)
+    def locate_run(self, experiment: Experiment, version: int | None) -> FolderRunStore | None:
+        return FolderRunStore.open_existing(self.experiment_folder(experiment), version)
 
     @hookimpl
     def before_run(self, run: Run) -> None:
@@ -142,7 +175,7 @@ class ArtifactPlugin:
         return ArtifactDataSource(
             experiment.key,
             experiment.id,
-            self.experiment_dir(experiment),
+            self.experiment_folder(experiment),
             step,
             name,
             require_metadata=require_metadata,
@@ -151,7 +184,7 @@ class ArtifactPlugin:
 
     @hookimpl
     def stale_reason(self, experiment: Experiment) -> str | None:
-        store = LocalRunStore.open_existing(self.experiment_dir(experiment))
+        store = FolderRunStore.open_existing(self.experiment_folder(experiment))
         if store is None:
             return None
         try:
@@ -164,16 +197,17 @@ class ArtifactPlugin:
         return None
 
     def __repr__(self) -> str:
-        return f"ArtifactPlugin(root_dir={str(self.root_dir)!r}, versioned={self.versioned!r})"
+        return f"ArtifactPlugin(root_dir={str(self.root_dir)!r}, versioned={self.versioned!r})"  # no storage_options
 
 
-class _RetainingRunStore(LocalRunStore):
-    """A :class:`LocalRunStore` that applies ``ArtifactPlugin``'s retention once its run completed."""
+class _RetainingRunStore(FolderRunStore):
+    """A :class:`FolderRunStore` that applies ``ArtifactPlugin``'s retention once its run completed."""
 
-    #: ``(versions whose artifacts to keep, byte threshold of big files)``, or ``None``.
-    retention: tuple[int | None, int | None] | None = None
+    #: ``(versions whose artifacts to keep, byte threshold of big files, storage options)``, or ``None``.
+    retention: tuple[int | None, int | None, dict[str, Any]] | None = None
 
     def close(self, status: str) -> None:
         super().close(status)
-        if self.retention is not None and status == "completed":
-            prune(self.experiment_dir, *self.retention, self.version)
+        if self.retention is not None and status == "completed" and self.experiment is not None:
+            keep, threshold, options = self.retention
+            prune(self.experiment, keep, threshold, self.version, options)

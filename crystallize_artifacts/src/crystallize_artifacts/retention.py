@@ -14,153 +14,146 @@ on purpose.
 
 Retention deletes only regular files it reaches below ``v<N>/replicate_*``
 without following a link (see :mod:`~crystallize_artifacts.safepaths`): a
-link planted there is left alone, never followed out of the root.
+link planted there is left alone, never followed out of the root. It works
+the same on object stores, through the run folders of
+:mod:`crystallize_artifacts.backends`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import stat
 from pathlib import Path
+from typing import Any
 
 from crystallize.plugin import DocumentError
 from crystallize_artifacts import documents, layout, safepaths
+from crystallize_artifacts.backends import FILE, ExperimentFolder, RunFolder
 from crystallize_artifacts.commit import write_atomic_at
-from crystallize_artifacts.safepaths import Handle
-from crystallize_artifacts.store import lock_held
 
-__all__ = ["prune", "pinned_by", "add_pin"]
+__all__ = ["prune", "pinned_by", "add_pin", "location_exists"]
 
 log = logging.getLogger("crystallize.artifacts")
-#: deeper than ``replicate_<r>/<condition>/<step>/<name>``: not written by the store.
-_MAX_DEPTH = 4
 
 
-def add_pin(producer_run: Path, consumer_key: str, consumer_version: int, consumer_location: str) -> None:
-    """Record that a consumer run reads ``producer_run`` (best effort)."""
-    doc = {"consumer": consumer_key, "version": consumer_version, "location": consumer_location}
+def add_pin(
+    producer_run: str | Path,
+    consumer_key: str,
+    consumer_version: int,
+    consumer_location: str,
+    storage_options: dict[str, Any] | None = None,
+) -> None:
+    """Record that a consumer run reads ``producer_run`` (a folder or an fsspec URL; best effort)."""
+    from crystallize_artifacts.objects import is_object_url, open_filesystem
+
+    doc = json.dumps({"consumer": consumer_key, "version": consumer_version, "location": consumer_location}).encode()
+    name = f"{consumer_key}--v{consumer_version}.json"
     try:
+        if is_object_url(str(producer_run)):
+            fs, path, _ = open_filesystem(str(producer_run), storage_options)
+            fs.pipe_file(f"{path}/{layout.CONSUMERS}/{name}", doc)
+            return
+        if not Path(producer_run).is_dir():
+            return
         handle = safepaths.open_folder(producer_run)
         try:
             pins = safepaths.open_dirs(handle, (layout.CONSUMERS,), where=str(producer_run), create=True)
             try:
-                write_atomic_at(pins, f"{consumer_key}--v{consumer_version}.json", json.dumps(doc).encode())
+                write_atomic_at(pins, name, doc)
             finally:
                 safepaths.close(pins)
         finally:
             safepaths.close(handle)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, ImportError) as exc:
         log.warning("could not record that %s reads %s (%s); retention may prune it", consumer_key, producer_run, exc)
 
 
-def pinned_by(version_dir: Path) -> list[str]:
-    """Consumer runs that read this version and still exist.
+def location_exists(location: str, storage_options: dict[str, Any] | None = None) -> bool:
+    """Whether the run folder at ``location`` (a path or an fsspec URL) still exists."""
+    from crystallize_artifacts.objects import is_object_url, open_filesystem
+
+    if not is_object_url(location):
+        return Path(location).is_dir()
+    try:
+        fs, path, _ = open_filesystem(location, storage_options)
+        fs.invalidate_cache(path)
+        return bool(fs.ls(path, detail=False))
+    except FileNotFoundError:
+        return False
+    except (OSError, ImportError):
+        return True  # cannot tell: keep what it may read
+
+
+def _experiment(experiment: ExperimentFolder | Path) -> ExperimentFolder:
+    if isinstance(experiment, Path):
+        from crystallize_artifacts.local import LocalExperimentFolder
+
+        return LocalExperimentFolder(experiment)
+    return experiment
+
+
+def pinned_by(
+    experiment: ExperimentFolder | Path, version: int, storage_options: dict[str, Any] | None = None
+) -> list[str]:
+    """Consumer runs that read run ``version`` and still exist.
 
     A pin that cannot be read keeps the version (retention errs on the side
     of keeping files).
     """
+    folder = _experiment(experiment).existing(version)
+    if folder is None:
+        return []
     holders = []
     try:
-        handle = safepaths.open_folder(version_dir)
+        names = sorted(name for name, kind in folder.entries(layout.CONSUMERS) if kind == FILE)
     except (OSError, ValueError):
         return []
-    try:
+    for name in names:
+        if not name.endswith(".json"):
+            continue
+        where = f"{folder.location}/{layout.CONSUMERS}/{name}"
         try:
-            pins = safepaths.open_dirs(handle, (layout.CONSUMERS,), where=str(version_dir))
-        except (OSError, ValueError):
-            return []
-        try:
-            for name in sorted(name for name, _ in safepaths.scan(pins)):
-                if not name.endswith(".json"):
-                    continue
-                where = f"{version_dir}/{layout.CONSUMERS}/{name}"
-                try:
-                    raw = safepaths.read_regular(pins, name, where=where, limit=1 << 16)
-                    if raw is None:
-                        continue
-                    pin = documents.parse_pin(raw, where)
-                except (OSError, ValueError) as exc:
-                    holders.append(f"an unreadable pin ({exc})")
-                    continue
-                if Path(pin.location).is_dir():
-                    holders.append(f"{pin.consumer} v{pin.version}")
-        finally:
-            safepaths.close(pins)
-    finally:
-        safepaths.close(handle)
+            raw = folder.read(f"{layout.CONSUMERS}/{name}", limit=1 << 16)
+            if raw is None:
+                continue
+            pin = documents.parse_pin(raw, where)
+        except (OSError, ValueError) as exc:
+            holders.append(f"an unreadable pin ({exc})")
+            continue
+        if location_exists(pin.location, storage_options):
+            holders.append(f"{pin.consumer} v{pin.version}")
     return holders
 
 
-#: an artifact file: (folders below the run folder, file name, size)
-_File = tuple[tuple[str, ...], str, int]
-
-
-def _artifact_files(handle: Handle, where: str) -> list[_File]:
-    found: list[_File] = []
-
-    def walk(folder: Handle, segments: tuple[str, ...]) -> None:
-        for name, st in safepaths.scan(folder):
-            if stat.S_ISREG(st.st_mode):
-                found.append((segments, name, st.st_size))
-            elif stat.S_ISDIR(st.st_mode) and len(segments) < _MAX_DEPTH - 1:
-                child = safepaths.open_dirs(folder, (name,), where=where)
-                try:
-                    walk(child, (*segments, name))
-                finally:
-                    safepaths.close(child)
-
-    for name, st in safepaths.scan(handle):
-        if name.startswith("replicate_") and stat.S_ISDIR(st.st_mode):
-            folder = safepaths.open_dirs(handle, (name,), where=where)
-            try:
-                walk(folder, (name,))
-            finally:
-                safepaths.close(folder)
-    return found
-
-
-def _drop(handle: Handle, version_dir: Path, files: list[_File]) -> None:
+def _drop(folder: RunFolder, files: list[tuple[str, int]]) -> None:
     """List ``files`` as pruned in the manifest, then delete them (a crash in
     between leaves files listed as pruned, never files missing unannounced)."""
     if not files:
         return
-    where = f"{version_dir}/{layout.MANIFEST}"
-    raw = safepaths.read_regular(handle, layout.MANIFEST, where=where)
+    where = f"{folder.location}/{layout.MANIFEST}"
+    raw = folder.read(layout.MANIFEST)
     if raw is None:
         manifest: dict = {"artifacts": []}
     else:
         try:
             documents.parse_manifest(raw, where)
         except DocumentError as exc:
-            log.warning("retention: v%s left as it is, its manifest is unreadable (%s)", version_dir.name, exc)
+            log.warning("retention: v%s left as it is, its manifest is unreadable (%s)", folder.version, exc)
             return
         manifest = json.loads(raw)
     pruned = set(manifest.get("pruned", ()))
-    pruned.update("/".join((*segments, name)) for segments, name, _ in files)
+    pruned.update(path for path, _ in files)
     manifest["pruned"] = sorted(pruned)
-    write_atomic_at(handle, layout.MANIFEST, json.dumps(manifest).encode())
-    folders: set[tuple[str, ...]] = set()
-    for segments, name, _ in files:
+    folder.write(layout.MANIFEST, json.dumps(manifest).encode())
+    folders: set[str] = set()
+    for path, _ in files:
         try:
-            folder = safepaths.open_dirs(handle, segments, where=str(version_dir))
+            folder.delete(path)
         except (OSError, ValueError):
             continue
-        try:
-            safepaths.unlink_at(folder, name)
-        finally:
-            safepaths.close(folder)
-        folders.update(segments[:i] for i in range(1, len(segments) + 1))
-    for segments in sorted(folders, key=len, reverse=True):  # empty folders, deepest first
-        try:
-            parent = safepaths.open_dirs(handle, segments[:-1], where=str(version_dir))
-        except (OSError, ValueError):
-            continue
-        try:
-            safepaths.rmdir_at(parent, segments[-1])
-        finally:
-            if parent != handle:
-                safepaths.close(parent)
+        segments = path.split("/")[:-1]
+        folders.update("/".join(segments[:i]) for i in range(1, len(segments) + 1))
+    folder.prune_folders(folders)  # empty folders, deepest first
 
 
 def _megabytes(size: int) -> str:
@@ -168,50 +161,54 @@ def _megabytes(size: int) -> str:
 
 
 def prune(
-    experiment_dir: Path, keep: int | None, big_file_bytes: int | None, current: int, *, dry_run: bool = False
+    experiment: ExperimentFolder | Path,
+    keep: int | None,
+    big_file_bytes: int | None,
+    current: int,
+    storage_options: dict[str, Any] | None = None,
+    *,
+    dry_run: bool = False,
 ) -> list[str]:
     """Apply the retention policy; returns a line per action (for logs and tests).
 
-    ``current`` is the version in use (never pruned; it counts as one of the
-    ``keep`` newest). With ``dry_run``, nothing is deleted: the lines say
-    what would be (``crystallize gc --dry-run``).
+    ``experiment`` is a local experiment folder (a path) or any
+    :class:`~crystallize_artifacts.backends.ExperimentFolder`. ``current`` is
+    the version in use (never pruned; it counts as one of the ``keep``
+    newest). With ``dry_run``, nothing is deleted: the lines say what would
+    be (``crystallize gc --dry-run``).
     """
+    experiment = _experiment(experiment)
     actions: list[str] = []
-    all_versions = [v for v in layout.versions(experiment_dir) if v != current]
+    all_versions = [v for v in experiment.versions() if v != current]
     kept_whole = set(all_versions[-(keep - 1) :]) if keep is not None and keep > 1 else set()
     for version in all_versions:
-        folder = layout.version_dir(experiment_dir, version)
         whole = keep is None or version in kept_whole
         if whole and big_file_bytes is None:
             continue
-        if lock_held(folder):
+        if experiment.lock_held(version):
             continue  # a run is writing it
-        holders = pinned_by(folder)
+        holders = pinned_by(experiment, version, storage_options)
         if holders:
             actions.append(f"kept v{version}: read by {', '.join(holders)}")
             continue
         try:
-            handle = safepaths.open_folder(folder)
-        except (OSError, ValueError) as exc:
-            log.warning("retention: v%s skipped (%s)", version, exc)
-            continue
-        try:
-            files = _artifact_files(handle, str(folder))
+            folder = experiment.existing(version, maintenance=True)
+            if folder is None:
+                continue
+            files = folder.artifact_files()
             verb = "would drop" if dry_run else "dropped"
-            size = _megabytes(sum(f[2] for f in files))
+            size = _megabytes(sum(f[1] for f in files))
             if whole:
-                files = [f for f in files if f[2] > big_file_bytes]  # type: ignore[operator]
-                size = _megabytes(sum(f[2] for f in files))
+                files = [f for f in files if f[1] > big_file_bytes]  # type: ignore[operator]
+                size = _megabytes(sum(f[1] for f in files))
                 if files:
                     actions.append(f"{verb} {len(files)} large file(s) of v{version} ({size})")
             elif files:
                 actions.append(f"{verb} the artifacts of v{version}: {len(files)} file(s), {size} (metrics kept)")
             if not dry_run:
-                _drop(handle, folder, files)
+                _drop(folder, files)
         except (OSError, ValueError) as exc:
             log.warning("retention: v%s skipped (%s)", version, exc)
-        finally:
-            safepaths.close(handle)
     for line in actions:
         log.info("retention%s: %s", " (dry run)" if dry_run else "", line)
     return actions

@@ -1,16 +1,18 @@
 """The lock of a run folder: who may write it, proven live, checked by workers.
 
-A run folder's ``.lock`` is held with ``flock`` while a run writes it; the
-kernel releases it when the process dies, however it dies. Three rules make
+A run folder's ``.lock`` is held with an exclusive file lock
+(:mod:`crystallize_artifacts.locking`: ``flock`` on POSIX, ``LockFileEx`` on
+Windows) while a run writes it; the kernel releases it when the process dies,
+however it dies. Three rules make
 the lock mean what it says:
 
 - **Never through a link.** The folder and its ``.lock`` are opened with
   ``O_NOFOLLOW``; a link, FIFO or multiply-linked file planted as ``.lock``
   is refused, never truncated or written through.
-- **Proven live.** ``flock`` locks a file, not a path. A process waiting for
+- **Proven live.** A file lock locks a file, not a path. A process waiting for
   the lock of ``v0`` may get it on a ``.lock`` that another run has meanwhile
   moved to the trash with its folder, while ``v0`` is now that run's live
-  folder. So after ``flock`` succeeds, :func:`acquire` proves that the
+  folder. So after the lock is taken, :func:`acquire` proves that the
   locked file is still the ``.lock`` of the folder now at the path it uses
   (comparing ``fstat`` of the descriptors with ``lstat`` of the paths), and
   starts over when it is not.
@@ -31,12 +33,7 @@ import time
 from pathlib import Path
 
 from crystallize.plugin import CrystallizeError
-from crystallize_artifacts import layout, safepaths
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: no advisory locks
-    fcntl = None  # type: ignore[assignment]
+from crystallize_artifacts import layout, locking, safepaths
 
 __all__ = [
     "RunLockedError",
@@ -51,7 +48,7 @@ __all__ = [
 
 _LOCK_FLAGS = os.O_RDWR | os.O_CREAT
 _PROBE_FLAGS = os.O_RDONLY
-#: attempts at ``flock`` (a probe holds a lock for an instant) and at proving it live.
+#: attempts at locking (a probe holds a lock for an instant) and at proving it live.
 _FLOCK_ATTEMPTS = 5
 _LIVE_ATTEMPTS = 20
 
@@ -67,10 +64,26 @@ class RunEndedError(CrystallizeError, RuntimeError):
 _HELD_LOCKS: set[int] = set()
 
 
+def _read_start(fd: int, size: int) -> bytes:
+    """The first ``size`` bytes of ``fd`` (``pread`` where it exists; Windows has none)."""
+    if hasattr(os, "pread"):
+        return os.pread(fd, size, 0)
+    os.lseek(fd, 0, os.SEEK_SET)  # pragma: no cover - Windows
+    return os.read(fd, size)  # pragma: no cover
+
+
+def _write_start(fd: int, data: bytes) -> None:
+    if hasattr(os, "pwrite"):
+        os.pwrite(fd, data, 0)
+        return
+    os.lseek(fd, 0, os.SEEK_SET)  # pragma: no cover - Windows
+    os.write(fd, data)  # pragma: no cover
+
+
 def _close_inherited_locks() -> None:
     """In a child forked during a run: drop our copies of the run locks.
 
-    ``flock`` belongs to the open file description, which a forked child
+    A ``flock`` belongs to the open file description, which a forked child
     shares; a child outliving the run (a pool a step started) would otherwise
     keep the run folder locked after the run released it.
     """
@@ -112,10 +125,10 @@ def _same(a: os.stat_result, b: os.stat_result | None) -> bool:
 def acquire(folder: Path, token: bytes) -> tuple[int | None, safepaths.Handle]:
     """Take ``folder``'s lock, prove it live, write ``token``.
 
-    :returns: the lock's descriptor (``None`` where ``flock`` does not exist)
-        and a handle of the folder that was locked (the caller closes both:
+    :returns: the lock's descriptor and a handle of the folder that was locked (the caller closes both:
         :func:`release`, :func:`~crystallize_artifacts.safepaths.close`).
     :raises RunLockedError: another live process holds it.
+    :raises ~crystallize_artifacts.locking.LocksUnavailableError: no lock can be taken there.
     """
     where = str(folder)
     for _ in range(_LIVE_ATTEMPTS):
@@ -125,8 +138,6 @@ def acquire(folder: Path, token: bytes) -> tuple[int | None, safepaths.Handle]:
             raise RunLockedError(
                 f"{where} was moved away by another run while this one tried to lock it; retry"
             ) from None
-        if fcntl is None:  # pragma: no cover
-            return None, handle
         try:
             try:
                 fd = _open_lock(handle, where, _LOCK_FLAGS)
@@ -138,7 +149,7 @@ def acquire(folder: Path, token: bytes) -> tuple[int | None, safepaths.Handle]:
                     live = _is_live(folder, handle, fd)
                     if live:
                         os.ftruncate(fd, 0)
-                        os.pwrite(fd, token, 0)
+                        _write_start(fd, token)
                         _HELD_LOCKS.add(fd)
                 except BaseException:
                     os.close(fd)
@@ -156,17 +167,15 @@ def acquire(folder: Path, token: bytes) -> tuple[int | None, safepaths.Handle]:
 
 def _flock(fd: int, where: str) -> None:
     for attempt in range(_FLOCK_ATTEMPTS):
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if locking.try_exclusive(fd, where):
             return
-        except BlockingIOError:
-            if attempt == _FLOCK_ATTEMPTS - 1:
-                holder = _holder(os.pread(fd, 256, 0))
-                raise RunLockedError(
-                    f"{where} is being written by another run ({holder}); wait for it to "
-                    "finish, or use ArtifactPlugin(versioned=True) so each run gets its own version"
-                ) from None
-            time.sleep(0.02)
+        if attempt == _FLOCK_ATTEMPTS - 1:
+            holder = _holder(_read_start(fd, 256))
+            raise RunLockedError(
+                f"{where} is being written by another run ({holder}); wait for it to "
+                "finish, or use ArtifactPlugin(versioned=True) so each run gets its own version"
+            )
+        time.sleep(0.02)
 
 
 def _is_live(folder: Path, handle: safepaths.Handle, fd: int) -> bool:
@@ -189,13 +198,11 @@ def release(fd: int | None) -> None:
         os.ftruncate(fd, 0)
     except OSError:
         pass
-    os.close(fd)  # closing the descriptor releases the flock
+    os.close(fd)  # closing the descriptor releases the lock
 
 
 def lock_held(folder: Path) -> bool:
     """Whether a live process holds ``folder``'s ``.lock`` (links are never followed)."""
-    if fcntl is None:  # pragma: no cover
-        return False
     try:
         handle = safepaths.open_folder(folder)
     except (OSError, ValueError):
@@ -207,23 +214,20 @@ def lock_held(folder: Path) -> bool:
     finally:
         safepaths.close(handle)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return not locking.try_exclusive(fd, str(folder))
+    except locking.LocksUnavailableError:
         return False
-    except BlockingIOError:
-        return True
     finally:
         os.close(fd)
 
 
-def open_probe(folder: safepaths.Handle, where: str) -> int | None:
+def open_probe(folder: safepaths.Handle, where: str) -> int:
     """A descriptor of the lock file of ``folder`` (a run folder handle) for
-    :func:`check_held`; ``None`` where ``flock`` does not exist.
+    :func:`check_held`.
 
     It refers to the lock of the very folder the handle refers to, so the two
     stay consistent even if another run later takes the path.
     """
-    if fcntl is None:  # pragma: no cover
-        return None
     try:
         return _open_lock(folder, where, _PROBE_FLAGS)
     except FileNotFoundError:
@@ -238,16 +242,14 @@ def check_held(probe: int, token: bytes, where: str) -> None:
     other as the holder: it fails only while some process holds the lock
     exclusively — and then the token says whether that is still our run.
     """
-    try:
-        fcntl.flock(probe, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        if os.pread(probe, len(token) + 1, 0) == token:
+    if not locking.try_shared(probe, where):
+        if _read_start(probe, len(token) + 1) == token:
             return
         raise RunEndedError(
-            f"{where} is now written by another run ({_holder(os.pread(probe, 256, 0))}); this write belongs "
+            f"{where} is now written by another run ({_holder(_read_start(probe, 256))}); this write belongs "
             "to a run that has ended, so it is refused"
         ) from None
-    fcntl.flock(probe, fcntl.LOCK_UN)
+    locking.unlock(probe)
     raise RunEndedError(
         f"the run writing {where} has ended (its process exited or was killed); a write from one of its "
         "workers is refused, so it cannot change the folder after it was resumed or verified"

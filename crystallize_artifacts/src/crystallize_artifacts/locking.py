@@ -1,0 +1,86 @@
+"""Operating-system file locks, the same on every platform (through ``portalocker``).
+
+A run folder's lock (see :mod:`crystallize_artifacts.runlock`) needs three
+things from the operating system, and :mod:`portalocker` gives them on POSIX
+(``flock``) and on Windows (``LockFileEx``, or ``msvcrt`` for exclusive locks):
+
+- an exclusive lock that fails at once when someone else holds it;
+- a shared lock, for workers checking that the run still holds its lock;
+- release when the process dies, however it dies (the kernel drops it).
+
+Where no lock can be taken at all — a file system that refuses locks (some
+network mounts), a platform ``portalocker`` does not support — the store
+refuses to run with :class:`LocksUnavailableError` instead of writing
+without one: two runs would silently share a folder.
+"""
+
+from __future__ import annotations
+
+import errno
+
+from crystallize.plugin import CrystallizeError
+
+__all__ = ["LocksUnavailableError", "try_exclusive", "try_shared", "unlock"]
+
+try:
+    import portalocker
+    from portalocker import exceptions as _exceptions
+except ImportError:  # pragma: no cover - a broken install: the dependency is required
+    portalocker = None  # type: ignore[assignment]
+
+#: errors a file system reports when it cannot lock at all (not "someone holds it").
+_UNSUPPORTED = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, getattr(errno, "ENOTSUP", errno.EOPNOTSUPP)}
+
+
+class LocksUnavailableError(CrystallizeError, OSError):
+    """No file lock can be taken here, so the store refuses to write without one."""
+
+
+def _refuse(where: str, why: str) -> LocksUnavailableError:
+    return LocksUnavailableError(
+        f"{where}: cannot lock the run folder ({why}). The artifact store writes only under a lock, so that two "
+        "runs never share a folder; put root_dir on a file system that supports file locks (a local disk, "
+        "NFSv4), or use an object store (root_dir='s3://...')"
+    )
+
+
+def _take(fd: int, shared: bool, where: str) -> bool:
+    if portalocker is None:  # pragma: no cover
+        raise _refuse(where, "the portalocker package is not installed (pip install portalocker)")
+    kind = portalocker.LockFlags.SHARED if shared else portalocker.LockFlags.EXCLUSIVE
+    try:
+        portalocker.lock(fd, kind | portalocker.LockFlags.NON_BLOCKING)
+    except _exceptions.AlreadyLocked:
+        return False
+    except _exceptions.LockException as exc:
+        cause = exc.__cause__ or exc.__context__
+        code = getattr(cause, "errno", None)
+        if code in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            return False
+        if code in _UNSUPPORTED:
+            raise _refuse(where, f"the file system says: {getattr(cause, 'strerror', cause)}") from None
+        raise _refuse(where, str(cause or exc)) from None
+    except ImportError as exc:  # pragma: no cover - Windows shared locks without pywin32
+        raise _refuse(where, str(exc)) from None
+    except OSError as exc:
+        if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            return False
+        if exc.errno in _UNSUPPORTED:
+            raise _refuse(where, f"the file system says: {exc.strerror}") from None
+        raise
+    return True
+
+
+def try_exclusive(fd: int, where: str) -> bool:
+    """Take an exclusive lock on ``fd`` without waiting; ``False`` if another holds one."""
+    return _take(fd, False, where)
+
+
+def try_shared(fd: int, where: str) -> bool:
+    """Take a shared lock on ``fd`` without waiting; ``False`` while another holds it exclusively."""
+    return _take(fd, True, where)
+
+
+def unlock(fd: int) -> None:
+    """Release this descriptor's lock (closing it releases it too)."""
+    portalocker.unlock(fd)

@@ -1,0 +1,204 @@
+"""Streamed artifacts: a file object whose bytes are committed whole, or not at all.
+
+:class:`ArtifactWriter` is what ``artifact.open("wb")`` hands a step: any
+writer that takes a binary file object (``torch.save``, ``np.save``,
+``pickle.dump``, ``shutil.copyfileobj``) writes through it. Small writes are
+gathered in a buffer of :data:`BUFFER_SIZE` bytes; each full buffer (or a
+large write as it is) goes to the store's :class:`~crystallize_artifacts.backends.Sink`
+while its SHA-256 is computed on another thread, so hashing costs no extra
+time and memory stays O(buffer), not O(artifact). Nothing is visible until
+:meth:`ArtifactWriter.close` commits; leaving the ``with`` block by an
+exception, or dropping the writer unclosed, discards what was written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from crystallize_artifacts.backends import Sink
+
+__all__ = ["ArtifactWriter", "BUFFER_SIZE", "hash_file"]
+
+#: bytes gathered before they are written (and hashed) as one chunk.
+BUFFER_SIZE = 1 << 20
+#: chunks at least this large are hashed on another thread while they are written.
+_PARALLEL_FROM = 1 << 18
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _hasher() -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        with _pool_lock:
+            if _pool is None:
+                _pool = ThreadPoolExecutor(
+                    max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="crystallize-hash"
+                )
+    return _pool
+
+
+def _forget_pool() -> None:
+    global _pool
+    _pool = None  # a forked child has no threads: start a new pool when needed
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
+class _Raw(io.RawIOBase):
+    """Hands chunks to the sink, hashing each one meanwhile."""
+
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+        self.digest = hashlib.sha256()
+        self.size = 0
+        self.dead = False  # committed or discarded: nothing more reaches the sink
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        if self.dead:
+            return memoryview(data).nbytes
+        view = memoryview(data)
+        if view.format != "B" or view.ndim != 1:
+            view = view.cast("B")
+        n = view.nbytes
+        if n >= _PARALLEL_FROM:
+            hashing = _hasher().submit(self.digest.update, view)
+            try:
+                self.sink.write(view)
+            finally:
+                hashing.result()  # the caller may reuse its buffer once we return
+        else:
+            self.digest.update(view)
+            self.sink.write(view)
+        self.size += n
+        return n
+
+
+class ArtifactWriter:
+    """A binary file object committing one artifact when closed (see the module's docstring).
+
+    :ivar record: the artifact's record once committed (``None`` before).
+    """
+
+    def __init__(
+        self,
+        sink: Sink,
+        finish: Callable[[int, str], Any],
+        name: str = "artifact",
+        *,
+        on_end: Callable[[], None] | None = None,
+    ) -> None:
+        self._raw = _Raw(sink)
+        self._buffer = io.BufferedWriter(self._raw, buffer_size=BUFFER_SIZE)
+        self._finish = finish
+        self._on_end = on_end
+        self.name = name
+        self.record: Any = None
+        self._state = "open"
+        self.write = self._buffer.write  # the hot path: no Python frame per write
+
+    # -- file object ----------------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._state != "open"
+
+    @property
+    def mode(self) -> str:
+        return "wb"
+
+    def writable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return False
+
+    def seekable(self) -> bool:
+        return False
+
+    def tell(self) -> int:
+        return self._buffer.tell()
+
+    def flush(self) -> None:
+        """Buffered bytes go to the store (still invisible until :meth:`close`)."""
+        if self._state == "open":
+            self._buffer.flush()
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    # -- commit -----------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Commit: the artifact appears whole (and :attr:`record` describes it)."""
+        if self._state != "open":
+            return
+        try:
+            self._buffer.flush()
+            self._raw.sink.commit()
+        except BaseException:
+            self.discard()
+            raise
+        self._state = "committed"
+        self._end()
+        self.record = self._finish(self._raw.size, self._raw.digest.hexdigest())
+
+    def discard(self) -> None:
+        """Drop what was written; nothing appears."""
+        if self._state != "open":
+            return
+        self._state = "discarded"
+        self._raw.dead = True
+        try:
+            self._raw.sink.discard()
+        finally:
+            self._end()
+
+    def _end(self) -> None:
+        self._raw.dead = True
+        self._buffer.close()  # whatever it still holds goes nowhere
+        on_end, self._on_end = self._on_end, None
+        if on_end is not None:
+            on_end()
+
+    def __enter__(self) -> ArtifactWriter:
+        return self
+
+    def __exit__(self, kind: object, value: object, traceback: object) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.discard()
+
+    def __del__(self) -> None:
+        if getattr(self, "_state", None) == "open":
+            try:
+                self.discard()
+            except Exception:  # noqa: BLE001 - a finaliser must not raise
+                pass
+
+    def __repr__(self) -> str:
+        return f"<ArtifactWriter {self.name} ({self._state})>"
+
+
+def hash_file(path: str) -> tuple[int, str]:
+    """``(size, sha256)`` of a local file, read in blocks."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        while block := f.read(BUFFER_SIZE):
+            digest.update(block)
+            size += len(block)
+    return size, digest.hexdigest()
