@@ -38,15 +38,26 @@ __all__ = ["ls", "show", "diff", "report", "gc", "verify", "verify_command"]
 
 
 def _configure_verify(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("path", type=Path, help="a run folder (v<N>), an experiment folder or a root")
+    parser.add_argument(
+        "path", help="a run folder (v<N>), an experiment folder or a root; or an fsspec URL such as s3://bucket/prefix"
+    )
     add_json(parser)
 
 
 def verify_command(args: argparse.Namespace) -> int:
     """``crystallize verify``: exit 0 when every file checks out, 1 for problems or
     when the path holds no runs, 2 for a path that is missing or not a folder."""
+    from crystallize_artifacts.objects import is_object_url
     from crystallize_artifacts.verify import NoRunsError, verify_path
 
+    if is_object_url(args.path):
+        try:
+            report = verify_path(args.path)
+        except (NoRunsError, OSError, ImportError) as exc:
+            print(f"crystallize verify: {exc}")
+            return 2
+        return _print(args, report)
+    args.path = Path(args.path)
     if not args.path.exists():
         print(f"crystallize verify: {args.path} does not exist")
         return 2
@@ -60,6 +71,13 @@ def verify_command(args: argparse.Namespace) -> int:
             f"crystallize verify: no runs found in {args.path} (expected a run folder v<N>, an experiment "
             "folder holding v<N> folders, or a root holding experiment folders)"
         )
+        return 1
+    return _print(args, report)
+
+
+def _print(args: argparse.Namespace, report: dict[str, list[str]]) -> int:
+    if not report:
+        print(f"crystallize verify: no runs found in {args.path}")
         return 1
     if args.json:
         print(json.dumps(report, indent=2))

@@ -15,12 +15,17 @@ import hashlib
 import os
 import stat
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from crystallize.plugin import ArtifactRecord, DocumentError
 from crystallize_artifacts import documents, layout, safepaths
+from crystallize_artifacts.backends import FOLDER
 from crystallize_artifacts.safepaths import Handle, UnsafePathError
 
-__all__ = ["verify_run", "verify_path", "NoRunsError"]
+if TYPE_CHECKING:
+    from crystallize_artifacts.backends import RunFolder
+
+__all__ = ["verify_run", "verify_path", "verify_folder", "verify_url", "NoRunsError"]
 
 
 class NoRunsError(UnsafePathError):
@@ -155,12 +160,18 @@ def _check_marker(handle: Handle, version_dir: Path, condition: str) -> str | No
     return None
 
 
-def verify_path(path: Path) -> dict[str, list[str]]:
+def verify_path(path: Path | str, storage_options: dict[str, Any] | None = None) -> dict[str, list[str]]:
     """Verify a run folder, every run of an experiment, or every experiment under a root.
+
+    ``path`` may be an fsspec URL (``s3://bucket/prefix``): see :func:`verify_url`.
 
     :returns: ``{run folder: [problems]}``; empty when ``path`` holds no runs.
     :raises NoRunsError: ``path`` is not a folder.
     """
+    from crystallize_artifacts.objects import is_object_url
+
+    if is_object_url(str(path)):
+        return verify_url(str(path), storage_options)
     path = Path(path)
     if not path.is_dir():
         raise NoRunsError(f"{path} is not a folder; give a run folder (v<N>), an experiment folder or a root")
@@ -174,3 +185,119 @@ def verify_path(path: Path) -> dict[str, list[str]]:
             children = sorted(e.name for e in entries if e.is_dir(follow_symlinks=False))
         runs = [layout.version_dir(path / child, v) for child in children for v in layout.versions(path / child)]
     return {str(run): verify_run(run) for run in runs}
+
+
+# -- any store, through its run folders -------------------------------------------------------------
+
+
+def verify_folder(folder: RunFolder) -> list[str]:
+    """Problems found in one run, kept in any store (a :class:`~crystallize_artifacts.backends.RunFolder`)."""
+    problems: list[str] = []
+    where = f"{folder.location}/{layout.MANIFEST}"
+    try:
+        raw = folder.read(layout.MANIFEST)
+    except (OSError, ValueError) as exc:
+        raw = None
+        problems.append(_problem(exc, where))
+    else:
+        if raw is None:
+            problems.append(f"{where}: missing (the run never finished)")
+    if raw is not None:
+        try:
+            manifest, found = documents.parse_manifest(raw, where)
+        except DocumentError as exc:
+            problems.append(str(exc))
+        else:
+            problems += found
+            kept = [r for r in manifest.artifacts if r.path not in manifest.pruned]
+            sizes = folder.sizes(r.path for r in kept)
+            for record in kept:
+                problem = _check_stored(folder, record, sizes.get(record.path))
+                if problem is not None:
+                    problems.append(problem)
+    for name, kind in sorted(folder.entries()):
+        if kind == FOLDER and not name.startswith((".", "replicate_")):
+            problem = _check_stored_marker(folder, name)
+            if problem is not None:
+                problems.append(problem)
+    return problems
+
+
+def _check_stored(folder: RunFolder, record: ArtifactRecord, size: int | None) -> str | None:
+    path = f"{folder.location}/{record.path}"
+    if size is None:
+        return f"{path}: missing"
+    if size != record.size:
+        return f"{path}: size {size}, manifest says {record.size}"
+    digest = hashlib.sha256()
+    try:
+        with folder.open_read(record.path) as f:
+            while block := f.read(1 << 22):
+                digest.update(block)
+    except (OSError, ValueError) as exc:
+        return _problem(exc, path)
+    if digest.hexdigest() != record.sha256:
+        return f"{path}: content differs from its sha256 in the manifest"
+    return None
+
+
+def _check_stored_marker(folder: RunFolder, condition: str) -> str | None:
+    where = f"{folder.location}/{condition}"
+    marker_path, results_path = f"{where}/{layout.MARKER}", f"{where}/{layout.RESULTS}"
+    try:
+        marker_raw = folder.read(f"{condition}/{layout.MARKER}")
+        if marker_raw is None:
+            return None  # not complete: nothing vouched for
+        raw = folder.read(f"{condition}/{layout.RESULTS}")
+    except (OSError, ValueError) as exc:
+        return _problem(exc, where)
+    if raw is None:
+        return f"{marker_path}: marks a condition complete but {results_path} is missing"
+    try:
+        marker = documents.parse_marker(marker_raw, marker_path)
+        results = documents.parse_results(raw, results_path, condition)
+    except DocumentError as exc:
+        return str(exc)
+    if marker.legacy:
+        return (
+            None if results.legacy else f"{marker_path}: empty, but {results_path} was written by crystallize-artifacts"
+        )
+    if hashlib.sha256(raw).hexdigest() != marker.results_sha256:
+        return f"{results_path}: does not match the sha256 its completion marker vouches for"
+    if results.legacy or marker.replicates != results.replicates:
+        return f"{results_path}: does not hold the {marker.replicates} replicate(s) its completion marker vouches for"
+    return None
+
+
+def verify_url(url: str, storage_options: dict[str, Any] | None = None) -> dict[str, list[str]]:
+    """:func:`verify_path` for an object store: a run (``.../v<N>``), an experiment, or a root.
+
+    :raises NoRunsError: nothing is stored at ``url``.
+    """
+    from crystallize_artifacts.objects import ObjectExperimentFolder, open_filesystem
+
+    fs, path, _ = open_filesystem(url, storage_options)
+    fs.invalidate_cache(path)
+    try:
+        children = [c.rstrip("/").rsplit("/", 1)[-1] for c in fs.ls(path, detail=False)]
+    except FileNotFoundError:
+        raise NoRunsError(f"{url} holds nothing; give a run (v<N>), an experiment or a root") from None
+    name = path.rsplit("/", 1)[-1]
+    match = layout.VERSION_NAME.match(name)
+    if match or layout.METADATA in children or layout.MANIFEST in children:
+        parent = url.rstrip("/").rsplit("/", 1)[0]
+        experiment = ObjectExperimentFolder(parent, fs=fs)
+        folder = experiment.existing(int(match.group(1))) if match else None
+        if folder is None:
+            raise NoRunsError(f"{url} is not a run folder named v<N>")
+        return {folder.location: verify_folder(folder)}
+    experiments = [ObjectExperimentFolder(url.rstrip("/"), fs=fs)]
+    if not experiments[0].versions():
+        experiments = [ObjectExperimentFolder(f"{url.rstrip('/')}/{child}", fs=fs) for child in sorted(children)]
+    report: dict[str, list[str]] = {}
+    for experiment in experiments:
+        for version in experiment.versions():
+            folder = experiment.existing(version)
+            if folder is not None:
+                report[folder.location] = verify_folder(folder)
+    return report

@@ -12,6 +12,7 @@ artifact as a parameter, in threads and in worker processes alike.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from contextvars import ContextVar
 from pathlib import Path
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from crystallize._context import FrozenContext
     from crystallize._records import ArtifactRecord
 
-__all__ = ["Artifact", "ReplicateScope", "current_scope"]
+__all__ = ["Artifact", "ArtifactStream", "ReplicateScope", "current_scope"]
 
 _BYTES_LIKE = (bytes, bytearray, memoryview)
 
@@ -59,10 +60,6 @@ _SCOPE: ContextVar[ReplicateScope | None] = ContextVar("crystallize_replicate_sc
 def current_scope() -> ReplicateScope | None:
     """The scope of the replicate running in this thread, if any."""
     return _SCOPE.get()
-
-
-def _default_loader(path: Path) -> bytes:
-    return Path(path).read_bytes()
 
 
 class Artifact:
@@ -105,24 +102,100 @@ class Artifact:
                 f"Artifact {self.name!r}: write() was called outside a running pipeline step; "
                 "artifacts can only be written by a step while Experiment.run() executes it"
             )
-        binding = scope.binding
-        if self.name not in binding.outputs:
-            raise ValueError(
-                f"Artifact {self.name!r} is not declared in this experiment's outputs; "
-                f"pass it in Experiment(outputs=[...]) so storage, resume and downstream "
-                f"experiments know about it"
-            )
+        self._check_declared(scope)
         payload = self.writer(data) if self.writer is not None else data
         if not isinstance(payload, _BYTES_LIKE):
             source = "its writer returned" if self.writer is not None else "write() got"
             raise TypeError(
                 f"Artifact {self.name!r}: {source} {type(payload).__name__}, not bytes; "
-                "write bytes, or declare Artifact(name, writer=callable_returning_bytes)"
+                "write bytes, or declare Artifact(name, writer=callable_returning_bytes), "
+                "or stream it with artifact.open('wb')"
             )
+        store = self._store_for(scope, "write()")
+        values = scope.ctx._data
+        record = store.write_artifact(
+            values[CONDITION_KEY],
+            values[REPLICATE_KEY],
+            scope.step_name,  # type: ignore[arg-type]
+            self.name,
+            payload if isinstance(payload, bytes) else bytes(payload),
+        )
+        self._committed(scope, record)
+        return record
+
+    def open(self, mode: str = "wb") -> ArtifactStream:
+        """Stream the artifact of the current replicate, condition and step::
+
+            with self.model.open("wb") as f:
+                torch.save(model, f)  # any writer taking a binary file object
+
+        Nothing is stored until the stream is closed; then it appears whole
+        (as with :meth:`write`) and ``on_artifact_write`` plugins are told. If
+        the ``with`` block raises, what was written is dropped. Memory stays
+        bounded by the store's buffer, not by the artifact's size.
+
+        :param mode: ``"wb"`` (artifacts are written whole, never appended to or read here;
+            readers get them from ``artifact_datasource``).
+        """
+        if mode != "wb":
+            raise ValueError(f"Artifact {self.name!r}: open() takes mode 'wb' only (artifacts are written whole)")
+        scope = _SCOPE.get()
+        if scope is None or scope.step_name is None:
+            raise RuntimeError(
+                f"Artifact {self.name!r}: open() was called outside a running pipeline step; "
+                "artifacts can only be written by a step while Experiment.run() executes it"
+            )
+        store = self._store_for(scope, "open()")
+        values = scope.ctx._data
+        sink = store.open_artifact(values[CONDITION_KEY], values[REPLICATE_KEY], scope.step_name, self.name)  # type: ignore[arg-type]
+        return ArtifactStream(sink, self, scope)
+
+    def write_file(self, path: str | os.PathLike[str], *, move: bool = False) -> ArtifactRecord:
+        """Store an existing file as the artifact of the current replicate, condition and step.
+
+        The file is copied, or with ``move=True`` moved (renamed into place when
+        the store is on the same file system, so a large checkpoint costs no
+        copy). Either way the artifact appears whole, as with :meth:`write`.
+        """
+        scope = _SCOPE.get()
+        if scope is None or scope.step_name is None:
+            raise RuntimeError(
+                f"Artifact {self.name!r}: write_file() was called outside a running pipeline step; "
+                "artifacts can only be written by a step while Experiment.run() executes it"
+            )
+        if not os.path.isfile(path):
+            raise FileNotFoundError(
+                f"Artifact {self.name!r}: write_file() got {os.fspath(path)!r}, which is not a file"
+            )
+        store = self._store_for(scope, "write_file()")
+        values = scope.ctx._data
+        record = store.write_artifact_file(
+            values[CONDITION_KEY],
+            values[REPLICATE_KEY],
+            scope.step_name,
+            self.name,
+            path,
+            move=move,  # type: ignore[arg-type]
+        )
+        self._committed(scope, record)
+        return record
+
+    def _check_declared(self, scope: ReplicateScope) -> None:
+        if self.name not in scope.binding.outputs:
+            raise ValueError(
+                f"Artifact {self.name!r} is not declared in this experiment's outputs; "
+                f"pass it in Experiment(outputs=[...]) so storage, resume and downstream "
+                f"experiments know about it"
+            )
+
+    def _store_for(self, scope: ReplicateScope, call: str) -> Any:
+        """The run's store, once the write is known to be allowed here."""
+        binding = scope.binding
+        self._check_declared(scope)
         if scope.owners is None:
             scope.owners = {}
             scope.records = []
-        owner = scope.owners.setdefault((scope.step_name, self.name), scope.step_index)
+        owner = scope.owners.setdefault((scope.step_name, self.name), scope.step_index)  # type: ignore[arg-type]
         if owner != scope.step_index:
             raise ValueError(
                 f"Artifact {self.name!r} was already written by another step named "
@@ -132,28 +205,106 @@ class Artifact:
         store = binding.store
         if store is None:
             raise ArtifactStoreError(
-                f"Artifact {self.name!r} was written but no active plugin provides storage; pass a "
+                f"Artifact {self.name!r} was written ({call}) but no active plugin provides storage; pass a "
                 "storage plugin such as crystallize_artifacts.ArtifactPlugin(root_dir='artifacts') in "
                 "Experiment(..., plugins=[...])"
             )
-        values = scope.ctx._data
-        record = store.write_artifact(
-            values[CONDITION_KEY],
-            values[REPLICATE_KEY],
-            scope.step_name,
-            self.name,
-            payload if isinstance(payload, bytes) else bytes(payload),
-        )
+        return store
+
+    def _committed(self, scope: ReplicateScope, record: ArtifactRecord) -> None:
+        binding = scope.binding
         if binding.on_write is not None:
             binding.on_write(
                 experiment=binding.experiment, run=binding.run, artifact=self, record=record, ctx=scope.ctx
             )
         scope.records.append(record)  # type: ignore[union-attr]
-        return record
 
-    def load(self, path: str | Path) -> Any:
-        """Read an artifact file with this artifact's ``loader`` (bytes by default)."""
-        return (self.loader or _default_loader)(Path(path))
+    def load(self, path: str | os.PathLike[str]) -> Any:
+        """Read an artifact with this artifact's ``loader`` (bytes by default).
+
+        ``path`` is what ``artifact_datasource`` yields: a :class:`~pathlib.Path`,
+        or a stored artifact of an object store (which becomes a local file when
+        the loader asks for a path).
+        """
+        if self.loader is None:
+            reader = getattr(path, "read_bytes", None)
+            return reader() if reader is not None else Path(path).read_bytes()
+        return self.loader(path if hasattr(path, "open") else Path(path))
 
     def __repr__(self) -> str:
         return f"Artifact({self.name!r})"
+
+
+class ArtifactStream:
+    """What :meth:`Artifact.open` returns: a binary file object that commits the artifact when closed.
+
+    :ivar record: the :class:`~crystallize.plugin.ArtifactRecord` once committed.
+    """
+
+    def __init__(self, sink: Any, artifact: Artifact, scope: ReplicateScope) -> None:
+        self._sink = sink
+        self._artifact = artifact
+        self._scope = scope
+        self.record: ArtifactRecord | None = None
+        self.write = sink.write  # the store's own write: no extra frame per call
+
+    @property
+    def name(self) -> str:
+        return self._artifact.name
+
+    @property
+    def mode(self) -> str:
+        return "wb"
+
+    @property
+    def closed(self) -> bool:
+        return self.record is not None or getattr(self._sink, "closed", False)
+
+    def writable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return False
+
+    def seekable(self) -> bool:
+        return False
+
+    def tell(self) -> int:
+        return self._sink.tell()  # type: ignore[no-any-return]
+
+    def flush(self) -> None:
+        flush = getattr(self._sink, "flush", None)
+        if flush is not None:
+            flush()
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def close(self) -> None:
+        """Commit the artifact, then tell ``on_artifact_write`` plugins."""
+        if self.record is not None:
+            return
+        self._sink.close()
+        record = self._sink.record
+        if record is None:  # discarded before
+            return
+        self.record = record
+        self._artifact._committed(self._scope, record)
+
+    def discard(self) -> None:
+        """Drop what was written; nothing is stored."""
+        self._sink.discard()
+
+    def __enter__(self) -> ArtifactStream:
+        return self
+
+    def __exit__(self, kind: object, value: object, traceback: object) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.discard()
+
+    def __repr__(self) -> str:
+        state = "committed" if self.record is not None else "open"
+        return f"<ArtifactStream {self._artifact.name!r} ({state})>"

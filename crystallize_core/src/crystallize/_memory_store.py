@@ -11,10 +11,12 @@ not with worker processes.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import os
 import threading
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn
 
 import attrs
 
@@ -152,6 +154,33 @@ class MemoryRunStore:
             self._stored.artifacts[path] = bytes(data)
         return ArtifactRecord(name, step, condition, replicate, path, len(data), hashlib.sha256(data).hexdigest())
 
+    def open_artifact(self, condition: str, replicate: int, step: str, name: str) -> _MemorySink:
+        self._writable()
+        return _MemorySink(self, condition, replicate, step, name)
+
+    def write_artifact_file(
+        self,
+        condition: str,
+        replicate: int,
+        step: str,
+        name: str,
+        source: str | os.PathLike[str],
+        *,
+        move: bool = False,
+    ) -> ArtifactRecord:
+        with open(source, "rb") as f:
+            record = self.write_artifact(condition, replicate, step, name, f.read())
+        if move:
+            os.unlink(source)
+        return record
+
+    def read_artifact(self, path: str) -> BinaryIO:
+        with self._lock:
+            data = self._stored.artifacts.get(path)
+        if data is None:
+            raise FileNotFoundError(f"{self.location}/{path}: no such artifact")
+        return io.BytesIO(data)
+
     def record_replicate(self, outcome: ReplicateOutcome, fingerprint: str | None) -> None:
         self._writable()
         if outcome.error is not None:
@@ -215,3 +244,29 @@ class MemoryRunStore:
     def __repr__(self) -> str:
         mode = "read-only" if self.readonly else "resumed" if self.resumed else "new"
         return f"<MemoryRunStore {self.location} ({mode})>"
+
+
+class _MemorySink(io.BytesIO):
+    """An artifact being streamed into a :class:`MemoryRunStore`: committed on ``close``."""
+
+    def __init__(self, store: MemoryRunStore, condition: str, replicate: int, step: str, name: str) -> None:
+        super().__init__()
+        self._store = store
+        self._target = (condition, replicate, step, name)
+        self.record: ArtifactRecord | None = None
+        self._discarded = False
+
+    def close(self) -> None:
+        if not self.closed and not self._discarded:
+            self.record = self._store.write_artifact(*self._target, self.getvalue())
+        super().close()
+
+    def discard(self) -> None:
+        self._discarded = True
+        super().close()
+
+    def __exit__(self, kind: Any, value: Any, traceback: Any) -> None:
+        if kind is not None:
+            self.discard()
+        else:
+            self.close()

@@ -13,6 +13,8 @@ The core calls, for one run::
     store.prepare_resume(...)       strategy="resume" on a store continuing a run
     before_run hooks
     store.write_artifact(...)       where the replicate runs, per artifact.write()
+    store.open_artifact(...)        ... per artifact.open("wb") (the sink commits when closed)
+    store.write_artifact_file(...)  ... per artifact.write_file(path)
     store.record_replicate(...)     main process, per finished (condition, replicate)
     store.complete_condition(...)   main process, per condition whose every replicate succeeded
     after_run hooks                 (plugins may still store.write_json(...))
@@ -29,14 +31,15 @@ store passes.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, BinaryIO, Protocol, runtime_checkable
 
 import attrs
 
 from crystallize._records import ArtifactRecord, CompletedWork, ReplicateOutcome
 
-__all__ = ["RunStore", "ConditionRecord", "ReplicateRecord"]
+__all__ = ["RunStore", "ArtifactSink", "ConditionRecord", "ReplicateRecord"]
 
 
 @attrs.frozen
@@ -72,6 +75,37 @@ class ReplicateRecord:
     fingerprint: str | None = None
     artifacts: tuple[ArtifactRecord, ...] = ()
     seed: int | None = None
+
+
+@runtime_checkable
+class ArtifactSink(Protocol):
+    """One artifact being streamed into a store: a writable binary file object.
+
+    Nothing is visible until :meth:`close` commits it whole (then
+    :attr:`record` describes it); :meth:`discard` drops what was written, and
+    leaving a ``with`` block by an exception discards. Memory held stays
+    bounded by a buffer, not by the artifact's size (a store keeping
+    artifacts in memory excepted).
+    """
+
+    #: the artifact's record once committed, ``None`` before.
+    record: ArtifactRecord | None
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        """Write bytes; returns how many."""
+        ...
+
+    def close(self) -> None:
+        """Commit: the artifact appears whole, replacing an earlier write of it."""
+        ...
+
+    def discard(self) -> None:
+        """Drop what was written; nothing appears."""
+        ...
+
+    def __enter__(self) -> ArtifactSink: ...
+
+    def __exit__(self, kind: Any, value: Any, traceback: Any) -> Any: ...
 
 
 @runtime_checkable
@@ -136,6 +170,38 @@ class RunStore(Protocol):
         """Commit one artifact (replacing an earlier write of the same one) and say where it went.
 
         Called where the replicate runs, inside ``artifact.write()``.
+        """
+        ...
+
+    def open_artifact(self, condition: str, replicate: int, step: str, name: str) -> ArtifactSink:
+        """Start streaming one artifact; it is committed when the sink is closed.
+
+        Called where the replicate runs, inside ``artifact.open("wb")``.
+        """
+        ...
+
+    def write_artifact_file(
+        self,
+        condition: str,
+        replicate: int,
+        step: str,
+        name: str,
+        source: str | os.PathLike[str],
+        *,
+        move: bool = False,
+    ) -> ArtifactRecord:
+        """Commit the local file ``source`` as one artifact, with the atomicity of :meth:`write_artifact`.
+
+        With ``move``, ``source`` is gone afterwards (renamed into place where
+        the store can, else copied and removed). Called where the replicate
+        runs, inside ``artifact.write_file(path)``.
+        """
+        ...
+
+    def read_artifact(self, path: str) -> BinaryIO:
+        """A binary file object reading a committed artifact (``path`` as in its record).
+
+        :raises FileNotFoundError: when there is no such artifact.
         """
         ...
 

@@ -152,6 +152,52 @@ class RunStoreContract:
         assert again.path == record.path and again.size == 3
         store.close("completed")
 
+    def test_a_streamed_artifact_appears_whole_when_closed(self, tmp_path: Path) -> None:
+        store = self.open(self.make_storage(tmp_path))
+        chunks = [bytes([i]) * 70_000 for i in range(40)] + [b"tail"]  # ~2.7 MB in uneven writes
+        with store.open_artifact("baseline", 0, "Train", "model.bin") as sink:
+            for chunk in chunks:
+                sink.write(chunk)
+                sink.write(memoryview(b"|"))
+        expected = b"".join(chunk + b"|" for chunk in chunks)
+        record = sink.record
+        assert isinstance(record, ArtifactRecord)
+        assert record.size == len(expected) and record.sha256 == hashlib.sha256(expected).hexdigest()
+        with store.read_artifact(record.path) as f:
+            assert f.read() == expected
+        same = store.write_artifact("baseline", 0, "Train", "bytes.bin", expected)
+        assert same.sha256 == record.sha256  # streamed and whole writes describe bytes alike
+        store.close("completed")
+
+    def test_a_streamed_artifact_is_dropped_when_its_writer_fails(self, tmp_path: Path) -> None:
+        import pytest
+
+        store = self.open(self.make_storage(tmp_path))
+        record = store.write_artifact("baseline", 0, "Train", "model.bin", b"the old one")
+        with pytest.raises(RuntimeError, match="writer failed"):
+            with store.open_artifact("baseline", 0, "Train", "model.bin") as sink:
+                sink.write(b"half of a new one")
+                raise RuntimeError("writer failed")
+        assert sink.record is None
+        with store.read_artifact(record.path) as f:
+            assert f.read() == b"the old one"  # never a partial artifact
+        with pytest.raises(FileNotFoundError):
+            store.read_artifact("replicate_0/baseline/Train/never.bin")
+        store.close("completed")
+
+    def test_an_existing_file_is_stored_by_copy_or_by_move(self, tmp_path: Path) -> None:
+        store = self.open(self.make_storage(tmp_path))
+        source = tmp_path / "checkpoint.pt"
+        source.write_bytes(b"weights" * 1000)
+        copied = store.write_artifact_file("baseline", 0, "Train", "copy.pt", source)
+        assert source.exists() and copied.size == 7000
+        moved = store.write_artifact_file("baseline", 0, "Train", "moved.pt", str(source), move=True)
+        assert not source.exists()
+        assert moved.sha256 == copied.sha256 == hashlib.sha256(b"weights" * 1000).hexdigest()
+        with store.read_artifact(moved.path) as f:
+            assert f.read() == b"weights" * 1000
+        store.close("completed")
+
     def test_recorded_replicates_are_finished_and_failed_ones_are_not(self, tmp_path: Path) -> None:
         storage = self.make_storage(tmp_path)
         store = self.open(storage)

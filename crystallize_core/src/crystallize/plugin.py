@@ -17,7 +17,8 @@ underscore (a test in the repository checks ours).
   one per fact, typed with its value) and the shared keys :data:`SEED_FACT`,
   :data:`EXECUTION_FACT` and :data:`RESUME_FACT` (with their value types).
 - **Storage** — the :class:`RunStore` protocol a storage plugin's
-  ``open_store`` returns, and its records :class:`ConditionRecord` and
+  ``open_store`` returns, the :class:`ArtifactSink` its ``open_artifact``
+  streams into, and its records :class:`ConditionRecord` and
   :class:`ReplicateRecord`.
 - **Execution engines** — :class:`ReplicateBatch` (what ``execute_replicates``
   receives) and the worker helpers that run units in another process:
@@ -74,7 +75,7 @@ from crystallize._records import (
 )
 from crystallize._registry import ENTRY_POINT_GROUP as PLUGINS_GROUP
 from crystallize._registry import PluginInfo
-from crystallize._store import ConditionRecord, ReplicateRecord, RunStore
+from crystallize._store import ArtifactSink, ConditionRecord, ReplicateRecord, RunStore
 from crystallize.errors import (
     ArtifactStoreError,
     ConfigurationError,
@@ -110,6 +111,7 @@ __all__ = [
     "ResumeFact",
     # storage
     "RunStore",
+    "ArtifactSink",
     "ConditionRecord",
     "ReplicateRecord",
     # execution engines
