@@ -70,11 +70,17 @@ def s3_endpoint():
 _ENV = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_PROFILE")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def s3_bucket(s3_endpoint):
-    """A fresh, empty bucket on the session's S3 server; its name."""
+    """A bucket on the session's S3 server; its name (tests use :func:`s3_root` prefixes in it)."""
     import s3fs
 
     name = f"test-{uuid.uuid4().hex[:16]}"
-    s3fs.S3FileSystem(skip_instance_cache=True).mkdir(name)
+    s3fs.S3FileSystem().mkdir(name)
     return name
+
+
+@pytest.fixture
+def s3_root(s3_bucket):
+    """A fresh, empty prefix of the session's bucket: ``s3://<bucket>/<unique>``."""
+    return f"s3://{s3_bucket}/{uuid.uuid4().hex[:12]}"

@@ -4,7 +4,8 @@
 and prints its metrics as JSON. With ``CRASH_AT=<k>`` and
 ``CRASH_PHASE=before|after``, the process SIGKILLs itself just before or just
 after the k-th commit (every atomic file write, and every journal append) —
-the instants where a crash is most likely to expose a bug. With
+the instants where a crash is most likely to expose a bug. ROOT may be an
+``s3://`` URL: then the commits counted are the object store's writes. With
 ``STEP_DELAY`` each step sleeps, so a parent can kill it at arbitrary times.
 """
 
@@ -75,6 +76,7 @@ def build(root: str) -> Experiment:
 
 def arm_crash(at: int, phase: str) -> None:
     import crystallize_artifacts.local as local
+    import crystallize_artifacts.objects as objects
 
     count = 0
 
@@ -102,6 +104,20 @@ def arm_crash(at: int, phase: str) -> None:
 
     local.write_atomic_at = commit
     local.LocalRunFolder.append_journal = append
+
+    def counted(real):
+        def method(self, *args, **kwargs):
+            nonlocal count
+            count += 1
+            maybe_die("before")
+            real(self, *args, **kwargs)
+            maybe_die("after")
+
+        return method
+
+    # an object store's commits: every whole-object write and every journal object
+    for name in ("write", "write_artifact", "append_journal"):
+        setattr(objects.ObjectRunFolder, name, counted(getattr(objects.ObjectRunFolder, name)))
 
 
 if __name__ == "__main__":
