@@ -93,7 +93,9 @@ def resume_and_compare(root: str, reference: dict) -> None:
 
 
 # 1 metadata, then 24 artifacts and 6 journal objects interleaved, 6 results/markers, metadata, manifest
-@pytest.mark.parametrize(("point", "phase"), [(1, "after"), (9, "before"), (14, "after"), (31, "after"), (34, "before")])
+@pytest.mark.parametrize(
+    ("point", "phase"), [(1, "after"), (9, "before"), (14, "after"), (31, "after"), (34, "before")]
+)
 def test_sigkill_at_an_s3_commit_then_resume_equals_an_uninterrupted_run(s3_root, reference, point, phase):
     crashed = run_child(s3_root, "rerun", CRASH_AT=str(point), CRASH_PHASE=phase)
     assert crashed.returncode == -signal.SIGKILL, (crashed.returncode, crashed.stderr)

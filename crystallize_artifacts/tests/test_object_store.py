@@ -56,18 +56,23 @@ def test_an_s3_run_has_the_local_layout_and_resumes_finer_than_a_condition(s3_ro
     first = experiment(root, replicates=3, fail=("double", 1)).run()
     assert [(e.condition, e.replicate) for e in first.error_list()] == [("double", 1)]
     keys = s3_keys(f"{root}/producer/v0")
-    assert {"metadata.json", "manifest.json", ".lock", "baseline/results.json", "baseline/.crystallize_complete"} <= set(
-        keys
-    )
+    assert {
+        "metadata.json",
+        "manifest.json",
+        ".lock",
+        "baseline/results.json",
+        "baseline/.crystallize_complete",
+    } <= set(keys)
     assert "replicate_2/double/ModelStep/data.json" in keys
     assert "double/.crystallize_complete" not in keys  # a failed replicate leaves its condition unmarked
     assert any(k.startswith("double/replicates.jsonl.d/") for k in keys)  # the journal, one object per write
     resumed = experiment(root, replicates=3).run(strategy="resume")
     assert resumed.run.version == 0 and not resumed.errors
     assert resumed.metrics.baseline.metrics == first.metrics.baseline.metrics
-    assert resumed.metrics.treatments["double"].metrics["value"][0] == first.metrics.treatments["double"].metrics[
-        "value"
-    ][0]
+    assert (
+        resumed.metrics.treatments["double"].metrics["value"][0]
+        == first.metrics.treatments["double"].metrics["value"][0]
+    )
     assert verify_path(root) == {f"{root}/producer/v0": []}
 
 
@@ -151,7 +156,8 @@ def test_retention_on_s3_drops_old_artifacts_and_keeps_metrics(s3_root):
 def read_value(data, ctx):
     with data.open("rb") as f:  # a file object, streamed from the store
         value = json.load(f)["value"]
-    assert json.loads(open(data, "rb").read())["value"] == value  # or a local path, downloaded once
+    with open(data, "rb") as f:  # or a local path, downloaded once
+        assert json.loads(f.read())["value"] == value
     ctx.metrics.add("read", value)
     return value
 
@@ -175,3 +181,32 @@ def test_a_consumer_reads_an_s3_producer_and_a_graph_resumes_it(s3_root):
     assert again["consumer"].metrics.baseline.metrics["read"] == results["consumer"].metrics.baseline.metrics["read"]
     pins = s3_keys(f"{root}/producer/v0/.consumers")
     assert pins == ["consumer--v0.json"]
+
+
+def test_a_large_streamed_artifact_goes_up_in_parts_and_a_failed_one_leaves_nothing(s3_root):
+    import hashlib
+
+    from crystallize_artifacts import LocalRunStore
+    from crystallize_artifacts.objects import PART_SIZE, ObjectExperimentFolder
+
+    store = LocalRunStore.open_for_run(
+        ObjectExperimentFolder(f"{s3_root}/e"), versioned=True, resume=False, durable=False
+    )
+    block = bytes(range(256)) * 4096
+    with store.open_artifact("baseline", 0, "Train", "model.bin") as sink:
+        for _ in range(PART_SIZE // len(block) * 2 + 3):  # two full parts and a bit
+            sink.write(block)
+    expected = block * (PART_SIZE // len(block) * 2 + 3)
+    assert sink.record.size == len(expected) and sink.record.sha256 == hashlib.sha256(expected).hexdigest()
+    with store.read_artifact(sink.record.path) as f:
+        assert hashlib.sha256(f.read()).hexdigest() == sink.record.sha256
+    with pytest.raises(RuntimeError), store.open_artifact("baseline", 1, "Train", "model.bin") as failed:
+        failed.write(block * 20)  # past the first part: a multipart upload is under way
+        raise RuntimeError("the writer failed")
+    store.close("completed")
+    assert "replicate_1/baseline/Train/model.bin" not in s3_keys(f"{s3_root}/e/v0")
+    import s3fs
+
+    bucket, prefix = s3_root.removeprefix("s3://").split("/", 1)
+    uploads = s3fs.S3FileSystem().call_s3("list_multipart_uploads", Bucket=bucket, Prefix=prefix).get("Uploads", [])
+    assert uploads == []  # the failed one was aborted, not left to cost storage

@@ -174,10 +174,12 @@ class RunStoreContract:
 
         store = self.open(self.make_storage(tmp_path))
         record = store.write_artifact("baseline", 0, "Train", "model.bin", b"the old one")
-        with pytest.raises(RuntimeError, match="writer failed"):
-            with store.open_artifact("baseline", 0, "Train", "model.bin") as sink:
-                sink.write(b"half of a new one")
-                raise RuntimeError("writer failed")
+        with (
+            pytest.raises(RuntimeError, match="writer failed"),
+            store.open_artifact("baseline", 0, "Train", "model.bin") as sink,
+        ):
+            sink.write(b"half of a new one")
+            raise RuntimeError("writer failed")
         assert sink.record is None
         with store.read_artifact(record.path) as f:
             assert f.read() == b"the old one"  # never a partial artifact

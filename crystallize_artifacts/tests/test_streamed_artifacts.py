@@ -1,0 +1,149 @@
+"""Streamed artifacts: ``artifact.open("wb")`` and ``artifact.write_file(path)``, as atomic as ``write``."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import tracemalloc
+
+import pytest
+
+from crystallize import Artifact, Experiment, Pipeline, PipelineStep, data_source
+from crystallize.plugin import ArtifactRecord
+from crystallize_artifacts import ArtifactPlugin, verify_path
+
+
+@data_source
+def seed(ctx):
+    return ctx["replicate"]
+
+
+class Stream(PipelineStep):
+    """Writes through ``open("wb")`` with any writer taking a file object; fails on request."""
+
+    def __init__(self, out, fail_on=None, size=0):
+        self.out = out
+        self.fail_on = fail_on
+        self.size = size
+
+    def __call__(self, data, ctx):
+        with self.out.open("wb") as f:
+            pickle.dump({"replicate": data}, f)
+            block = bytes(range(256)) * 4096  # 1 MiB
+            for _ in range(self.size):
+                f.write(block)
+            if data == self.fail_on:
+                raise RuntimeError("the writer failed half-way")
+        return data
+
+    @property
+    def params(self):
+        return {"size": self.size}
+
+
+def build(root, step, name="streams", replicates=2, out=None):
+    out = out or step.out
+    return Experiment(
+        seed(),
+        Pipeline([step]),
+        plugins=[ArtifactPlugin(root_dir=root)],
+        outputs=[out],
+        name=name,
+        replicates=replicates,
+    )
+
+
+def test_a_streamed_artifact_is_stored_like_a_written_one(tmp_path):
+    out = Artifact("state.pkl")
+    result = build(tmp_path, Stream(out)).run()
+    assert result.ok
+    records = sorted(result.artifacts, key=lambda r: r.replicate)
+    assert [r.path for r in records] == [f"replicate_{r}/baseline/Stream/state.pkl" for r in (0, 1)]
+    for record in records:
+        data = (tmp_path / "streams" / "v0" / record.path).read_bytes()
+        assert pickle.loads(data) == {"replicate": record.replicate}
+        assert record.size == len(data) and record.sha256 == hashlib.sha256(data).hexdigest()
+    assert verify_path(tmp_path / "streams") == {str(tmp_path / "streams" / "v0"): []}
+
+
+def test_a_step_failing_mid_stream_stores_nothing_and_leaves_no_temporary_file(tmp_path):
+    out = Artifact("state.pkl")
+    result = build(tmp_path, Stream(out, fail_on=1, size=3)).run()
+    assert [(e.condition, e.replicate) for e in result.error_list()] == [("baseline", 1)]
+    replicate_1 = tmp_path / "streams" / "v0" / "replicate_1"
+    assert [p for p in replicate_1.rglob("*") if p.is_file()] == []  # neither the artifact nor a temporary
+    assert (tmp_path / "streams" / "v0" / "replicate_0" / "baseline" / "Stream" / "state.pkl").is_file()
+
+
+def test_streaming_holds_memory_to_a_buffer_not_the_artifact(tmp_path):
+    out = Artifact("big.bin")
+    exp = build(tmp_path, Stream(out, size=96), replicates=1)  # 96 MiB through the stream
+    tracemalloc.start()
+    try:
+        result = exp.run()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.ok
+    assert result.artifacts[0].size > 96 << 20
+    assert peak < 16 << 20, f"streaming 96 MiB held {peak >> 20} MiB at once"
+
+
+class CopyIn(PipelineStep):
+    def __init__(self, out, move):
+        self.out = out
+        self.move = move
+
+    def __call__(self, data, ctx):
+        path = os.path.join(os.environ["SCRATCH"], f"checkpoint-{data}.bin")
+        with open(path, "wb") as f:
+            f.write(b"weights %d" % data)
+        ctx.metrics.add("inode", os.stat(path).st_ino)
+        record = self.out.write_file(path, move=self.move)
+        assert isinstance(record, ArtifactRecord)
+        return data
+
+    @property
+    def params(self):
+        return {"move": self.move}
+
+
+@pytest.mark.parametrize("move", [False, True])
+def test_write_file_copies_or_moves_an_existing_file_into_the_store(tmp_path, monkeypatch, move):
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setenv("SCRATCH", str(scratch))
+    out = Artifact("checkpoint.bin")
+    result = build(tmp_path / "root", CopyIn(out, move)).run()
+    assert result.ok, result.errors
+    for replicate in (0, 1):
+        stored = (
+            tmp_path / "root" / "streams" / "v0" / f"replicate_{replicate}" / "baseline" / "CopyIn" / "checkpoint.bin"
+        )
+        assert stored.read_bytes() == b"weights %d" % replicate
+        inode = result.metrics.baseline.metrics["inode"][replicate]
+        assert (stored.stat().st_ino == inode) is move  # moved: renamed into place, never copied
+    assert sorted(p.name for p in scratch.iterdir()) == ([] if move else ["checkpoint-0.bin", "checkpoint-1.bin"])
+    assert verify_path(tmp_path / "root" / "streams") == {str(tmp_path / "root" / "streams" / "v0"): []}
+
+
+def test_open_refuses_other_modes_and_write_file_a_missing_file(tmp_path):
+    out = Artifact("x.bin")
+
+    class Misuse(PipelineStep):
+        def __init__(self, out):
+            self.out = out
+
+        def __call__(self, data, ctx):
+            with pytest.raises(ValueError, match="mode 'wb' only"):
+                self.out.open("ab")
+            with pytest.raises(FileNotFoundError, match="not a file"):
+                self.out.write_file(tmp_path / "absent.bin")
+            return data
+
+        @property
+        def params(self):
+            return {}
+
+    assert build(tmp_path, Misuse(out), replicates=1, out=out).run().ok
