@@ -16,7 +16,17 @@ from pathlib import Path
 import pytest
 
 RUN = Path(__file__).resolve().parent / "run.py"
-WORKLOADS = ("step_overhead", "artifact_writes", "resume_noop", "import", "parallel", "memory", "progress_overhead")
+WORKLOADS = (
+    "step_overhead",
+    "artifact_writes",
+    "resume_noop",
+    "import",
+    "parallel",
+    "memory",
+    "progress_overhead",
+    "stream_write",
+    "s3_writes",
+)
 
 
 @pytest.mark.slow

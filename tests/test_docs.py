@@ -157,3 +157,19 @@ def test_progress_example_counts_every_unit_whichever_engine_runs_it(tmp_path):
     done = subprocess.run([sys.executable, "progress.py"], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert [line for line in done.stdout.splitlines() if line.startswith("DONE")] == ["DONE 10 10"] * 3
+
+
+STORAGE = python_blocks(REPO / "docs" / "storage.md")
+
+
+@pytest.mark.parametrize("block", STORAGE, ids=[f"block{i}" for i in range(len(STORAGE))])
+def test_every_storage_example_runs_as_written(block, tmp_path):
+    pytest.importorskip("moto.server")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CRYSTALLIZE_", "AWS_"))}
+    if "RunStoreContract" in block:  # a test module: pytest runs the contract against the store it names
+        (tmp_path / "test_my_store.py").write_text(block)
+        command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_my_store.py"]
+    else:
+        command = [sys.executable, "-c", block]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=240)
+    assert done.returncode == 0, done.stdout + done.stderr

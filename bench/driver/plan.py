@@ -64,6 +64,8 @@ class Sizes:
     memory_calls: tuple[int, int]  # small, large
     progress_busy_replicates: int  # per condition, each ~progress_replicate_s of pure Python
     progress_replicate_s: float
+    stream_mib: int  # one artifact through artifact.open("wb")
+    s3_shape: tuple[int, int, int]  # conditions, replicates, KiB per object, to a moto S3 server
 
 
 FULL = Sizes(
@@ -78,6 +80,8 @@ FULL = Sizes(
     memory_calls=(1_000, 100_000),
     progress_busy_replicates=100,
     progress_replicate_s=0.002,
+    stream_mib=1024,
+    s3_shape=(4, 100, 64),
 )
 
 QUICK = Sizes(
@@ -92,6 +96,8 @@ QUICK = Sizes(
     memory_calls=(1_000, 10_000),
     progress_busy_replicates=10,
     progress_replicate_s=0.002,
+    stream_mib=64,
+    s3_shape=(4, 10, 64),
 )
 
 
@@ -105,6 +111,7 @@ def workloads(sizes: Sizes, iterations: int) -> list[Workload]:
     conditions, replicates, steps = sizes.step_shape
     a_conditions, a_replicates, kib = sizes.artifact_shape
     small, large = sizes.memory_calls
+    s3_conditions, s3_replicates, s3_kib = sizes.s3_shape
     repeats = sizes.in_process_repeats
     resume_args = {"replicates": sizes.resume_replicates, "repeats": repeats}
     memfs = options(memfs_dir=MEMFS) if os.path.isdir(MEMFS) else ()
@@ -200,7 +207,39 @@ def workloads(sizes: Sizes, iterations: int) -> list[Workload]:
             "rich console writing to a counting sink; *_ratio = on / off per adjacent pair in one process; "
             "installed_*_ratio = installed-but-off / not installed, across processes",
         ),
+        Workload(
+            "stream_write",
+            "stream_write.py",
+            f"one {sizes.stream_mib} MiB artifact through artifact.open('wb') in 1 MiB writes, vs plain file writes",
+            (Case(options(size_mib=sizes.stream_mib, repeats=repeats) + memfs, frameworks=OURS),),
+            note="crystallize-ml has no streamed artifacts; peak_increase_mb = rise of ru_maxrss during our runs; "
+            f"memfs_* repeat the comparison in {MEMFS} (RAM)",
+        ),
+        Workload(
+            "s3_writes",
+            "s3_writes.py",
+            f"{s3_conditions} conditions x {s3_replicates} replicates x 1 artifact of {s3_kib} KiB to a moto S3 "
+            "server, vs the same uploads one after another with s3fs",
+            (
+                Case(
+                    options(conditions=s3_conditions, replicates=s3_replicates, size_kib=s3_kib, repeats=repeats),
+                    frameworks=OURS,
+                ),
+            ),
+            note="ours runs with ParallelExecution(executor_type='thread', max_workers=8): uploads overlap; "
+            "the server is moto's, in its own process on 127.0.0.1",
+        ),
     ]
 
 
-NAMES = ("step_overhead", "artifact_writes", "resume_noop", "import", "parallel", "memory", "progress_overhead")
+NAMES = (
+    "step_overhead",
+    "artifact_writes",
+    "resume_noop",
+    "import",
+    "parallel",
+    "memory",
+    "progress_overhead",
+    "stream_write",
+    "s3_writes",
+)

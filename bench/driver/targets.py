@@ -63,6 +63,11 @@ TARGETS = (
     Target("parallel", "DaskExecution(2 workers) >= 1.5x faster than serial", "ours", "dask_speedup", ">=", 1.5),
     Target("memory", "peak RSS at the large size <= 1.2x the small size's", "ours", "rss_ratio", "<=", 1.2),
     Target("progress_overhead", "progress bars slow a ~1 s run by <= 2% (on / off)", "ours", "busy_ratio", "<=", 1.02),
+    Target(
+        "stream_write", "1 GiB through artifact.open('wb') <= 1.15x plain writes", "ours", "ratio_to_plain", "<=", 1.15
+    ),
+    Target("stream_write", "streaming 1 GiB raises peak memory < 64 MiB", "ours", "peak_increase_mb", "<=", 64.0),
+    Target("s3_writes", "400 x 64 KiB to S3 <= 1.3x direct s3fs uploads", "ours", "ratio_to_direct", "<=", 1.3),
 )
 
 
