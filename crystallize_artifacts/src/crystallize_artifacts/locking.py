@@ -60,7 +60,9 @@ def _take(fd: int, shared: bool, where: str) -> bool:
         if code in _UNSUPPORTED:
             raise _refuse(where, f"the file system says: {getattr(cause, 'strerror', cause)}") from None
         raise _refuse(where, str(cause or exc)) from None
-    except ImportError as exc:  # pragma: no cover - Windows shared locks without pywin32
+    except ImportError as exc:  # pragma: no cover - Windows shared locks need pywin32
+        if shared:  # an exclusive probe instead: correct, except when two probes meet in the same instant
+            return _take(fd, False, where)
         raise _refuse(where, str(exc)) from None
     except OSError as exc:
         if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
