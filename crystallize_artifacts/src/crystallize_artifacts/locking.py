@@ -17,16 +17,25 @@ without one: two runs would silently share a folder.
 from __future__ import annotations
 
 import errno
+from types import ModuleType
 
 from crystallize.plugin import CrystallizeError
 
 __all__ = ["LocksUnavailableError", "try_exclusive", "try_shared", "unlock"]
 
-try:
-    import portalocker
-    from portalocker import exceptions as _exceptions
-except ImportError:  # pragma: no cover - a broken install: the dependency is required
-    portalocker = None  # type: ignore[assignment]
+_portalocker: ModuleType | None = None
+
+
+def _library() -> ModuleType | None:
+    """portalocker, imported on first use (its import reads package metadata: ~60 ms)."""
+    global _portalocker
+    if _portalocker is None:
+        try:
+            import portalocker
+        except ImportError:  # pragma: no cover - a broken install: the dependency is required
+            return None
+        _portalocker = portalocker
+    return _portalocker
 
 #: errors a file system reports when it cannot lock at all (not "someone holds it").
 _UNSUPPORTED = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, getattr(errno, "ENOTSUP", errno.EOPNOTSUPP)}
@@ -45,8 +54,10 @@ def _refuse(where: str, why: str) -> LocksUnavailableError:
 
 
 def _take(fd: int, shared: bool, where: str) -> bool:
+    portalocker = _library()
     if portalocker is None:  # pragma: no cover
         raise _refuse(where, "the portalocker package is not installed (pip install portalocker)")
+    _exceptions = portalocker.exceptions
     kind = portalocker.LockFlags.SHARED if shared else portalocker.LockFlags.EXCLUSIVE
     try:
         portalocker.lock(fd, kind | portalocker.LockFlags.NON_BLOCKING)
@@ -85,4 +96,6 @@ def try_shared(fd: int, where: str) -> bool:
 
 def unlock(fd: int) -> None:
     """Release this descriptor's lock (closing it releases it too)."""
-    portalocker.unlock(fd)
+    portalocker = _library()
+    if portalocker is not None:
+        portalocker.unlock(fd)
