@@ -37,6 +37,7 @@ def _library() -> ModuleType | None:
         _portalocker = portalocker
     return _portalocker
 
+
 #: errors a file system reports when it cannot lock at all (not "someone holds it").
 _UNSUPPORTED = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, getattr(errno, "ENOTSUP", errno.EOPNOTSUPP)}
 
