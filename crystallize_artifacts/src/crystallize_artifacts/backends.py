@@ -47,6 +47,8 @@ class RunFolder(Protocol):
     location: str
     readonly: bool
     durable: bool
+    #: files can be renamed into the folder (:meth:`move_artifact` can succeed).
+    renames: bool
 
     @property
     def attached(self) -> bool:

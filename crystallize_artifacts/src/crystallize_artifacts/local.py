@@ -65,6 +65,8 @@ class _Borrowed:
 class LocalRunFolder:
     """One run folder on a file system (see :class:`~crystallize_artifacts.backends.RunFolder`)."""
 
+    renames = True
+
     def __init__(
         self,
         experiment_dir: Path,

@@ -146,6 +146,8 @@ class _SpoolSink:
 class ObjectRunFolder:
     """One run's folder in an object store (see :class:`~crystallize_artifacts.backends.RunFolder`)."""
 
+    renames = False
+
     def __init__(
         self,
         experiment: ObjectExperimentFolder,

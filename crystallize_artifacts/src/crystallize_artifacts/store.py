@@ -297,7 +297,7 @@ class FolderRunStore:
         _check_artifact_names(condition, replicate, step, name)
         source = os.fspath(source)
         path = layout.artifact_relpath(condition, replicate, step, name)
-        if move:
+        if move and self.folder.renames:
             size, sha256 = hash_file(source)
             folder = self._enter()
             try:
@@ -457,7 +457,7 @@ class FolderRunStore:
         self._run_conditions = tuple(conditions)
         if any(c not in completed.conditions for c in conditions):
             manifest.withdraw(folder)
-        existing = {name for name, kind in folder.entries() if kind == FOLDER}
+        existing: set[str] | None = None  # condition folders, listed once if any condition needs work
         for condition in conditions:
             safepaths.check_segment(condition, "condition")
             if condition in completed.conditions:
@@ -465,6 +465,8 @@ class FolderRunStore:
                     self._completed[condition] = self._vouched[condition]
                 continue
             self._index.forget(folder, condition)
+            if existing is None:
+                existing = {name for name, kind in folder.entries() if kind == FOLDER}
             reused = completed.replicates.get(condition, {})
             entries = dict(self._journal_entries.get(condition, {}))
             if condition not in existing:
