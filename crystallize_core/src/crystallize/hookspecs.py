@@ -27,7 +27,7 @@ Lifecycle of :meth:`Experiment.run`::
         wrap_replicate              per unit, where the replicate runs, around:
             before_replicate
             before_step                 ...once per step
-            on_artifact_write           ...once per artifact.write(), after store.write_artifact
+            on_artifact_write           ...once per artifact committed (write, open, write_file)
             after_step                  ...once per step that returned
             on_replicate_error          ...if the replicate failed
         on_replicate_outcome        in the main process, as each unit finishes (after store.record_replicate)
@@ -285,8 +285,9 @@ def on_artifact_write(
 ) -> None:
     """Called after the run's store committed an artifact a step wrote.
 
-    Runs where the replicate runs, inside the step's ``artifact.write(...)``,
-    once ``run.store.write_artifact`` returned. Storage is not done here —
+    Runs where the replicate runs, inside the step's ``artifact.write(...)``
+    once ``run.store.write_artifact`` returned (or when the stream of
+    ``artifact.open("wb")`` is closed, or inside ``artifact.write_file(...)``). Storage is not done here —
     the bytes go through the store object — this hook tells other plugins an
     artifact now exists: lineage, mirroring to another tracker, indexing.
     ``record`` says where it went (``record.step`` is the writing step's
