@@ -210,3 +210,23 @@ def test_a_large_streamed_artifact_goes_up_in_parts_and_a_failed_one_leaves_noth
     bucket, prefix = s3_root.removeprefix("s3://").split("/", 1)
     uploads = s3fs.S3FileSystem().call_s3("list_multipart_uploads", Bucket=bucket, Prefix=prefix).get("Uploads", [])
     assert uploads == []  # the failed one was aborted, not left to cost storage
+
+
+def test_credentials_given_as_storage_options_are_never_shown_or_stored(s3_root, caplog):
+    import logging
+
+    secret = "s3cr3t-never-to-be-seen"
+    plugin = ArtifactPlugin(root_dir=s3_root, storage_options={"key": "testing", "secret": secret})
+    assert secret not in repr(plugin)
+    caplog.set_level(logging.DEBUG)
+    exp = experiment(s3_root, replicates=1)
+    exp.plugins = [p for p in exp.plugins if not isinstance(p, ArtifactPlugin)] + [plugin]
+    result = exp.run()
+    assert result.ok and secret not in repr(result.run.store)
+    assert secret not in caplog.text
+    import s3fs
+
+    fs = s3fs.S3FileSystem()
+    fs.invalidate_cache()
+    stored = b"".join(fs.cat_file(k) for k in fs.find(s3_root.removeprefix("s3://")))
+    assert secret.encode() not in stored
