@@ -26,7 +26,7 @@ from crystallize_artifacts.backends import Sink
 __all__ = ["ArtifactWriter", "BUFFER_SIZE", "hash_file"]
 
 #: bytes gathered before they are written (and hashed) as one chunk.
-BUFFER_SIZE = 1 << 20
+BUFFER_SIZE = 8 << 20
 #: chunks at least this large are hashed on another thread while they are written.
 _PARALLEL_FROM = 1 << 18
 _pool: ThreadPoolExecutor | None = None
