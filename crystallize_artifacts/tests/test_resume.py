@@ -72,7 +72,9 @@ def test_a_changed_pipeline_is_refused_and_nothing_is_touched(tmp_path):
     changed = experiment(tmp_path, replicates=2)
     changed.pipeline.steps[0] = Other(changed.outputs["data.json"])
     changed._id = None
-    with pytest.raises(ResumeError, match="pipeline changed since that run.*strategy='rerun'"):
+    with pytest.raises(
+        ResumeError, match=r"changed since that run:\n  - step 1 was replaced \('ModelStep' -> 'Other'\)"
+    ):
         changed.run(strategy="resume")
     after = {p: p.read_bytes() for p in (tmp_path / "producer").rglob("*") if p.is_file()}
     assert after == before
@@ -130,6 +132,7 @@ def test_replicates_finished_inside_an_unfinished_condition_are_skipped(tmp_path
     meta = json.loads((tmp_path / "producer" / "v0" / "metadata.json").read_bytes())
     assert meta["status"] == "interrupted"
     resumed_exp, spy = with_spy(experiment(tmp_path, replicates=5))
+    resumed_exp.pipeline.steps[0] = Interrupting(resumed_exp.outputs["data.json"], None)  # the same code
     result = resumed_exp.run(strategy="resume")
     assert spy.units[:2] == [("baseline", 3), ("baseline", 4)] and len(spy.units) == 7
     assert result.metrics == experiment(tmp_path / "fresh", replicates=5).run().metrics

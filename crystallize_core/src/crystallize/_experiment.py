@@ -10,7 +10,7 @@ import attrs
 
 from crystallize._artifact import Artifact
 from crystallize._datasource import CallableDataSource, DataSource
-from crystallize._identity import experiment_id
+from crystallize._identity import digest, signature
 from crystallize._names import check_name
 from crystallize._steps import Pipeline
 from crystallize.errors import ConfigurationError
@@ -101,6 +101,7 @@ class Experiment:
         self.hypotheses: list[Hypothesis] = list(hypotheses or ())
         self.replicates = replicates
         self._id: str | None = None
+        self._signature: dict[str, Any] | None = None
         self._plugin_cache: PluginState | None = None
         self._lock = threading.Lock()
 
@@ -108,11 +109,26 @@ class Experiment:
 
     @property
     def id(self) -> str:
-        """Stable hash of the datasource and the steps (their names and parameters)."""
+        """Stable hash of the datasource and the steps: their names, code and parameters.
+
+        The hash of :meth:`signature` (``docs/provenance.md`` says what it covers).
+        """
         if self._id is None:
-            steps = [] if self.pipeline is None else self.pipeline.steps
-            self._id = experiment_id(self.datasource, steps)
+            self._id = digest(self.signature())
         return self._id
+
+    def signature(self) -> dict[str, Any]:
+        """The canonical description :attr:`id` hashes (computed once).
+
+        ``{"datasource": ..., "steps": [...]}``: for each component its name,
+        its code fingerprint (``"code"``) and its parameters described by
+        value. Recorded in ``metadata.json``; comparing two of them with
+        :func:`crystallize.plugin.identity_changes` says what changed.
+        """
+        if self._signature is None:
+            steps = [] if self.pipeline is None else self.pipeline.steps
+            self._signature = signature(self.datasource, steps)
+        return self._signature
 
     @property
     def key(self) -> str:

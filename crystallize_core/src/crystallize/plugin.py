@@ -37,6 +37,12 @@ underscore (a test in the repository checks ours).
 - **Introspection** — :func:`active_plugins` (what runs an experiment, with
   distributions and versions), :func:`installed_version` (a distribution's
   version, read cheaply); the entry-point group :data:`PLUGINS_GROUP`.
+- **Identity** — :func:`code_fingerprint` (a function's or class's code,
+  normalised), :func:`describe` and :func:`digest` (values by value, as the
+  experiment id sees them), :func:`identity_changes` and
+  :class:`IdentityChange` (what differs between a recorded
+  ``experiment.signature()`` and the current one), :func:`crystallize_ml_ids`
+  (the ids crystallize-ml 0.27 gave a pipeline).
 - **Errors** a plugin raises or meets: :class:`PluginError`,
   :class:`ConfigurationError`, :class:`ReplicateRejected`,
   :class:`ResumeError`, :class:`ArtifactStoreError`, :class:`DocumentError`,
@@ -56,6 +62,8 @@ from crystallize._entry_points import installed_version
 from crystallize._execution.batch import ReplicateBatch, Unit
 from crystallize._execution.worker import decode_outcome, encode_outcome, prepare_worker, run_unit
 from crystallize._execution.worker import lost_unit as lost_unit_outcome
+from crystallize._fingerprint import code_fingerprint
+from crystallize._identity import IdentityChange, crystallize_ml_ids, describe, digest, identity_changes
 from crystallize._names import TEMP_NAME_OVERHEAD, check_name, name_problem, portable_key
 from crystallize._records import (
     EXECUTION_FACT,
@@ -140,6 +148,13 @@ __all__ = [
     "active_plugins",
     "installed_version",
     "PLUGINS_GROUP",
+    # identity
+    "code_fingerprint",
+    "describe",
+    "digest",
+    "identity_changes",
+    "IdentityChange",
+    "crystallize_ml_ids",
     # errors
     "CrystallizeError",
     "PluginError",

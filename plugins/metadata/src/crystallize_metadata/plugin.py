@@ -13,6 +13,7 @@ import attrs
 
 from crystallize.plugin import SEED_FACT, active_plugins, hookimpl, installed_version
 from crystallize.plugin import documents as d
+from crystallize_metadata.provenance import code_files, git_state, identity_summary, library_versions
 
 if TYPE_CHECKING:
     from crystallize import Experiment, Result
@@ -48,6 +49,10 @@ class PreviousRun:
     completed_conditions: tuple[str, ...] = ()
     created_at: str | None = None
     resumed_at: tuple[str, ...] = ()
+    status: str | None = None
+    updated_at: str | None = None
+    crashed: Mapping[str, Any] | None = None
+    interruptions: tuple[Mapping[str, Any], ...] = ()
 
 
 _STRINGS = d.list_of(d.string)
@@ -67,7 +72,28 @@ def parse_previous(document: Any, source: str) -> PreviousRun:
         completed_conditions=tuple(d.get(doc, "completed_conditions", _STRINGS, source, default=[])),
         created_at=d.get(doc, "created_at", d.nullable(d.string), source, default=None),
         resumed_at=tuple(d.get(doc, "resumed_at", _STRINGS, source, default=[])),
+        status=d.get(doc, "status", d.nullable(d.string), source, default=None),
+        updated_at=d.get(doc, "updated_at", d.nullable(d.string), source, default=None),
+        crashed=d.get(doc, "crashed", d.nullable(d.mapping_of(d.anything)), source, default=None),
+        interruptions=tuple(d.get(doc, "interruptions", d.list_of(d.mapping_of(d.anything)), source, default=[])),
     )
+
+
+def _interruptions(previous: PreviousRun, resumed: bool) -> list[Mapping[str, Any]]:
+    """Earlier attempts at this run that never ended: a resume found them ``running`` (or
+    recorded as ``crashed`` by whoever opened the run after its process died)."""
+    found = list(previous.interruptions)
+    if resumed and previous.status in ("running", "crashed"):
+        started = previous.resumed_at[-1] if previous.resumed_at else previous.created_at
+        found.append(
+            {
+                "started_at": started,
+                "last_update": previous.updated_at,
+                "status": "crashed",
+                **({"holder": previous.crashed.get("holder")} if previous.crashed else {}),
+            }
+        )
+    return found
 
 
 def _previous(store: RunStore) -> PreviousRun:
@@ -101,7 +127,16 @@ class MetadataPlugin:
     the run starts (status ``running``) and when it ends (``completed``,
     ``failed`` or ``interrupted``, with the conditions completed by then; the
     completion markers show progress in between). A resumed run keeps its
-    ``run_id`` and ``created_at`` and appends to ``resumed_at``.
+    ``run_id`` and ``created_at``, appends to ``resumed_at``, and lists an
+    earlier attempt whose process died (``status`` still ``running``, or
+    ``crashed``) under ``interruptions``.
+
+    Provenance: ``signature`` (what the id hashes, exactly), ``identity``
+    (the datasource and its parameters, each step's code fingerprint and
+    parameters, treatment and hypothesis fingerprints), ``git`` (commit,
+    branch and dirty flag of the working tree holding the experiment's code,
+    or ``null``), ``python``, ``packages`` (crystallize and its plugins) and
+    ``libraries`` (what the experiment's modules import).
 
     Does nothing for runs no storage plugin stores.
     """
@@ -145,12 +180,16 @@ class MetadataPlugin:
             "upstream": [u.to_json() for u in run.upstream],
             "seeds": run.facts.get(SEED_FACT),
             "facts": run.facts.to_json(),
-            "signature": {"steps": experiment.pipeline.signature()},
+            "signature": experiment.signature(),
+            "identity": identity_summary(experiment),
+            "git": _git(experiment),
             "packages": self._packages(experiment),
+            "libraries": library_versions(experiment),
             "python": platform.python_version(),
             "platform": _platform(),
             "created_at": previous.created_at or run.started_at,
             "resumed_at": [*previous.resumed_at, run.started_at] if store.resumed else [],
+            "interruptions": _interruptions(previous, store.resumed),
             "updated_at": _now(),
             "finished_at": None,
         }
@@ -218,3 +257,12 @@ class MetadataPlugin:
 
     def __repr__(self) -> str:
         return "MetadataPlugin()"
+
+
+def _git(experiment: Experiment) -> dict[str, Any] | None:
+    try:
+        state = git_state(code_files(experiment))
+    except (OSError, ValueError) as exc:  # provenance is best effort: a run never fails for it
+        log.debug("git state of %s could not be read: %s", experiment.key_label, exc)
+        return None
+    return None if state is None else state.to_json()

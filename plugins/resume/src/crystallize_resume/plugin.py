@@ -8,16 +8,27 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from crystallize.plugin import RESUME_FACT, CompletedWork, ResumeError, hookimpl
+from crystallize.plugin import (
+    RESUME_FACT,
+    CompletedWork,
+    ResumeError,
+    crystallize_ml_ids,
+    hookimpl,
+    identity_changes,
+)
 from crystallize.plugin import documents as d
 
 if TYPE_CHECKING:
     from crystallize import Experiment
     from crystallize.plugin import Run, RunStore
 
-__all__ = ["ResumePlugin"]
+__all__ = ["ResumePlugin", "LegacyRunWarning"]
 
 log = logging.getLogger("crystallize.resume")
+
+
+class LegacyRunWarning(UserWarning):
+    """A run written by crystallize-ml 0.27 is resumed without proof that its code is this code."""
 
 
 class ResumePlugin:
@@ -27,10 +38,16 @@ class ResumePlugin:
     works with any storage plugin. Rules:
 
     - the run's recorded pipeline id must equal the experiment's, else
-      :class:`~crystallize.plugin.ResumeError` (resuming would mix two
-      pipelines' results; use ``strategy="rerun"`` for a new version); a
-      missing or malformed ``metadata.json`` is refused the same way when the
-      folder holds work to reuse;
+      :class:`~crystallize.plugin.ResumeError` naming what changed (which
+      step or datasource, its code or its parameters, with the old and new
+      fingerprints) — resuming would return results of code that no longer
+      exists; nothing on disk is touched. A missing or malformed
+      ``metadata.json`` is refused the same way when the folder holds work
+      to reuse;
+    - a run written by crystallize-ml 0.27 (a 64-hex ``id``, no signature)
+      resumes when the id 0.27 would give this pipeline matches; when 0.27's
+      id cannot be recomputed (a parameter's ``repr`` held a memory address)
+      it resumes with a :class:`LegacyRunWarning`; otherwise it is refused;
     - a condition completed for more replicates than this run has is reused
       for the replicates this run has, with a warning; the others stay on
       disk, so resuming with the larger count again reuses them;
@@ -146,13 +163,28 @@ class ResumePlugin:
                     "with strategy='rerun' to start afresh"
                 )
             return RecordedRun(None, None)
-        if recorded.id != run.experiment_id:
-            raise ResumeError(
-                f"cannot resume experiment {experiment.key_label} in {store.location}: its pipeline "
-                f"changed since that run (recorded id {recorded.id}, now {run.experiment_id}). Resuming "
-                "would mix results of two different pipelines; use strategy='rerun' to start a new run"
-            )
-        return recorded
+        if recorded.id == run.experiment_id:
+            return recorded
+        if recorded.legacy:
+            _check_legacy(experiment, store, recorded)
+            return recorded
+        raise ResumeError(_changed_message(experiment, store, recorded, run.experiment_id))
+
+    @hookimpl
+    def stale_reason(self, experiment: Experiment) -> str | None:
+        """A graph reruns an experiment whose code or parameters changed since its latest run."""
+        store = experiment.locate_run()
+        if store is None:
+            return None
+        try:
+            recorded = parse_recorded_run(store.read_json("metadata.json"), f"{store.location}/metadata.json")
+        except ValueError:
+            return None  # the metadata plugin reports unreadable metadata
+        if recorded is None or recorded.legacy or recorded.id == experiment.id:
+            return None
+        changes = identity_changes(recorded.signature or {}, experiment.signature())
+        what = "; ".join(map(str, changes)) if changes else f"id {recorded.id} -> {experiment.id}"
+        return f"its code or parameters changed since v{store.version} ran: {what}"
 
     def __repr__(self) -> str:
         return "ResumePlugin()"
@@ -160,10 +192,18 @@ class ResumePlugin:
 
 @attrs.frozen
 class RecordedRun:
-    """What resume reads from ``metadata.json``: the pipeline id and replicate count."""
+    """What resume reads from ``metadata.json``: the pipeline id and signature, the replicate count.
+
+    :ivar legacy: written by crystallize-ml 0.27 (a 64-hex ``id``, nothing of ours).
+    """
 
     id: str | None
     replicates: int | None
+    signature: Any = None
+    legacy: bool = False
+
+
+_HEX64 = frozenset("0123456789abcdef")
 
 
 def parse_recorded_run(document: Any, source: str) -> RecordedRun | None:
@@ -171,9 +211,55 @@ def parse_recorded_run(document: Any, source: str) -> RecordedRun | None:
     if document is None:
         return None
     obj = d.expect_object(document, source)
+    recorded_id = d.get(obj, "id", d.string, source)
+    signature = d.get(obj, "signature", d.nullable(d.mapping_of(d.anything)), source, default=None)
+    legacy = len(recorded_id) == 64 and set(recorded_id) <= _HEX64 and signature is None and "run_id" not in obj
     return RecordedRun(
-        id=d.get(obj, "id", d.string, source),
+        id=recorded_id,
         replicates=d.get(obj, "replicates", d.nullable(d.integer(minimum=1)), source, default=None),
+        signature=signature,
+        legacy=legacy,
+    )
+
+
+def _changed_message(experiment: Experiment, store: RunStore, recorded: RecordedRun, current_id: str) -> str:
+    changes = identity_changes(recorded.signature or {}, experiment.signature()) if recorded.signature else []
+    if changes:
+        listed = "".join(f"\n  - {change}" for change in changes)
+        what = f"its code or parameters changed since that run:{listed}\n"
+    else:
+        what = "its pipeline changed since that run "
+    return (
+        f"cannot resume experiment {experiment.key_label} in {store.location}: {what}"
+        f"(recorded id {recorded.id}, now {current_id}). Resuming would return results computed by code "
+        "that no longer exists as if they were current, so nothing was run and nothing on disk was changed. "
+        "To run the new code, use strategy='rerun' (a versioned store, ArtifactPlugin(versioned=True), keeps "
+        f"v{store.version} beside the new run; an unversioned one replaces it); to continue that run, restore "
+        "the code it ran"
+    )
+
+
+def _check_legacy(experiment: Experiment, store: RunStore, recorded: RecordedRun) -> None:
+    """A crystallize-ml 0.27 run: check what 0.27 recorded, a hash of step names and parameter reprs."""
+    steps = [] if experiment.pipeline is None else experiment.pipeline.steps
+    ids, text, reproducible = crystallize_ml_ids(steps)
+    if recorded.id in ids:
+        log.info("%s was written by crystallize-ml 0.27; its step names and parameters match", store.location)
+        return
+    if reproducible:
+        raise ResumeError(
+            f"cannot resume experiment {experiment.key_label} in {store.location}: crystallize-ml 0.27 wrote it "
+            f"for other steps or parameters (its id {recorded.id} is not the hash of this pipeline's {text!r}, "
+            "as 0.27 computed it). Resuming would mix results of two pipelines; use strategy='rerun' to start "
+            "afresh"
+        )
+    warnings.warn(
+        f"resuming {store.location}, written by crystallize-ml 0.27, on trust: 0.27 recorded no code "
+        "fingerprints, and the id it recorded cannot be recomputed (a parameter's repr held a memory address: "
+        f"{text!r}). Its completed conditions are reused as they are; if the code changed since, run with "
+        "strategy='rerun'",
+        LegacyRunWarning,
+        stacklevel=2,
     )
 
 
