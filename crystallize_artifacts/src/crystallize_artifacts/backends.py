@@ -49,6 +49,10 @@ class RunFolder(Protocol):
     durable: bool
     #: files can be renamed into the folder (:meth:`move_artifact` can succeed).
     renames: bool
+    #: set when opening found that the process which last held the run died
+    #: without ending it: who that was. ``None`` otherwise, and where a
+    #: backend cannot tell (the store reports it as ``RunStore.crashed``).
+    crashed: str | None
 
     @property
     def attached(self) -> bool:

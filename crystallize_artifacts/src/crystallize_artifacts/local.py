@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from crystallize_artifacts import layout, runlock, safepaths, versions
+from crystallize_artifacts import crashes, layout, runlock, safepaths, versions
 from crystallize_artifacts.backends import FILE, FOLDER, LINK, OTHER
 from crystallize_artifacts.commit import AtomicSink, fsync_dir, move_into, write_atomic_at
 from crystallize_artifacts.safepaths import Handle, UnsafePathError
@@ -91,6 +91,8 @@ class LocalRunFolder:
         self._dirs: set[str] = set()  # folders below the run folder known to exist
         self._lock_probe: int | None = None  # a worker copy's descriptor of the run's lock file
         self._journals: dict[str, int] = {}
+        #: who last held the run, when opening it found that process dead (see :mod:`.crashes`)
+        self.crashed: str | None = None
 
     # -- ownership ----------------------------------------------------------------------------
 
@@ -377,8 +379,16 @@ class LocalExperimentFolder:
                 else (0 if layout.is_real_dir(layout.version_dir(experiment_dir, 0)) else None)
             )
             if latest is not None:
-                fd, handle = runlock.acquire(layout.version_dir(experiment_dir, latest), token)
+                where = layout.version_dir(experiment_dir, latest)
+                previous: list[bytes] = []
+                fd, handle = runlock.acquire(where, token, previous)
                 folder = LocalRunFolder(experiment_dir, latest, durable=durable, lock_fd=fd, handle=handle, token=token)
+                if previous and previous[0].strip():  # its last holder died without releasing it
+                    try:
+                        folder.crashed = crashes.record_crash(handle, str(where), previous[0], durable=durable)
+                    except BaseException:
+                        folder.release()
+                        raise
                 return folder, True
         if versioned:
             version, fd, handle = versions.allocate(experiment_dir, token)
@@ -393,9 +403,12 @@ class LocalExperimentFolder:
             version = layout.latest_version(self.path)
             if version is None:
                 return None
-        if not layout.is_real_dir(layout.version_dir(self.path, version)):
+        where = layout.version_dir(self.path, version)
+        if not layout.is_real_dir(where):
             return None
-        return LocalRunFolder(self.path, version, readonly=not maintenance)
+        folder = LocalRunFolder(self.path, version, readonly=not maintenance)
+        folder.crashed = crashes.settle(where)
+        return folder
 
     def lock_held(self, version: int) -> bool:
         return runlock.lock_held(layout.version_dir(self.path, version))

@@ -147,6 +147,7 @@ class ObjectRunFolder:
     """One run's folder in an object store (see :class:`~crystallize_artifacts.backends.RunFolder`)."""
 
     renames = False
+    crashed: str | None = None  # an expired lease is taken over, not recorded as a crash
 
     def __init__(
         self,

@@ -39,6 +39,7 @@ __all__ = [
     "RunLockedError",
     "RunEndedError",
     "make_token",
+    "holder",
     "acquire",
     "release",
     "lock_held",
@@ -105,6 +106,11 @@ def make_token(run_id: str) -> bytes:
     return (json.dumps(doc, separators=(",", ":")) + "\n").encode()
 
 
+def holder(raw: bytes) -> str:
+    """Who a lock file's content names: ``process 12 on host (run abc)``."""
+    return _holder(raw)
+
+
 def _holder(raw: bytes) -> str:
     try:
         doc = json.loads(raw)
@@ -122,10 +128,14 @@ def _same(a: os.stat_result, b: os.stat_result | None) -> bool:
     return b is not None and (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
-def acquire(folder: Path, token: bytes) -> tuple[int | None, safepaths.Handle]:
+def acquire(folder: Path, token: bytes, previous: list[bytes] | None = None) -> tuple[int | None, safepaths.Handle]:
     """Take ``folder``'s lock, prove it live, write ``token``.
 
-    :returns: the lock's descriptor and a handle of the folder that was locked (the caller closes both:
+    :param previous: when given, receives what the lock file held before
+        ``token`` replaced it. A holder truncates it when it releases the lock,
+        so anything left means the last holder died while holding it.
+    :returns: the lock's descriptor (``None`` where ``flock`` does not exist)
+        and a handle of the folder that was locked (the caller closes both:
         :func:`release`, :func:`~crystallize_artifacts.safepaths.close`).
     :raises RunLockedError: another live process holds it.
     :raises ~crystallize_artifacts.locking.LocksUnavailableError: no lock can be taken there.
@@ -148,6 +158,8 @@ def acquire(folder: Path, token: bytes) -> tuple[int | None, safepaths.Handle]:
                     _flock(fd, where)
                     live = _is_live(folder, handle, fd)
                     if live:
+                        if previous is not None:
+                            previous.append(os.pread(fd, 256, 0))
                         os.ftruncate(fd, 0)
                         _write_start(fd, token)
                         _HELD_LOCKS.add(fd)

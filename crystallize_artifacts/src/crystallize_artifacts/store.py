@@ -97,6 +97,8 @@ class FolderRunStore:
         self._changed = False
         self._guard = threading.Lock()
         self._idle = threading.Condition(self._guard)
+        #: who last held this run when opening found that its process died (see :mod:`.crashes`)
+        self.crashed: str | None = getattr(folder, "crashed", None)
 
     # -- opening --------------------------------------------------------------------------------
 
@@ -549,15 +551,18 @@ class FolderRunStore:
         """Write the manifest (if anything changed), close journals, release the run.
 
         Writes still running in other threads finish first; later ones are
-        refused (:class:`~crystallize_artifacts.runlock.RunEndedError`).
+        refused (:class:`~crystallize_artifacts.runlock.RunEndedError`). A
+        resumed store closed before ``prepare_resume`` (the resume was
+        refused) writes nothing: the folder stays exactly as it was.
         """
         with self._guard:
             self._closed = True
             while self._inflight:
                 self._idle.wait()
+        refused = self.resumed and self._run_conditions is None  # resume refused before it prepared anything
         folder = self.folder
         try:
-            if not self.readonly and folder.attached:
+            if not self.readonly and folder.attached and not refused:
                 self._journal.flush(folder)
                 folder.close_journals()
                 if self._changed or folder.size(layout.MANIFEST) is None:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextvars
 import graphlib
 import logging
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 import attrs
 
+from crystallize._records import FactKey
 from crystallize.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -18,9 +20,23 @@ if TYPE_CHECKING:
     from crystallize._result import Result
     from crystallize._treatment import Treatment
 
-__all__ = ["ExperimentGraph"]
+__all__ = ["ExperimentGraph", "RERUN_FACT", "RerunFact"]
 
 log = logging.getLogger("crystallize.graph")
+
+
+class RerunFact(TypedDict):
+    """:data:`RERUN_FACT`: why a graph reran an experiment instead of resuming it."""
+
+    reasons: list[str]
+
+
+#: Set by the core on a run that :meth:`ExperimentGraph.run` started instead of resuming:
+#: the reasons the experiment was stale (recorded in ``metadata.json`` under ``facts``).
+RERUN_FACT: FactKey[RerunFact] = FactKey("rerun", "why the graph reran this experiment")
+
+#: The reasons of the rerun being started, read by the lifecycle when it builds the run.
+RERUN_REASONS: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("crystallize_rerun", default=())
 
 
 class ExperimentGraph:
@@ -81,10 +97,16 @@ class ExperimentGraph:
     ) -> dict[str, Result]:
         """Run every experiment in dependency order; returns ``{name: Result}``.
 
-        With ``strategy="resume"`` each experiment continues its latest run,
-        unless a plugin reports a reason it is stale (its upstream reran, its
-        outputs are missing...): then it reruns, and the reason is logged and
-        kept in :attr:`reasons`.
+        With ``strategy="resume"`` the graph behaves like ``make``: an
+        experiment continues its latest run unless it is stale — its code or
+        parameters changed, its outputs are missing, an upstream experiment
+        reran (in this call or since it last ran), as reported by the
+        ``stale_reason`` hooks. A stale experiment runs anew
+        (``strategy="rerun"``: a new version, or in place of the old one when
+        the store is unversioned), and so does everything downstream of it.
+        The reasons are logged, kept in :attr:`reasons` and recorded with the
+        run (``run.facts[RERUN_FACT]``, so in ``metadata.json``). A graph
+        where nothing changed runs nothing.
         """
         chosen = None if treatments is None else list(treatments)
         results: dict[str, Result] = {}
@@ -96,18 +118,24 @@ class ExperimentGraph:
             for name in self.order:
                 exp = self.experiments[name]
                 mode = strategy
+                reasons: list[str] = []
                 if strategy == "resume":
+                    reasons = [f"upstream {p!r} reran" for p in self.parents[name] if p in self.reasons]
                     caller = exp._plugins().hooks.stale_reason
-                    reasons = [r for r in (caller(experiment=exp) if caller else []) if r]
+                    reasons += [r for r in (caller(experiment=exp) if caller else []) if r and r not in reasons]
                     if reasons:
                         self.reasons[name] = reasons
                         log.warning("experiment %r reruns: %s", name, "; ".join(reasons))
                         mode = "rerun"
-                results[name] = exp.run(
-                    treatments=chosen if chosen is not None else self.treatments_for(name),
-                    replicates=replicates if not _has_upstream(exp) else None,
-                    strategy=mode,
-                )
+                token = RERUN_REASONS.set(tuple(reasons))
+                try:
+                    results[name] = exp.run(
+                        treatments=chosen if chosen is not None else self.treatments_for(name),
+                        replicates=replicates if not _has_upstream(exp) else None,
+                        strategy=mode,
+                    )
+                finally:
+                    RERUN_REASONS.reset(token)
         except BaseException as exc:
             hooks.blame(exc)
             try:

@@ -101,7 +101,7 @@ def _describe_compound(value: Any, depth: int, seen: set[int], step_type: type, 
         kind = _qualname(fn) if fn is not None else _qualname(type(value))
         return _with_code({"datasource": kind, "params": d(value.params)}, code_of(value))
     if isinstance(value, Mapping):
-        items = [(json.dumps(d(k), sort_keys=True), d(v)) for k, v in value.items()]
+        items = [[json.dumps(d(k), sort_keys=True), d(v)] for k, v in value.items()]
         return {"dict": sorted(items, key=lambda kv: kv[0])}
     if isinstance(value, (list, tuple)):
         return [d(v) for v in value]
@@ -236,6 +236,8 @@ def identity_changes(recorded: Mapping[str, Any], current: Mapping[str, Any]) ->
     Steps are compared by position. An empty list means the signatures
     describe the same code and parameters.
     """
+    # compare as stored: JSON has lists where a description may hold tuples
+    recorded, current = json.loads(json.dumps(recorded)), json.loads(json.dumps(current))
     if recorded.get("format") != current.get("format"):
         old_format, new_format = recorded.get("format"), current.get("format")
         return [IdentityChange("that run", "format", None if old_format is None else str(old_format), str(new_format))]

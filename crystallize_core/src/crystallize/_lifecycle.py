@@ -260,9 +260,11 @@ def new_run(
     experiment: Experiment, strategy: str, replicates: int, treatments: Sequence[Treatment], source: DataSource
 ) -> Run:
     """The :class:`Run` describing one execution, before any plugin saw it."""
+    from crystallize._graph import RERUN_FACT, RERUN_REASONS
+
     by_condition = {t.name: t for t in treatments}
     conditions = (BASELINE, *(t.name for t in treatments if t.name != BASELINE))
-    return Run(
+    run = Run(
         experiment_id=experiment.id,
         experiment_name=experiment.name,
         key=experiment.key,
@@ -274,6 +276,10 @@ def new_run(
         upstream=tuple(source.upstream),
         started_at=_now(),
     )
+    reasons = RERUN_REASONS.get()
+    if reasons:
+        run.facts[RERUN_FACT] = {"reasons": list(reasons)}
+    return run
 
 
 def execute(

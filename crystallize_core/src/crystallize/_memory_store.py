@@ -111,6 +111,7 @@ class MemoryRunStore:
         self.location = f"memory://{key}/v{version}"
         self.resumed = resumed
         self.readonly = readonly
+        self.crashed: str | None = None  # memory dies with its process: nothing is left running
 
     # -- reading ----------------------------------------------------------------------
 

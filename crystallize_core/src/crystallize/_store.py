@@ -125,6 +125,12 @@ class RunStore(Protocol):
     location: str
     #: ``True`` if this store continues an earlier run (``strategy="resume"``).
     resumed: bool
+    #: set when opening the run found that the process that last wrote it died without
+    #: ending it (killed, power loss): who that was (``"process 12 on host (run ab12)"``).
+    #: The store has then recorded the run as crashed (``metadata.json`` ``status``
+    #: ``"crashed"``, with a ``crashed`` record), so it never reads as running forever.
+    #: ``None`` otherwise, and always for stores whose runs cannot outlive their process.
+    crashed: str | None
 
     # -- reading ---------------------------------------------------------------------
 

@@ -119,6 +119,7 @@ class RunStoreContract:
         assert isinstance(store.version, int) and store.version >= 0
         assert isinstance(store.location, str) and store.location
         assert store.resumed is False
+        assert store.crashed is None  # a new run has no predecessor that could have died
         store.close("completed")
 
     def test_json_documents_round_trip_and_a_missing_one_is_none(self, tmp_path: Path) -> None:

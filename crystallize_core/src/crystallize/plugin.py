@@ -15,7 +15,7 @@ underscore (a test in the repository checks ours).
   :class:`Upstream` (an input produced by another experiment).
 - **Facts** plugins share through ``run.facts`` — :class:`FactKey` (declare
   one per fact, typed with its value) and the shared keys :data:`SEED_FACT`,
-  :data:`EXECUTION_FACT` and :data:`RESUME_FACT` (with their value types).
+  :data:`EXECUTION_FACT`, :data:`RESUME_FACT` and :data:`RERUN_FACT` (with their value types).
 - **Storage** — the :class:`RunStore` protocol a storage plugin's
   ``open_store`` returns, the :class:`ArtifactSink` its ``open_artifact``
   streams into, and its records :class:`ConditionRecord` and
@@ -63,6 +63,7 @@ from crystallize._execution.batch import ReplicateBatch, Unit
 from crystallize._execution.worker import decode_outcome, encode_outcome, prepare_worker, run_unit
 from crystallize._execution.worker import lost_unit as lost_unit_outcome
 from crystallize._fingerprint import code_fingerprint
+from crystallize._graph import RERUN_FACT, RerunFact
 from crystallize._identity import IdentityChange, crystallize_ml_ids, describe, digest, identity_changes
 from crystallize._names import TEMP_NAME_OVERHEAD, check_name, name_problem, portable_key
 from crystallize._records import (
@@ -114,6 +115,8 @@ __all__ = [
     "SEED_FACT",
     "EXECUTION_FACT",
     "RESUME_FACT",
+    "RERUN_FACT",
+    "RerunFact",
     "SeedFact",
     "ExecutionFact",
     "ResumeFact",

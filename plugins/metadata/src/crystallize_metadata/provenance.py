@@ -167,7 +167,7 @@ def _mtime(path: Path) -> int:
 def _status(root: Path) -> bool | None:
     try:
         done = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            ["git", "--no-optional-locks", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
             capture_output=True,
             timeout=GIT_TIMEOUT_SECONDS,
             check=False,
