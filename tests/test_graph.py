@@ -150,7 +150,8 @@ def test_graph_resume_reruns_only_what_is_missing_and_says_why(tmp_path, caplog)
     assert "experiment 'a' reruns: outputs of v0 are missing" in caplog.text
     ran = {name for name, *_ in spy.units}
     assert ran == {"a", "b"}  # a reran (v0 replaced), so b's input changed and it reran too
-    assert "upstream 'a' was rerun" in graph.reasons["b"][0]
+    assert graph.reasons["b"][0] == "upstream 'a' reran"  # the graph's own reason, then the plugins'
+    assert "upstream 'a' was rerun" in graph.reasons["b"][1]
 
 
 def test_graph_resume_continues_an_interrupted_downstream(tmp_path):

@@ -56,7 +56,7 @@ def test_core_alone_then_each_plugin_alone(make_venv, tmp_path):
     summary = run_experiment(env)
     # with six replicates paired by their seeds, an exact sign-flip p-value is at least 2 / 2**6
     assert summary["ok"] and summary["best"] == "boosted" and summary["n"] == 6 and summary["p"] < 0.05
-    assert list(plugins(env)) == ["serial-execution"]
+    assert list(plugins(env)) == ["serial-execution", "seed"]  # the built-ins
     missing = env.run("-c", "from crystallize.plugins.plugins import ArtifactPlugin", check=False)
     assert missing.returncode == 1 and "pip install crystallize-artifacts" in missing.stderr
     resume = env.run("-c", EXPERIMENT.replace("STRATEGY", "'resume'"), check=False)
@@ -64,20 +64,20 @@ def test_core_alone_then_each_plugin_alone(make_venv, tmp_path):
 
     env.install("crystallize-metadata")
     assert run_experiment(env)["ok"]
-    assert set(plugins(env)) == {"serial-execution", "metadata"}
+    assert set(plugins(env)) == {"serial-execution", "seed", "metadata"}
     env.uninstall("crystallize-metadata")
 
     env.install("crystallize-resume")
     summary = run_experiment(env, "'resume'")
     assert summary["ok"] and any("no plugin stores its runs" in w for w in summary["warnings"])
-    assert set(plugins(env)) == {"serial-execution", "resume"}
+    assert set(plugins(env)) == {"serial-execution", "seed", "resume"}
 
 
 def test_artifacts_pulls_in_metadata_and_resume(make_venv):
     env = make_venv("pulls")
     env.install("crystallize-artifacts")
     # Storage is a provider passed in plugins=[...]: installing it adds the verify command, no plugin.
-    assert set(plugins(env)) == {"serial-execution", "metadata", "resume"}
+    assert set(plugins(env)) == {"serial-execution", "seed", "metadata", "resume"}
     versions = {row["distribution"]: row["version"] for row in plugins(env).values()}
     assert versions == {"crystallize-core": "0.1.0", "crystallize-metadata": "0.1.0", "crystallize-resume": "0.1.0"}
     usage = env.run("-m", "crystallize", "--help").stdout
@@ -87,7 +87,7 @@ def test_artifacts_pulls_in_metadata_and_resume(make_venv):
 def test_the_progress_extra_brings_bars_that_stay_out_of_pipes(make_venv):
     env = make_venv("progress-extra")
     env.install("crystallize-artifacts[progress]")
-    assert set(plugins(env)) == {"serial-execution", "metadata", "resume", "progress"}
+    assert set(plugins(env)) == {"serial-execution", "seed", "metadata", "resume", "progress"}
     assert plugins(env)["progress"]["distribution"] == "crystallize-progress"
 
     quiet = env.run("-c", EXPERIMENT.replace("STRATEGY", "'rerun'"))  # stderr is a pipe: no bars

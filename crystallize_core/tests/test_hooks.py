@@ -265,7 +265,11 @@ def test_chaining_hooks_artifact_datasource_locate_run_and_stale_reason():
     assert calls(rec, "before_graph_run") == [{"graph": graph, "strategy": "resume"}]
     assert calls(rec, "after_graph_run")[0]["results"] == results and list(results) == ["producer", "consumer"]
     assert rec.names().index("before_graph_run") < rec.names().index("stale_reason")
-    assert graph.reasons == {"producer": ["a test says so"], "consumer": ["a test says so"]}
+    # the consumer reruns because its upstream did, and says so first
+    assert graph.reasons == {
+        "producer": ["a test says so"],
+        "consumer": ["upstream 'producer' reran", "a test says so"],
+    }
 
 
 def test_unimplemented_hooks_are_none_in_the_caller_table(dispatch):

@@ -239,7 +239,10 @@ def test_the_decorator_takes_the_new_options():
         0.1,
     )
     result = experiment(
-        Treatment("small", {"shift": 1.0}), Treatment("big", {"shift": 30.0}), hypotheses=[by_effect]
+        Treatment("small", {"shift": 1.0}),
+        Treatment("big", {"shift": 30.0}),
+        hypotheses=[by_effect],
+        plugins=[SeedPlugin(per_condition=True)],  # unpaired: Cohen's d is finite and ranks them
     ).run()
     assert result.get_hypothesis("by_effect").ranking["best"] == "big"
 
@@ -256,7 +259,7 @@ def test_hypothesis_ranks_treatments_by_the_ranker():
     exp = Experiment(
         numbers(),
         Pipeline([total()]),
-        plugins=[SeedPlugin(seed=5)],
+        plugins=[SeedPlugin(seed=5, per_condition=True)],  # unpaired: 5 replicates can reach p < 0.05
         treatments=[Treatment("x3", {"scale": 3.0}), Treatment("x10", {"scale": 10.0})],
         hypotheses=[by_p_value, biggest_gain],
         replicates=5,

@@ -4,7 +4,7 @@ Where plugins come from, in registration order (later ones are called first
 by pluggy, so an experiment's own plugins take precedence):
 
 1. **built-ins** — the core's own features written as plugins
-   (``SerialExecution``), registered exactly like everything else;
+   (``SerialExecution``, ``SeedPlugin``), registered exactly like everything else;
 2. **installed plugins** — objects named by entry points in the group
    ``crystallize.plugins``, loaded lazily, once per process;
 3. **registered plugins** — objects added with :func:`register_plugin`
@@ -30,7 +30,8 @@ Environment variables:
     allow-list: load only these installed plugins (entry-point or
     distribution names). Set but empty: load none.
 ``CRYSTALLIZE_DISABLE_PLUGINS=name,name``
-    block-list, checked before anything is imported.
+    block-list, checked before anything is imported; ``seed`` in it also
+    leaves out the built-in ``SeedPlugin``.
 ``CRYSTALLIZE_STRICT_PLUGINS=1``
     a plugin that fails to load raises instead of warning (for plugin authors).
 ``CRYSTALLIZE_TRACE_HOOKS=1``
@@ -377,9 +378,19 @@ def generation() -> int:
 
 
 def builtin_plugins() -> list[PluginInfo]:
-    from crystallize._execution.serial import SerialExecution
+    """The core's own plugins: serial execution, and seeding (``CRYSTALLIZE_DISABLE_PLUGINS=seed`` leaves it out).
 
-    return [PluginInfo("serial-execution", SerialExecution(), "built-in", "crystallize-core", _core_version())]
+    New objects on every call, so each experiment gets its own ``SeedPlugin``
+    (with its own random base seed), as in crystallize-ml 0.27.
+    """
+    from crystallize._execution.serial import SerialExecution
+    from crystallize._seeding import SeedPlugin
+
+    version = _core_version()
+    found = [PluginInfo("serial-execution", SerialExecution(), "built-in", "crystallize-core", version)]
+    if "seed" not in (_names(ENV_BLOCK) or ()):
+        found.append(PluginInfo(SeedPlugin.plugin_name, SeedPlugin(), "built-in", "crystallize-core", version))
+    return found
 
 
 def _core_version() -> str | None:

@@ -226,6 +226,9 @@ def test_local_cluster_reproduces_the_serial_run(
     assert "unauthenticated" not in caplog.text
     assert result.ok, result.errors
     assert result.metrics == reference.metrics
+    # paired seeds: crystallize-ml's seed + 31337 * replicate, the same in both conditions
+    seeds = [(ex.SEED + r * 31337) % 2**32 for r in range(ex.REPLICATES)]
+    assert result.metrics.baseline.seeds == result.metrics.treatments["scaled"].seeds == seeds
     artifacts_match(tmp_path, reference)
     facts = result.run.facts[EXECUTION_FACT]
     assert facts["engine"] == "dask" and facts["workers"] == 2
