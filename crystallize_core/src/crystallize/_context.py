@@ -9,7 +9,7 @@ what an earlier step or the treatment decided.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -73,12 +73,17 @@ class FrozenContext(Mapping[str, Any]):
     - ``ctx.metrics.add(name, value)`` records a metric.
 
     Values are returned as they are, not copied: treat them as read-only.
+
+    The core notes which of a treatment's keys were read (by ``ctx[key]``,
+    ``ctx.get``, ``in``, or a ``@pipeline_step``/``@data_source`` parameter of
+    that name) and warns about a key nothing read: it changed nothing.
     """
 
-    __slots__ = ("_data", "metrics")
+    __slots__ = ("_data", "_unread", "metrics")
 
     def __init__(self, initial: Mapping[str, Any] | None = None) -> None:
         self._data: dict[str, Any] = dict(initial) if initial else {}
+        self._unread: set[str] | None = None
         self.metrics = Metrics()
 
     @classmethod
@@ -86,10 +91,18 @@ class FrozenContext(Mapping[str, Any]):
         """A context owning ``data`` (not copied); used once per replicate by the core."""
         ctx = cls.__new__(cls)
         ctx._data = data
+        ctx._unread = None
         ctx.metrics = Metrics()
         return ctx
 
+    def _watch(self, keys: Iterable[str]) -> None:
+        """Note reads of ``keys`` (a treatment's) from now on; :attr:`_unread` keeps those not read yet."""
+        self._unread = set(keys) or None
+
     def __getitem__(self, key: str) -> Any:
+        unread = self._unread
+        if unread:
+            unread.discard(key)
         try:
             return self._data[key]
         except KeyError:
@@ -109,12 +122,19 @@ class FrozenContext(Mapping[str, Any]):
         self[key] = value
 
     def get(self, key: str, default: Any = None) -> Any:
+        unread = self._unread
+        if unread:
+            unread.discard(key)
         return self._data.get(key, default)
 
     def __contains__(self, key: object) -> bool:
+        unread = self._unread
+        if unread:
+            unread.discard(key)  # type: ignore[arg-type]
         return key in self._data
 
     def __iter__(self) -> Iterator[str]:
+        self._unread = None  # whoever walks every key may read any of them
         return iter(self._data)
 
     def __len__(self) -> int:
@@ -122,6 +142,7 @@ class FrozenContext(Mapping[str, Any]):
 
     def as_dict(self) -> Mapping[str, Any]:
         """A read-only view of the keys."""
+        self._unread = None  # reads through the view are not seen
         return MappingProxyType(self._data)
 
     def __repr__(self) -> str:

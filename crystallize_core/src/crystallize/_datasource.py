@@ -8,6 +8,10 @@ Subclass :class:`DataSource` or decorate a function with :func:`data_source`::
 
     Experiment(datasource=numbers(n=5), pipeline=...)
 
+Parameters not passed to the factory are read from the context by name, so
+``Treatment("big", {"n": 100})`` reaches ``numbers()`` (not ``numbers(n=5)``:
+a value passed explicitly wins).
+
 A datasource can also constrain the run: artifact datasources (see
 :meth:`Experiment.artifact_datasource <crystallize.Experiment.artifact_datasource>`)
 dictate the replicate count and report the experiments they read from as
@@ -79,25 +83,46 @@ class DataSource(ABC):
 
 
 class FunctionDataSource(DataSource):
-    """A datasource made by :func:`data_source` from ``fn(ctx, **params)``."""
+    """A datasource made by :func:`data_source` from ``fn(ctx, **params)``.
+
+    Parameters passed to the factory are fixed; the others are looked up in
+    the context by name — so a treatment's keys reach them, as they reach a
+    ``@pipeline_step`` — and fall back to the function's defaults.
+    """
 
     def __init__(
-        self, fn: Callable[..., Any], params: dict[str, Any], factory: Callable[..., Any] | None = None
+        self,
+        fn: Callable[..., Any],
+        params: dict[str, Any],
+        factory: Callable[..., Any] | None = None,
+        defaults: dict[str, Any] | None = None,
+        injected: tuple[tuple[str, Any], ...] = (),
     ) -> None:
         self.fn = fn
-        self._params = params
+        self._params = params  # passed explicitly
+        self._defaults = defaults or {}
+        self._injected = injected  # (name, default or missing) looked up in the context
         self._factory = factory  # pickling goes through the decorated (module-level) name
 
     def __reduce__(self) -> tuple[Any, ...]:
         if self._factory is not None:
             return (_rebuild, (self._factory, self._params))
-        return (FunctionDataSource, (self.fn, self._params))
+        return (FunctionDataSource, (self.fn, self._params, None, self._defaults, self._injected))
 
     def fetch(self, ctx: FrozenContext) -> Any:
-        return self.fn(ctx, **self._params)
+        if not self._injected:
+            return self.fn(ctx, **self._params)
+        from crystallize._steps import inject
+
+        return self.fn(ctx, **inject(ctx, self._params, self._injected, f"datasource {self.fn.__name__!r}"))
 
     @property
     def params(self) -> dict[str, Any]:
+        return {**self._defaults, **self._params}
+
+    @property
+    def explicit(self) -> dict[str, Any]:
+        """The parameters passed to the factory (a treatment cannot change these)."""
         return dict(self._params)
 
     def __repr__(self) -> str:
@@ -170,20 +195,26 @@ def _rebuild(factory: Callable[..., DataSource], params: dict[str, Any]) -> Data
 def _make_source_factory(fn: Callable[..., Any]) -> Callable[..., FunctionDataSource]:
     import inspect
 
+    from crystallize._steps import _MISSING
+
     sig = inspect.signature(fn)
     params = list(sig.parameters.values())
     if not params:
         raise TypeError(f"@data_source: {fn.__qualname__}{sig} must take ctx as its first parameter")
-    own_sig = sig.replace(parameters=params[1:])
+    own = params[1:]
+    own_sig = sig.replace(parameters=own)
+    named = [p for p in own if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    defaults = {p.name: p.default for p in named if p.default is not p.empty}
 
     @functools.wraps(fn)
     def factory(*args: Any, **kwargs: Any) -> FunctionDataSource:
         try:
-            bound = own_sig.bind(*args, **kwargs)
+            bound = own_sig.bind_partial(*args, **kwargs)
         except TypeError as exc:
             raise TypeError(f"{fn.__name__}(...): {exc}") from None
-        bound.apply_defaults()
-        return FunctionDataSource(fn, dict(bound.arguments), factory)
+        explicit = dict(bound.arguments)
+        injected = tuple((p.name, defaults.get(p.name, _MISSING)) for p in named if p.name not in explicit)
+        return FunctionDataSource(fn, explicit, factory, defaults, injected)
 
     factory.__crystallize_factory__ = "datasource"  # type: ignore[attr-defined]
     return factory

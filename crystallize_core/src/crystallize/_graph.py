@@ -37,6 +37,9 @@ RERUN_FACT: FactKey[RerunFact] = FactKey("rerun", "why the graph reran this expe
 
 #: The reasons of the rerun being started, read by the lifecycle when it builds the run.
 RERUN_REASONS: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("crystallize_rerun", default=())
+#: Conditions an experiment runs only because an upstream experiment has them: their keys
+#: were meant for the upstream, so nothing reading them downstream is no news.
+INHERITED: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar("crystallize_inherited", default=frozenset())
 
 
 class ExperimentGraph:
@@ -127,14 +130,18 @@ class ExperimentGraph:
                         self.reasons[name] = reasons
                         log.warning("experiment %r reruns: %s", name, "; ".join(reasons))
                         mode = "rerun"
+                conditions = chosen if chosen is not None else self.treatments_for(name)
+                own = {t.name for t in exp.treatments}
                 token = RERUN_REASONS.set(tuple(reasons))
+                inherited = INHERITED.set(frozenset(t.name for t in conditions if t.name not in own))
                 try:
                     results[name] = exp.run(
-                        treatments=chosen if chosen is not None else self.treatments_for(name),
+                        treatments=conditions,
                         replicates=replicates if not _has_upstream(exp) else None,
                         strategy=mode,
                     )
                 finally:
+                    INHERITED.reset(inherited)
                     RERUN_REASONS.reset(token)
         except BaseException as exc:
             hooks.blame(exc)

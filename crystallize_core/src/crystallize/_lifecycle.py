@@ -21,6 +21,7 @@ from crystallize._execution.runner import USER_CODE, ReplicateRunner
 from crystallize._execution.worker import refuse_while_starting_a_worker
 from crystallize._records import STRATEGIES, CompletedWork, ReplicateError, ReplicateOutcome, Run
 from crystallize._result import ConditionMetrics, ExperimentMetrics, Result
+from crystallize._treatment import warn_unread
 from crystallize._validation import check_replicates, validate
 from crystallize.errors import ArtifactStoreError, PluginError, ReplicateRejected, ResumeError
 
@@ -88,6 +89,8 @@ class ConditionTracker:
         self.seeds: dict[str, dict[int, int | None]] = {c: {} for c in run.conditions}
         self.errors: dict[str, dict[int, ReplicateError]] = {}
         self.artifacts: list[Any] = []
+        # {condition: {treatment key: replicates in which nothing read it}}
+        self.unread: dict[str, dict[str, int]] = {}
         self.completed = completed
         self.complete = dict(completed.conditions)
         for condition, reps in completed.replicates.items():
@@ -123,6 +126,10 @@ class ConditionTracker:
                 self.values[condition][outcome.replicate] = outcome.metrics
             if outcome.artifacts:
                 self.artifacts.extend(outcome.artifacts)
+            if outcome.unread:
+                counts = self.unread.setdefault(condition, {})
+                for key in outcome.unread:
+                    counts[key] = counts.get(key, 0) + 1
         self.seeds[condition][outcome.replicate] = outcome.seed
         self.remaining[condition] -= 1
         if self.remaining[condition] == 0:
@@ -354,6 +361,13 @@ def execute(
         _end(hooks, experiment, run, _build_result(run, tracker, completed, hypotheses, verify=False), exc)
         raise
     _end(hooks, experiment, run, result, None)
+    if tracker is not None and tracker.unread:
+        from crystallize._graph import INHERITED
+
+        inherited = INHERITED.get()
+        unread = {c: keys for c, keys in tracker.unread.items() if c not in inherited}
+        if unread:
+            warn_unread(experiment, unread, stacklevel=3)
     if result.errors:
         count_failed = sum(len(e) for e in result.errors.values())
         log.warning(

@@ -299,6 +299,8 @@ class ReplicateOutcome:
     :ivar artifacts: the records returned by ``on_artifact_write``, in write order.
     :ivar seed: ``ctx["seed_used"]`` if a seeding plugin set it.
     :ivar duration: wall-clock seconds spent running the replicate.
+    :ivar unread: keys the condition's treatment set that nothing read during
+        the replicate (they changed nothing); the core warns about them.
     """
 
     condition: str
@@ -308,6 +310,7 @@ class ReplicateOutcome:
     artifacts: tuple[Any, ...] = ()
     seed: int | None = None
     duration: float = 0.0
+    unread: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:

@@ -113,19 +113,7 @@ class FunctionStep(PipelineStep):
     def __call__(self, data: Any, ctx: FrozenContext) -> Any:
         if self.direct is not None:
             return self.direct(data, ctx)
-        kwargs = dict(self.explicit)
-        values = ctx._data  # type: ignore[attr-defined]
-        for name, default in self.injected:
-            value = values.get(name, default)
-            if value is _MISSING:
-                known = ", ".join(repr(k) for k in values) or "none"
-                raise TypeError(
-                    f"step {self.step_name!r}: parameter {name!r} was not passed to "
-                    f"{self.step_name}(...), has no default and is not in the context "
-                    f"(context keys: {known})"
-                )
-            kwargs[name] = value
-        return self.fn(data, ctx, **kwargs)
+        return self.fn(data, ctx, **inject(ctx, self.explicit, self.injected, f"step {self.step_name!r}"))
 
     @property
     def params(self) -> dict[str, Any]:
@@ -143,6 +131,28 @@ class FunctionStep(PipelineStep):
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.explicit.items())
         return f"{self.step_name}({args})"
+
+
+def inject(
+    ctx: FrozenContext, explicit: dict[str, Any], injected: tuple[tuple[str, Any], ...], owner: str
+) -> dict[str, Any]:
+    """The keyword arguments of a call: ``explicit`` ones, then each of ``injected`` from the
+    context by name (a treatment's key reaches the function this way), else its default."""
+    kwargs = dict(explicit)
+    values = ctx._data  # type: ignore[attr-defined]
+    unread = ctx._unread  # type: ignore[attr-defined]
+    for name, default in injected:
+        value = values.get(name, default)
+        if value is _MISSING:
+            known = ", ".join(repr(k) for k in values) or "none"
+            raise TypeError(
+                f"{owner}: parameter {name!r} was not passed, has no default and is not in the context "
+                f"(context keys: {known}); pass it, or set it with a treatment"
+            )
+        if unread:
+            unread.discard(name)
+        kwargs[name] = value
+    return kwargs
 
 
 def _rebuild(factory: Callable[..., FunctionStep], explicit: dict[str, Any]) -> FunctionStep:

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+import warnings
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from crystallize._names import check_name
 
 if TYPE_CHECKING:
     from crystallize._context import FrozenContext
+    from crystallize._experiment import Experiment
 
-__all__ = ["Treatment"]
+__all__ = ["Treatment", "warn_unread"]
 
 
 _PLAIN = (str, int, float, bool, type(None))
@@ -77,3 +79,71 @@ class Treatment:
     def __repr__(self) -> str:
         what = self.values if self.values is not None else getattr(self.fn, "__qualname__", self.fn)
         return f"Treatment({self.name!r}, {what!r})"
+
+
+# -- keys nothing read ---------------------------------------------------------------------------
+
+
+def _components(experiment: Experiment) -> Iterator[tuple[str, Any]]:
+    """``(label, component)`` for the datasource(s) and every step."""
+    from crystallize._datasource import ExperimentInput
+
+    sources = [experiment.datasource]
+    while sources:
+        source = sources.pop(0)
+        if isinstance(source, ExperimentInput):
+            sources.extend(source.inputs.values())
+            continue
+        name = getattr(getattr(source, "fn", None), "__name__", None) or type(source).__name__
+        yield f"datasource {name!r}", source
+    for step in [] if experiment.pipeline is None else experiment.pipeline.steps:
+        yield f"step {step.step_name!r}", step
+
+
+def _where(experiment: Experiment, key: str) -> str:
+    """Where ``key`` could have been read, and why it was not."""
+    from crystallize._datasource import FunctionDataSource
+    from crystallize._steps import FunctionStep
+
+    for label, component in _components(experiment):
+        explicit = (
+            component.explicit
+            if isinstance(component, FunctionStep)
+            else component.explicit
+            if isinstance(component, FunctionDataSource)
+            else None
+        )
+        if explicit is not None and key in explicit:
+            factory = component.fn.__name__
+            return (
+                f"{label} has a parameter {key!r}, but it was passed explicitly ({factory}({key}="
+                f"{explicit[key]!r})), which wins over a treatment: leave it out of {factory}(...) to let "
+                "the treatment set it"
+            )
+        if explicit is None and key in getattr(component, "__dict__", {}):
+            return (
+                f"{label} has an attribute {key!r}, fixed when it was built: a treatment does not change it; "
+                f"read ctx[{key!r}] in its __call__ instead"
+            )
+    return (
+        f"no step or datasource parameter is named {key!r}: read it in a step or datasource with "
+        f"ctx[{key!r}] or ctx.get({key!r}), or name a parameter of a @pipeline_step or @data_source function {key!r}"
+    )
+
+
+def warn_unread(experiment: Experiment, unread: Mapping[str, Mapping[str, int]], stacklevel: int = 2) -> None:
+    """Warn, once per (condition, key), about treatment keys nothing read.
+
+    :param unread: ``{condition: {key: replicates in which nothing read it}}``.
+    """
+    from crystallize.errors import UnreadTreatmentKeyWarning
+
+    for condition, counts in unread.items():
+        for key, count in sorted(counts.items()):
+            warnings.warn(
+                UnreadTreatmentKeyWarning(
+                    f"treatment {condition!r} of experiment {experiment.key_label} sets {key!r}, but nothing "
+                    f"read it in {count} replicate(s), so it changed nothing there. {_where(experiment, key)}"
+                ),
+                stacklevel=stacklevel + 1,
+            )

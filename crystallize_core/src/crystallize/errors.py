@@ -97,3 +97,11 @@ class WorkerStartError(CrystallizeError, RuntimeError):
     The message says which worker, what failed and how to fix it; the
     worker's traceback follows as a note.
     """
+
+
+class UnreadTreatmentKeyWarning(UserWarning):
+    """A treatment set a context key that nothing read during a replicate: it changed nothing.
+
+    The message names the treatment, the key and where it could be read (a
+    step or datasource parameter passed explicitly wins over a treatment).
+    """

@@ -103,6 +103,7 @@ class ReplicateRunner:
             treatment = self.treatments.get(condition)
             if treatment is not None:
                 treatment.apply(ctx)
+                ctx._watch(treatment.values if treatment.values is not None else _added(ctx))
             if self.wrap is None:
                 self._replicate(ctx, scope)
             else:
@@ -116,6 +117,7 @@ class ReplicateRunner:
         finally:
             _SCOPE.reset(token)
         records = scope.records
+        unread = ctx._unread
         return ReplicateOutcome(
             condition,
             replicate,
@@ -124,6 +126,7 @@ class ReplicateRunner:
             () if records is None else tuple(records),
             ctx._data.get(SEED_KEY),
             perf_counter() - started,
+            tuple(sorted(unread)) if unread and error is None else (),
         )
 
     def _replicate(self, ctx: FrozenContext, scope: ReplicateScope) -> None:
@@ -198,6 +201,14 @@ class ReplicateRunner:
             error, message=f"{hook} failed in this process, so the replicate could not run: {error.message}"
         )
         return ReplicateOutcome(condition, replicate, {}, error)
+
+
+def _added(ctx: FrozenContext) -> list[str]:
+    """The keys a callable treatment added: all but the two the core set."""
+    return [k for k in ctx._data if k not in _CORE_KEYS]
+
+
+_CORE_KEYS = frozenset({REPLICATE_KEY, CONDITION_KEY})
 
 
 class ReplicateBody:
