@@ -47,6 +47,15 @@ def test_the_statistics_page_has_examples():
     assert len(STATISTICS) >= 8
 
 
+PROVENANCE = python_blocks(REPO / "docs" / "provenance.md")
+
+
+@pytest.mark.parametrize("block", PROVENANCE, ids=[f"block{i}" for i in range(len(PROVENANCE))])
+def test_every_provenance_example_runs_as_written(block, tmp_path):
+    done = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
 def test_hook_reference_is_generated_from_the_hookspecs():
     done = subprocess.run(
         [sys.executable, str(REPO / "docs" / "generate_hook_reference.py"), "--check"], capture_output=True, text=True

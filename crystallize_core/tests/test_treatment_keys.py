@@ -49,7 +49,7 @@ def test_a_datasource_parameter_passed_explicitly_wins_and_the_unread_key_is_nam
     assert result.metrics.treatments["big"].metrics["count"] == [4, 4]
     (warning,) = caught
     message = str(warning.message)
-    assert "treatment 'big'" in message and "sets 'n'" in message and "in 2 replicate(s)" in message
+    assert "treatment 'big'" in message and "sets 'n'" in message and "(in 2 replicate(s))" in message
     assert "datasource 'numbers' has a parameter 'n', but it was passed explicitly (numbers(n=4))" in message
     assert warning.filename == __file__  # it points at the run() call
 
@@ -120,7 +120,7 @@ def test_a_failed_replicate_is_not_counted_as_not_reading():
 
 
 def test_unread_keys_come_back_from_worker_processes():
-    with pytest.warns(UnreadTreatmentKeyWarning, match="nothing read it in 4 replicate"):
+    with pytest.warns(UnreadTreatmentKeyWarning, match=r"nothing read it \(in 4 replicate"):
         run(numbers(), [count()], Treatment("t", {"lr": 1}), plugins=[ParallelExecution(2, "process")], replicates=4)
 
 
@@ -136,3 +136,12 @@ def test_a_required_datasource_parameter_may_come_from_the_treatment_only():
     assert "datasource 'sized': parameter 'size' was not passed, has no default and is not in the context" in (
         error.message
     )
+
+
+def test_one_warning_per_key_however_many_treatments_set_it():
+    treatments = [Treatment(f"t{i}", {"level": i}) for i in range(5)]
+    with pytest.warns(UnreadTreatmentKeyWarning) as caught:
+        run(numbers(), [count()], *treatments)
+    (warning,) = caught
+    assert "treatments 't0', 't1', 't2' and 2 more of experiment" in str(warning.message)
+    assert "set 'level', but nothing read it (in 10 replicate(s))" in str(warning.message)

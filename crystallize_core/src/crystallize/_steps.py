@@ -57,8 +57,8 @@ class PipelineStep(ABC):
 
     Subclasses implement ``__call__`` and usually ``params``, the values that
     define what the step computes. ``params`` feeds the experiment's identity
-    (its id is a hash of every step's class name and parameters), so two
-    processes that build the same pipeline get the same id. The default
+    (its id is a hash of every step's class name, code and parameters), so
+    two processes that build the same pipeline get the same id. The default
     ``params`` is the step's public instance attributes.
 
     The step's name — the ``<step>`` folder its artifacts are stored in — is
@@ -226,7 +226,8 @@ class Pipeline:
             raise TypeError(f"Pipeline step {i} is {step!r}, not a PipelineStep{hint}")
 
     def signature(self) -> list[Any]:
-        """The canonical description of every step (what the experiment id hashes)."""
+        """The canonical description of every step, code fingerprints included (the steps
+        part of :meth:`Experiment.signature <crystallize.Experiment.signature>`)."""
         from crystallize._identity import describe
 
         return [describe(step) for step in self.steps]

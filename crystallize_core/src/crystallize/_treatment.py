@@ -132,18 +132,25 @@ def _where(experiment: Experiment, key: str) -> str:
 
 
 def warn_unread(experiment: Experiment, unread: Mapping[str, Mapping[str, int]], stacklevel: int = 2) -> None:
-    """Warn, once per (condition, key), about treatment keys nothing read.
+    """Warn, once per key, about treatment keys nothing read.
 
     :param unread: ``{condition: {key: replicates in which nothing read it}}``.
     """
     from crystallize.errors import UnreadTreatmentKeyWarning
 
+    by_key: dict[str, dict[str, int]] = {}
     for condition, counts in unread.items():
-        for key, count in sorted(counts.items()):
-            warnings.warn(
-                UnreadTreatmentKeyWarning(
-                    f"treatment {condition!r} of experiment {experiment.key_label} sets {key!r}, but nothing "
-                    f"read it in {count} replicate(s), so it changed nothing there. {_where(experiment, key)}"
-                ),
-                stacklevel=stacklevel + 1,
-            )
+        for key, count in counts.items():
+            by_key.setdefault(key, {})[condition] = count
+    for key, conditions in sorted(by_key.items()):
+        names = sorted(conditions)
+        shown = ", ".join(map(repr, names[:3])) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        replicates = sum(conditions.values())
+        warnings.warn(
+            UnreadTreatmentKeyWarning(
+                f"treatment{'s' if len(names) > 1 else ''} {shown} of experiment {experiment.key_label} "
+                f"set{'' if len(names) > 1 else 's'} {key!r}, but nothing read it (in {replicates} replicate(s)), "
+                f"so it changed nothing. {_where(experiment, key)}"
+            ),
+            stacklevel=stacklevel + 1,
+        )

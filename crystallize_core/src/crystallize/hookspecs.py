@@ -432,9 +432,13 @@ def stale_reason(experiment: Experiment) -> str | None:
     """Say why ``experiment``'s latest run can no longer be resumed as is.
 
     Called by ``ExperimentGraph.run(strategy="resume")`` before each
-    experiment. Return a short reason (``"upstream 'train' was rerun: v2 ->
-    v3"``, ``"outputs missing: model.bin"``) to make the graph rerun it, or
-    ``None`` when this plugin sees no reason. The graph logs the reasons.
+    experiment. Return a short reason (``"its code or parameters changed
+    since v2 ran: step 1 'Train': code changed (...)"``, ``"upstream 'train'
+    was rerun: v2 -> v3"``, ``"outputs missing: model.bin"``) to make the
+    graph rerun it, or ``None`` when this plugin sees no reason. The graph
+    adds its own (an upstream experiment reran in this call), logs the
+    reasons, keeps them in ``graph.reasons`` and records them with the new
+    run (``run.facts[RERUN_FACT]``).
 
     :param experiment: the experiment about to be resumed.
     """

@@ -77,6 +77,12 @@ class ResumePlugin:
             log.info("no earlier run of %s to resume; starting %s", experiment.key_label, store.location)
             return None
         metadata = self._check_identity(experiment, run, store)
+        if store.crashed:
+            log.warning(
+                "%s was left unfinished by %s, which died (recorded as crashed); resuming it",
+                store.location,
+                store.crashed,
+            )
         conditions: dict[str, Any] = {}
         replicates: dict[str, dict[int, Any]] = {}
         seeds: dict[str, dict[int, int | None]] = {}
