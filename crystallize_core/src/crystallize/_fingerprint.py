@@ -43,7 +43,6 @@ import functools
 import hashlib
 import linecache
 import sys
-import sysconfig
 import types
 import weakref
 from typing import Any
@@ -90,6 +89,8 @@ def _digest(text: str) -> str:
 
 @functools.cache
 def _library_roots() -> tuple[str, ...]:
+    import sysconfig  # only when a module's origin is asked: `import crystallize` stays light
+
     paths = sysconfig.get_paths()
     roots = {paths.get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")}
     return tuple(sorted(r for r in roots if r))
