@@ -181,7 +181,7 @@ class MetadataPlugin:
             "seeds": run.facts.get(SEED_FACT),
             "facts": run.facts.to_json(),
             "signature": experiment.signature(),
-            "identity": identity_summary(experiment),
+            "identity": identity_summary(experiment, run.fingerprints),
             "git": _git(experiment),
             "packages": self._packages(experiment),
             "libraries": library_versions(experiment),

@@ -227,11 +227,14 @@ def _entry(name: str, code: str | None, params: Mapping[str, Any]) -> dict[str, 
     return {"name": name, "code": code, "params": _readable(params)}
 
 
-def identity_summary(experiment: Experiment) -> dict[str, Any]:
+def identity_summary(experiment: Experiment, treatments: Mapping[str, str]) -> dict[str, Any]:
     """Per-component fingerprints for people: datasource, steps, treatments, hypotheses.
 
     ``signature`` (what the id hashes) is recorded beside it, exactly; this is
     the same information in a form to read and compare by eye.
+
+    :param treatments: ``{condition: treatment fingerprint}`` of the run (the
+        experiment's own treatments, or those the run was given).
     """
     signature = experiment.signature()
     source = experiment.datasource
@@ -245,7 +248,7 @@ def identity_summary(experiment: Experiment) -> dict[str, Any]:
             source.params,
         ),
         "steps": [_entry(step.step_name, d.get("code"), step.params) for step, d in zip(steps, described_steps)],
-        "treatments": {t.name: t.fingerprint() for t in experiment.treatments},
+        "treatments": {name: fingerprint for name, fingerprint in treatments.items() if fingerprint},
         "hypotheses": {h.name: digest(describe(h)) for h in experiment.hypotheses},
     }
 
