@@ -91,7 +91,12 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 def _comparable(meta: Mapping[str, Any]) -> dict[str, Any]:
     doc = {k: v for k, v in meta.items() if k not in VOLATILE}
     if "signature" in doc:
-        doc["params"] = _steps(doc.pop("signature"))
+        doc["params"] = _steps(doc.pop("signature"))  # each step's parameters and "(code)" fingerprint
+    identity = doc.pop("identity", None)  # the signature again, for people; but for:
+    if isinstance(identity, Mapping):
+        for part in ("treatments", "hypotheses"):
+            if identity.get(part):
+                doc[part] = identity[part]
     if isinstance(doc.get("facts"), Mapping) and doc.get("seeds") == doc["facts"].get("seed"):
         doc["facts"] = {k: v for k, v in doc["facts"].items() if k != "seed"}  # the same as "seeds"
     return flatten(doc)

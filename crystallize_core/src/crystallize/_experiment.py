@@ -117,6 +117,11 @@ class Experiment:
             self._id = digest(self.signature())
         return self._id
 
+    def _forget_identity(self) -> None:
+        """Drop the cached :attr:`id` and :meth:`signature` (a step was replaced after construction)."""
+        self._id = None
+        self._signature = None
+
     def signature(self) -> dict[str, Any]:
         """The canonical description :attr:`id` hashes (computed once).
 

@@ -148,7 +148,7 @@ def apply_overrides(target: Any, overrides: list[str]) -> list[str]:
                 if name not in _step_params(step):
                     continue
                 steps[index] = _set_param(step, name, value)
-                experiment._id = None  # its identity includes its parameters
+                experiment._forget_identity()  # its identity includes its parameters
                 hits += 1
                 changes.append(f"{experiment.key}: {label}.{name} = {value!r}")
         if not hits:

@@ -250,7 +250,7 @@ def prepare_worker(payload: bytes, token: str) -> None:
 # values do when pickled or unpickled, the main process always learns which
 # unit it was and why it failed.
 
-_FORMAT = "crystallize-outcome/1"
+_FORMAT = "crystallize-outcome/2"
 _OUTCOME = "outcome"
 _NOT_STARTED = "not-started"
 _SEND_HINT = "record plain numbers, strings, lists and dicts (values that pickle and unpickle in any process)"
@@ -301,13 +301,25 @@ def encode_outcome(outcome: ReplicateOutcome) -> bytes:
             exception = None
     seed = outcome.seed if type(outcome.seed) is int else None
     fields = None if error is None else _error_fields(error)
-    header = (_FORMAT, _OUTCOME, outcome.condition, outcome.replicate, seed, outcome.duration, fields, body, exception)
+    unread = tuple(key for key in outcome.unread if type(key) is str)  # treatment keys nothing read
+    header = (
+        _FORMAT,
+        _OUTCOME,
+        outcome.condition,
+        outcome.replicate,
+        seed,
+        outcome.duration,
+        fields,
+        body,
+        exception,
+        unread,
+    )
     return pickle.dumps(header, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _encode_not_started(failure: StartFailure, condition: str, replicate: int) -> bytes:
     fields = (None, "crystallize.errors.WorkerStartError", failure.message, failure.traceback, None, None)
-    header = (_FORMAT, _NOT_STARTED, condition, replicate, None, 0.0, fields, None, None)
+    header = (_FORMAT, _NOT_STARTED, condition, replicate, None, 0.0, fields, None, None, ())
     return pickle.dumps(header, protocol=pickle.HIGHEST_PROTOCOL)
 
 
@@ -338,13 +350,13 @@ def decode_outcome(blob: bytes) -> ReplicateOutcome:
         version of crystallize-core.
     """
     header, problem = _loads(blob)
-    if type(header) is not tuple or len(header) != 9 or header[0] != _FORMAT:
+    if type(header) is not tuple or len(header) != 10 or header[0] != _FORMAT:
         found = f"{type_name(problem)}: {text(problem)}" if problem is not None else f"a {type(header).__name__}"
         raise ValueError(
             f"decode_outcome: {len(blob)} bytes that are not an outcome encoded by this version of "
             f"crystallize-core ({found}); the workers must run the same crystallize-core as the main process"
         )
-    _, kind, condition, replicate, seed, duration, fields, body, exception_blob = header
+    _, kind, condition, replicate, seed, duration, fields, body, exception_blob, unread = header
     if kind == _NOT_STARTED:
         raise _start_error(fields)
     error = None
@@ -377,7 +389,7 @@ def decode_outcome(blob: bytes) -> ReplicateOutcome:
                 "main process",
             )
             error = attrs.evolve(error, message=f"{error.message}; {_SEND_HINT}")
-    return ReplicateOutcome(condition, replicate, metrics, error, artifacts, seed, duration)
+    return ReplicateOutcome(condition, replicate, metrics, error, artifacts, seed, duration, unread)
 
 
 def _start_error(fields: tuple[str | None, ...]) -> WorkerStartError:

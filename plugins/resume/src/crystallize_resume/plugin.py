@@ -77,7 +77,7 @@ class ResumePlugin:
             log.info("no earlier run of %s to resume; starting %s", experiment.key_label, store.location)
             return None
         metadata = self._check_identity(experiment, run, store)
-        if store.crashed:
+        if getattr(store, "crashed", None):  # stores written before the attribute existed
             log.warning(
                 "%s was left unfinished by %s, which died (recorded as crashed); resuming it",
                 store.location,
