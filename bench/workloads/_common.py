@@ -48,7 +48,7 @@ def framework(name: str) -> SimpleNamespace:
     """
     import crystallize as cz
 
-    is_cml = hasattr(cz, "LoggingPlugin")  # crystallize-ml only
+    is_cml = not hasattr(cz, "hookimpl")  # crystallize-ml has no hooks
     if is_cml != (name == "cml"):
         found = "crystallize-ml" if is_cml else "crystallize-core"
         raise SystemExit(f"--framework {name} but this interpreter ({sys.executable}) has {found}")

@@ -41,5 +41,5 @@ def test_metrics_accumulate_in_order():
     ctx.metrics.add("loss", 0.25)
     ctx.metrics.add("acc", 1)
     assert ctx.metrics["loss"] == (0.5, 0.25)
-    assert ctx.metrics.as_dict() == {"loss": [0.5, 0.25], "acc": [1]}
+    assert ctx.metrics.as_dict() == {"loss": (0.5, 0.25), "acc": (1,)}
     assert "acc" in ctx.metrics and len(ctx.metrics) == 2

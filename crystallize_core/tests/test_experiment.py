@@ -89,7 +89,6 @@ def test_run_overrides_replicates_treatments_and_hypotheses():
         (dict(datasource=None), "has no datasource"),
         (dict(pipeline=Pipeline([])), "has no pipeline steps"),
         (dict(replicates=0), "replicates must be a positive int, got 0"),
-        (dict(replicates="3"), "replicates must be a positive int, got '3'"),
         (dict(hypotheses=[Hypothesis(metrics="total")]), "hypotheses but no treatments"),
         (
             dict(treatments=[Treatment("t", {"scale": 1}), Treatment("t", {"scale": 2})]),
@@ -120,6 +119,13 @@ def test_configuration_errors_raise_before_any_work(kwargs, message):
     with pytest.raises(ConfigurationError, match=message):
         exp.run()
     assert calls == []
+
+
+def test_a_replicate_count_that_is_not_an_int_is_refused_when_the_experiment_is_made():
+    with pytest.raises(TypeError, match="replicates must be an int, got str: '3'"):
+        make(replicates="3")
+    with pytest.raises(TypeError, match="got bool: True"):
+        make(replicates=True)
 
 
 def test_invalid_strategy_and_run_replicates():

@@ -18,7 +18,7 @@ PUBLIC = {"__init__", "__main__", "plugin", "hookspecs", "errors", "stats", "tes
 PUBLIC_PACKAGES = {"stats"}
 
 #: Packages that exist only so crystallize-ml 0.27 imports keep working.
-COMPAT_PACKAGES = ("pipelines", "plugins")
+COMPAT_PACKAGES = ("pipelines", "plugins", "utils", "experiments", "datasources")
 COMPAT_HEADER = "Compatibility path for crystallize-ml 0.27 code; the real home is "
 
 
@@ -63,7 +63,46 @@ def test_compatibility_modules_only_re_export(path):
         ("crystallize.plugins.plugins", "SeedPlugin"),
         ("crystallize.plugins.plugins", "ParallelExecution"),
         ("crystallize.plugins.execution", "SerialExecution"),
+        ("crystallize.plugins.execution", "AsyncExecution"),
+        ("crystallize.plugins.plugins", "BasePlugin"),
+        ("crystallize.plugins.plugins", "LoggingPlugin"),
+        ("crystallize.utils.context", "FrozenContext"),
+        ("crystallize.utils.exceptions", "ContextMutationError"),
+        ("crystallize.utils.injection", "inject_from_ctx"),
+        ("crystallize.utils.decorators", "treatment"),
+        ("crystallize.utils.decorators", "verifier"),
+        ("crystallize.utils.decorators", "resource_factory"),
+        ("crystallize.experiments.experiment", "Experiment"),
+        ("crystallize.experiments.experiment_builder", "ExperimentBuilder"),
+        ("crystallize.experiments.experiment_graph", "ExperimentGraph"),
+        ("crystallize.experiments.treatment", "Treatment"),
+        ("crystallize.experiments.hypothesis", "Hypothesis"),
+        ("crystallize.experiments.result", "Result"),
+        ("crystallize.experiments.optimizers", "BaseOptimizer"),
+        ("crystallize.experiments.optimizers", "Objective"),
+        ("crystallize.datasources", "Artifact"),
+        ("crystallize.datasources.datasource", "DataSource"),
+        ("crystallize.datasources.datasource", "ExperimentInput"),
+        ("crystallize.datasources.registry", "get_datasource"),
     ],
 )
 def test_crystallize_ml_import_paths_give_the_public_objects(old_path, name):
     assert getattr(importlib.import_module(old_path), name) is getattr(crystallize, name)
+
+
+def test_every_module_of_the_compatibility_area_imports_without_error():
+    for path in _compat_modules():
+        importlib.import_module(_dotted(path))
+
+
+def test_importing_crystallize_loads_no_compatibility_module():
+    import subprocess
+    import sys
+
+    code = (
+        "import crystallize, sys; "
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] == 'crystallize' and m.split('.')[1:2] "
+        f"and m.split('.')[1] in {COMPAT_PACKAGES!r}))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "[]", f"import crystallize loaded {loaded}"

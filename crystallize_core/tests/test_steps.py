@@ -45,11 +45,17 @@ def test_unknown_parameter_is_a_clear_type_error():
         scale(factr=3)
 
 
-def test_decorated_function_must_take_data_and_ctx():
-    with pytest.raises(TypeError, match=r"must take \(data, ctx\)"):
+def test_decorated_function_must_take_data_first():
+    with pytest.raises(TypeError, match=r"must take data as its first positional parameter"):
 
         @pipeline_step()
-        def wrong(data):
+        def wrong():
+            return 1
+
+    with pytest.raises(TypeError, match=r"must take data as its first positional parameter"):
+
+        @pipeline_step()
+        def keyword_only(*, data):
             return data
 
 

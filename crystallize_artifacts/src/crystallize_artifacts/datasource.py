@@ -158,8 +158,9 @@ class ArtifactDataSource(DataSource):
 
     def fetch(self, ctx: FrozenContext) -> Path | StoredArtifact:
         res = self._resolved()
-        condition = ctx[CONDITION_KEY]
-        replicate = ctx[REPLICATE_KEY]
+        # Outside a run (a notebook, a test), a context without them reads baseline replicate 0.
+        condition = ctx.get(CONDITION_KEY, BASELINE)
+        replicate = ctx.get(REPLICATE_KEY, 0)
         used = condition
         if self._prepared:
             if condition in self._fallbacks:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +19,23 @@ if TYPE_CHECKING:
     from crystallize import Experiment, Result
     from crystallize.plugin import Run
 
-__all__ = ["ArtifactPlugin"]
+__all__ = ["ArtifactPlugin", "ENV_RETENTION", "ENV_BIG_FILE_THRESHOLD"]
+
+#: crystallize-ml 0.27's variables: retention when the argument is left at ``None``.
+ENV_RETENTION = "CRYSTALLIZE_ARTIFACT_RETENTION"
+ENV_BIG_FILE_THRESHOLD = "CRYSTALLIZE_BIG_FILE_THRESHOLD_MB"
+
+
+def _from_environment(variable: str, kind: type) -> Any:
+    raw = os.environ.get(variable, "").strip()
+    if not raw:
+        return None
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ValueError(
+            f"{variable}={raw!r} is not a number; set it to a positive {kind.__name__} or unset it"
+        ) from None
 
 
 class ArtifactPlugin:
@@ -40,9 +57,11 @@ class ArtifactPlugin:
         allocated atomically. ``False``: every run is ``v0``; a rerun replaces
         it (the old one is moved aside first, never mixed with the new).
     :param artifact_retention: keep the artifacts of this many newest
-        versions; older versions keep only their metrics. ``None`` keeps all.
+        versions; older versions keep only their metrics. ``None`` keeps all,
+        unless ``CRYSTALLIZE_ARTIFACT_RETENTION`` is set.
     :param big_file_threshold_mb: drop files larger than this from kept
-        versions other than the newest. ``None`` keeps them.
+        versions other than the newest. ``None`` keeps them, unless
+        ``CRYSTALLIZE_BIG_FILE_THRESHOLD_MB`` is set.
     :param durable: also ``fsync`` every file and folder, so commits survive
         power loss (every commit is atomic either way). Off by default: it
         costs a device flush per file. (Object stores are durable once a
@@ -51,6 +70,13 @@ class ArtifactPlugin:
         (``endpoint_url``, ``profile``, ...). Credentials are best left to the
         store's usual configuration (environment, config files, roles); what
         is given here is never shown in a repr or a message.
+
+    Retention applies to ``versioned=True`` runs only, and never by default:
+    crystallize-ml 0.27 kept 3 versions and dropped files over 10 MB unless
+    told otherwise, which deleted data nobody asked to delete. Its two
+    environment variables still work, as an explicit choice: a set variable
+    stands in for an argument left at ``None`` (an invalid value is an
+    error naming the variable).
 
     Installing the distribution stores nothing by itself: it adds only the
     ``crystallize verify`` command (see :mod:`crystallize_artifacts.commands`).
@@ -69,16 +95,24 @@ class ArtifactPlugin:
         durable: bool = False,
         storage_options: dict[str, Any] | None = None,
     ) -> None:
+        retention_from = threshold_from = ""
+        if artifact_retention is None:
+            artifact_retention = _from_environment(ENV_RETENTION, int)
+            retention_from = f" (from {ENV_RETENTION})"
+        if big_file_threshold_mb is None:
+            big_file_threshold_mb = _from_environment(ENV_BIG_FILE_THRESHOLD, float)
+            threshold_from = f" (from {ENV_BIG_FILE_THRESHOLD})"
         if artifact_retention is not None and (
             isinstance(artifact_retention, bool) or not isinstance(artifact_retention, int) or artifact_retention < 1
         ):
             raise ValueError(
-                f"ArtifactPlugin: artifact_retention must be an int >= 1 or None, got {artifact_retention!r}"
+                f"ArtifactPlugin: artifact_retention must be an int >= 1 or None, got "
+                f"{artifact_retention!r}{retention_from}"
             )
         if big_file_threshold_mb is not None and not big_file_threshold_mb > 0:
             raise ValueError(
                 "ArtifactPlugin: big_file_threshold_mb must be a positive number or None, "
-                f"got {big_file_threshold_mb!r}"
+                f"got {big_file_threshold_mb!r}{threshold_from}"
             )
         from crystallize_artifacts.objects import is_object_url
 
@@ -95,6 +129,12 @@ class ArtifactPlugin:
         self.big_file_threshold_mb = big_file_threshold_mb
         self.durable = bool(durable)
         self._started: set[str] = set()  # run ids past before_run: after_run records their outcome
+        self._version: int | None = None
+
+    @property
+    def version(self) -> int | None:
+        """The version of the latest run this plugin opened in this process (``None`` before the first)."""
+        return self._version
 
     def experiment_dir(self, experiment: Experiment) -> Path:
         """The folder holding every run of ``experiment`` (its key is checked
@@ -142,6 +182,7 @@ class ArtifactPlugin:
         if self.versioned and (self.artifact_retention is not None or self.big_file_threshold_mb is not None):
             threshold = None if self.big_file_threshold_mb is None else int(self.big_file_threshold_mb * 1024 * 1024)
             store.retention = (self.artifact_retention, threshold, self.storage_options)
+        self._version = store.version
         for upstream in run.upstream:  # readers pin what they read, so retention keeps it
             if upstream.location:
                 add_pin(upstream.location, run.key, store.version, store.location, self.storage_options)

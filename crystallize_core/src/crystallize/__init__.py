@@ -64,10 +64,28 @@ __all__ = [
     "PluginError",
     "ResumeError",
     "__version__",
+    # imported on first use (see crystallize._optional.LAZY)
+    "AsyncExecution",
+    "BasePlugin",
+    "LoggingPlugin",
+    "ExperimentBuilder",
+    "BaseOptimizer",
+    "Objective",
+    "treatment",
+    "verifier",
+    "pipeline",
+    "inject_from_ctx",
+    "resource_factory",
+    "standalone_context",
+    "quick_experiment",
+    "register_datasource",
+    "get_datasource",
+    "list_datasources",
 ]
 
 
 # ArtifactPlugin comes from the crystallize-artifacts distribution; it is
 # resolved on first use and left out of __all__ so that star-imports work
-# without it.
+# without it. The names of crystallize._optional.LAZY are the core's own,
+# imported on first use.
 __getattr__ = module_getattr(__name__)

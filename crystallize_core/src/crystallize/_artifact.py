@@ -13,21 +13,33 @@ artifact as a parameter, in threads and in worker processes alike.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crystallize._context import CONDITION_KEY, REPLICATE_KEY
+from crystallize._datasource import DataSource
 from crystallize._names import check_name
 from crystallize._portable import PortableCallable, portable
-from crystallize.errors import ArtifactStoreError
+from crystallize.errors import ArtifactStoreError, ConfigurationError, ContextMutationError, MissingArtifactError
 
 if TYPE_CHECKING:
     from crystallize._context import FrozenContext
-    from crystallize._records import ArtifactRecord
+    from crystallize._experiment import Experiment
+    from crystallize._records import ArtifactRecord, Run, Upstream
 
-__all__ = ["Artifact", "ArtifactStream", "ReplicateScope", "current_scope"]
+__all__ = [
+    "Artifact",
+    "ArtifactInput",
+    "ArtifactLog",
+    "ArtifactStream",
+    "ReplicateScope",
+    "current_scope",
+    "default_loader",
+    "default_writer",
+]
 
 _BYTES_LIKE = (bytes, bytearray, memoryview)
 
@@ -62,7 +74,12 @@ def current_scope() -> ReplicateScope | None:
     return _SCOPE.get()
 
 
-class Artifact:
+def default_loader(path: Path) -> bytes:
+    """The bytes of the file at ``path``: how an artifact without a ``loader`` is read."""
+    return Path(path).read_bytes()
+
+
+class Artifact(DataSource):
     """A named file that steps write, once per (condition, replicate, step).
 
     :param name: the file name (a single path segment, e.g. ``"model.bin"``).
@@ -73,6 +90,13 @@ class Artifact:
 
     ``loader`` and ``writer`` may be lambdas: they are wrapped so that they
     pickle by value for process-based and distributed execution.
+
+    An artifact is also a :class:`~crystallize.DataSource`: another
+    experiment may take it as its ``datasource`` (or inside an
+    :class:`~crystallize.ExperimentInput`) to read, for each replicate and
+    condition, what the producer — the experiment declaring it in
+    ``outputs=[...]`` — wrote, loaded with ``loader``. The graph links the two
+    experiments from it.
     """
 
     def __init__(
@@ -84,6 +108,9 @@ class Artifact:
         self.name = check_name(name, "artifact")
         self.loader: PortableCallable | None = None if loader is None else portable(loader)
         self.writer: PortableCallable | None = None if writer is None else portable(writer)
+        self._replicates: int | None = None
+        self._producers: list[weakref.ref[Experiment]] = []  # in order of declaration
+        self._resolved: DataSource | None = None
 
     def write(self, data: Any) -> ArtifactRecord:
         """Store ``data`` for the current replicate, condition and step.
@@ -96,12 +123,7 @@ class Artifact:
         :raises TypeError: when ``data`` is not bytes and no ``writer`` was given.
         :raises ArtifactStoreError: when no plugin provides storage.
         """
-        scope = _SCOPE.get()
-        if scope is None or scope.step_name is None:
-            raise RuntimeError(
-                f"Artifact {self.name!r}: write() was called outside a running pipeline step; "
-                "artifacts can only be written by a step while Experiment.run() executes it"
-            )
+        scope = _running_scope(self.name)
         self._check_declared(scope)
         payload = self.writer(data) if self.writer is not None else data
         if not isinstance(payload, _BYTES_LIKE):
@@ -111,17 +133,7 @@ class Artifact:
                 "write bytes, or declare Artifact(name, writer=callable_returning_bytes), "
                 "or stream it with artifact.open('wb')"
             )
-        store = self._store_for(scope, "write()")
-        values = scope.ctx._data
-        record = store.write_artifact(
-            values[CONDITION_KEY],
-            values[REPLICATE_KEY],
-            scope.step_name,  # type: ignore[arg-type]
-            self.name,
-            payload if isinstance(payload, bytes) else bytes(payload),
-        )
-        self._committed(scope, record)
-        return record
+        return _commit(scope, self, payload)
 
     def open(self, mode: str = "wb") -> ArtifactStream:
         """Stream the artifact of the current replicate, condition and step::
@@ -188,10 +200,15 @@ class Artifact:
                 f"experiments know about it"
             )
 
-    def _store_for(self, scope: ReplicateScope, call: str) -> Any:
-        """The run's store, once the write is known to be allowed here."""
+    def _store_for(self, scope: ReplicateScope, call: str, *, declared: bool = True) -> Any:
+        """The run's store, once the write is known to be allowed here.
+
+        :param declared: check that the experiment declares this artifact
+            (``ctx.artifacts.add`` writes files nobody declared).
+        """
         binding = scope.binding
-        self._check_declared(scope)
+        if declared:
+            self._check_declared(scope)
         if scope.owners is None:
             scope.owners = {}
             scope.records = []
@@ -230,6 +247,111 @@ class Artifact:
             reader = getattr(path, "read_bytes", None)
             return reader() if reader is not None else Path(path).read_bytes()
         return self.loader(path if hasattr(path, "open") else Path(path))
+
+    # -- an artifact read as another experiment's input --------------------------------------
+
+    @property
+    def replicates(self) -> int | None:
+        """The producer's replicate count (from its latest run), or the count set on this object."""
+        if self._replicates is not None:
+            return self._replicates
+        if not self._producers:
+            return None
+        return self._reader().replicates
+
+    @replicates.setter
+    def replicates(self, value: int | None) -> None:
+        self._replicates = value
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {"artifact": self.name}
+
+    @property
+    def upstream(self) -> tuple[Upstream, ...]:
+        """The experiment that declares this artifact in its outputs, when one does."""
+        producer = self._producer(required=False)
+        if producer is None:
+            return ()
+        from crystallize._records import Upstream
+
+        step = _steps_holding(producer, self.name)
+        return (Upstream(producer.key, producer.id, step[0] if len(step) == 1 else "", self.name),)
+
+    def resolve(self) -> DataSource:
+        """The producer's latest run of this artifact, loaded with ``loader`` for each replicate."""
+        if self._producer(required=False) is None:
+            return self  # read by a subclass's own fetch (or fails there, naming the fix)
+        producer = self._producer()
+        steps = _steps_holding(producer, self.name)
+        how = f"read it with {producer.name or 'producer'}.artifact_datasource(step=..., name={self.name!r})"
+        if not steps:
+            raise MissingArtifactError(
+                f"Artifact {self.name!r} of experiment {producer.key_label} is read as an input, but no step of "
+                f"that experiment holds it, so none writes it; if a step writes it by name, {how}"
+            )
+        if len(steps) > 1:
+            raise ConfigurationError(
+                f"Artifact {self.name!r} of experiment {producer.key_label} is read as an input, but steps "
+                f"{', '.join(map(repr, steps))} hold it; {how}"
+            )
+        source = producer.artifact_datasource(step=steps[0], name=self.name).resolve()
+        return ArtifactInput(self, source)
+
+    def fetch(self, ctx: FrozenContext) -> Any:
+        """This artifact, loaded with ``loader``, as the producer wrote it for ``ctx``'s replicate and condition."""
+        return self._reader().fetch(ctx)
+
+    def _reader(self) -> DataSource:
+        reader = self._resolved
+        if reader is None:
+            reader = self.resolve()
+            if reader is self:
+                raise ConfigurationError(
+                    f"Artifact {self.name!r} is read as an input but no experiment declares it in "
+                    "outputs=[...]; declare it in its producer's Experiment(outputs=[...])"
+                )
+            self._resolved = reader
+        return reader
+
+    def _producer(self, required: bool = True) -> Experiment | None:
+        """The experiment declaring this artifact: the latest one declared, of one storage key.
+
+        An experiment rebuilt under the same name (a notebook cell run again)
+        replaces the earlier one; experiments stored under different names
+        make the artifact ambiguous.
+        """
+        producers = [p for p in (ref() for ref in self._producers) if p is not None]
+        if not producers:
+            if required:
+                raise ConfigurationError(
+                    f"Artifact {self.name!r} is read as an input but no experiment declares it in outputs=[...]"
+                )
+            return None
+        keys = {p.key for p in producers}
+        if len(keys) > 1:
+            names = ", ".join(sorted(p.key_label for p in producers))
+            raise ConfigurationError(
+                f"Artifact {self.name!r} is read as an input but several experiments declare it ({names}); "
+                "read it with <producer>.artifact_datasource(step=..., name=...) instead"
+            )
+        return producers[-1]
+
+    def _declared_by(self, experiment: Experiment) -> None:
+        """Called by ``Experiment(outputs=[...])``: ``experiment`` produces this artifact."""
+        self._producers = [r for r in self._producers if r() is not None and r() is not experiment]
+        self._producers.append(weakref.ref(experiment))
+        self._resolved = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_producers"] = None  # producers stay in the process that declared them
+        state["_resolved"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._producers = []
 
     def __repr__(self) -> str:
         return f"Artifact({self.name!r})"
@@ -308,3 +430,143 @@ class ArtifactStream:
     def __repr__(self) -> str:
         state = "committed" if self.record is not None else "open"
         return f"<ArtifactStream {self._artifact.name!r} ({state})>"
+
+
+def _steps_holding(producer: Experiment, name: str) -> list[str]:
+    from crystallize._validation import artifacts_held_by
+
+    if producer.pipeline is None:
+        return []
+    return sorted({step.step_name for step in producer.pipeline.steps if name in artifacts_held_by(step)})
+
+
+class ArtifactInput(DataSource):
+    """An :class:`Artifact` read from its producer's run: each replicate gets the loaded file."""
+
+    def __init__(self, artifact: Artifact, source: DataSource) -> None:
+        self.artifact = artifact
+        self.source = source
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {"artifact": self.artifact.name, "source": self.source.params}
+
+    @property
+    def replicates(self) -> int | None:
+        return self.source.replicates
+
+    @property
+    def upstream(self) -> tuple[Upstream, ...]:
+        return self.source.upstream
+
+    def prepare(self, run: Run) -> None:
+        self.source.prepare(run)
+
+    def fetch(self, ctx: FrozenContext) -> Any:
+        return self.artifact.load(self.source.fetch(ctx))
+
+    def __repr__(self) -> str:
+        return f"ArtifactInput({self.artifact!r}, {self.source!r})"
+
+
+def default_writer(data: Any) -> bytes:
+    """Bytes as they are, text as UTF-8: ``Artifact(name, writer=default_writer)``.
+
+    :raises TypeError: for anything else, naming its type.
+    """
+    if isinstance(data, _BYTES_LIKE):
+        return bytes(data)
+    if isinstance(data, str):
+        return data.encode("utf-8")
+    raise TypeError(f"default_writer writes bytes or str, got {type(data).__name__}; give the artifact a writer")
+
+
+def _running_scope(name: str) -> ReplicateScope:
+    scope = _SCOPE.get()
+    if scope is None or scope.step_name is None:
+        raise RuntimeError(
+            f"Artifact {name!r}: write() was called outside a running pipeline step; "
+            "artifacts can only be written by a step while Experiment.run() executes it"
+        )
+    return scope
+
+
+def _commit(
+    scope: ReplicateScope, artifact: Artifact, payload: bytes | bytearray | memoryview, *, declared: bool = True
+) -> ArtifactRecord:
+    """Write ``payload`` through the run's store for the scope's replicate and step, then tell plugins."""
+    store = artifact._store_for(scope, "write()", declared=declared)
+    values = scope.ctx._data
+    record = store.write_artifact(
+        values[CONDITION_KEY],
+        values[REPLICATE_KEY],
+        scope.step_name,  # type: ignore[arg-type]
+        artifact.name,
+        payload if isinstance(payload, bytes) else bytes(payload),
+    )
+    artifact._committed(scope, record)
+    return record
+
+
+class ArtifactLog:
+    """Files a step adds with ``ctx.artifacts.add(name, data)`` (crystallize-ml's way of writing artifacts).
+
+    Inside a running step, ``add`` writes the file at once, through the run's
+    store, exactly as a declared :class:`Artifact`'s ``write`` would (under
+    ``replicate_<r>/<condition>/<step>/<name>``). Outside an experiment it
+    only keeps the data (``Pipeline.run`` in a test). Either way a name can be
+    added once per step: a second ``add`` raises
+    :class:`~crystallize.errors.ContextMutationError`. ``len()`` and iteration
+    see the current step's files only.
+    """
+
+    __slots__ = ("_items", "_step")
+
+    def __init__(self) -> None:
+        self._items: dict[str, bytes] = {}
+        self._step: tuple[int, int] | None = None
+
+    def _sync(self) -> ReplicateScope | None:
+        scope = _SCOPE.get()
+        if scope is not None and scope.step_name is not None:
+            step = (id(scope), scope.step_index)
+            if step != self._step:  # a new step: its log starts empty
+                self._items = {}
+                self._step = step
+            return scope
+        return None
+
+    def add(self, name: str, data: bytes | bytearray | memoryview | str) -> None:
+        """Add (inside a running step: write) the file ``name`` holding ``data`` (bytes, or text as UTF-8)."""
+        check_name(name, "artifact")
+        scope = self._sync()
+        if name in self._items:
+            raise ContextMutationError(f"Artifact {name!r} was already added by this step; add each file once")
+        payload = default_writer(data)
+        if scope is not None:
+            _commit(scope, Artifact(name), payload, declared=False)
+        self._items[name] = payload
+
+    def clear(self) -> None:
+        """Forget the files added so far (files already written stay written)."""
+        self._items = {}
+
+    def get(self, name: str) -> bytes | None:
+        """The data added under ``name`` by the current step, or ``None``."""
+        self._sync()
+        return self._items.get(name)
+
+    def __contains__(self, name: object) -> bool:
+        self._sync()
+        return name in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        self._sync()
+        return iter(list(self._items))
+
+    def __len__(self) -> int:
+        self._sync()
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return f"ArtifactLog({list(self._items)!r})"

@@ -9,11 +9,16 @@ what an earlier step or the treatment decided.
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crystallize.errors import ContextMutationError
+
+if TYPE_CHECKING:
+    from crystallize._artifact import ArtifactLog
 
 __all__ = ["FrozenContext", "Metrics", "BASELINE", "REPLICATE_KEY", "CONDITION_KEY", "SEED_KEY"]
 
@@ -23,6 +28,8 @@ REPLICATE_KEY = "replicate"
 CONDITION_KEY = "condition"
 SEED_KEY = "seed_used"
 
+_TAG_LOCK = threading.Lock()
+
 
 class Metrics:
     """Records metric values for one replicate.
@@ -30,21 +37,42 @@ class Metrics:
     ``add(name, value)`` appends; a step may record a metric once or many
     times per replicate. The condition's metric list (what
     :class:`~crystallize.Result` shows) is the concatenation of its
-    replicates' lists, in replicate order.
+    replicates' lists, in replicate order. ``add`` is safe to call from
+    several threads at once.
+
+    ``add(name, value, tags={...})`` attaches tags to that one value
+    (``{"epoch": 3, "split": "train"}``); :meth:`get_tags` reads them back.
     """
 
-    __slots__ = ("_values",)
+    __slots__ = ("_tags", "_values")
 
     def __init__(self) -> None:
         self._values: dict[str, list[Any]] = {}
+        self._tags: dict[str, dict[int, dict[str, Any]]] | None = None  # {name: {position: tags}}
 
-    def add(self, name: str, value: Any) -> None:
-        """Record ``value`` for the metric ``name``."""
-        values = self._values.get(name)
-        if values is None:
-            self._values[name] = [value]
+    def add(self, name: str, value: Any, tags: Mapping[str, Any] | None = None) -> None:
+        """Record ``value`` for the metric ``name``, optionally with ``tags``."""
+        try:
+            values = self._values[name]
+        except KeyError:
+            values = self._values.setdefault(name, [])  # setdefault: two threads agree on one list
+        if tags:
+            self._tag(name, values, value, dict(tags))
         else:
             values.append(value)
+
+    def _tag(self, name: str, values: list[Any], value: Any, tags: dict[str, Any]) -> None:
+        with _TAG_LOCK:  # a value and its tags take the same position
+            values.append(value)
+            if self._tags is None:
+                self._tags = {}
+            self._tags.setdefault(name, {})[len(values) - 1] = tags
+
+    def get_tags(self, name: str) -> tuple[dict[str, Any], ...]:
+        """The tags of each value recorded for ``name`` (``{}`` for a value recorded without tags)."""
+        values = self._values.get(name, ())
+        tagged = {} if self._tags is None else self._tags.get(name, {})
+        return tuple(dict(tagged.get(i, {})) for i in range(len(values)))
 
     def __getitem__(self, name: str) -> tuple[Any, ...]:
         return tuple(self._values[name])
@@ -55,9 +83,9 @@ class Metrics:
     def __len__(self) -> int:
         return len(self._values)
 
-    def as_dict(self) -> dict[str, list[Any]]:
-        """A copy of everything recorded so far, ``{name: [values]}``."""
-        return {k: list(v) for k, v in self._values.items()}
+    def as_dict(self) -> Mapping[str, tuple[Any, ...]]:
+        """A read-only snapshot of everything recorded so far, ``{name: (values...)}``."""
+        return MappingProxyType({k: tuple(v) for k, v in self._values.items()})
 
     def __repr__(self) -> str:
         return f"Metrics({self._values!r})"
@@ -70,21 +98,30 @@ class FrozenContext(Mapping[str, Any]):
       before the first step runs.
     - ``ctx["key"] = value`` (or ``ctx.add``) adds a new key; assigning to an
       existing key raises :class:`~crystallize.errors.ContextMutationError`.
-    - ``ctx.metrics.add(name, value)`` records a metric.
+    - ``ctx.metrics.add(name, value)`` (or ``ctx.record(name, value)``)
+      records a metric.
+    - ``ctx.artifacts.add(name, data)`` writes an artifact file from the
+      running step (crystallize-ml's way; declared
+      :class:`~crystallize.Artifact` outputs are the other).
+    - ``ctx.logger`` is the ``crystallize`` logger (or the one given).
 
-    Values are returned as they are, not copied: treat them as read-only.
+    ``FrozenContext(initial)`` deep-copies ``initial``'s values, so changing
+    the mapping later does not change the context. Values are then returned
+    as they are, not copied on every read: treat them as read-only.
 
     The core notes which of a treatment's keys were read (by ``ctx[key]``,
     ``ctx.get``, ``in``, or a ``@pipeline_step``/``@data_source`` parameter of
     that name) and warns about a key nothing read: it changed nothing.
     """
 
-    __slots__ = ("_data", "_unread", "metrics")
+    __slots__ = ("_artifacts", "_data", "_logger", "_unread", "metrics")
 
-    def __init__(self, initial: Mapping[str, Any] | None = None) -> None:
-        self._data: dict[str, Any] = dict(initial) if initial else {}
+    def __init__(self, initial: Mapping[str, Any] | None = None, *, logger: logging.Logger | None = None) -> None:
+        self._data: dict[str, Any] = _deep_copy(initial) if initial else {}
         self._unread: set[str] | None = None
         self.metrics = Metrics()
+        self._artifacts: ArtifactLog | None = None
+        self._logger = logger
 
     @classmethod
     def _adopt(cls, data: dict[str, Any]) -> FrozenContext:
@@ -93,11 +130,32 @@ class FrozenContext(Mapping[str, Any]):
         ctx._data = data
         ctx._unread = None
         ctx.metrics = Metrics()
+        ctx._artifacts = None
+        ctx._logger = None
         return ctx
 
     def _watch(self, keys: Iterable[str]) -> None:
         """Note reads of ``keys`` (a treatment's) from now on; :attr:`_unread` keeps those not read yet."""
         self._unread = set(keys) or None
+
+    @property
+    def logger(self) -> logging.Logger:
+        """The logger steps may use: the ``crystallize`` logger unless another was given."""
+        return self._logger if self._logger is not None else logging.getLogger("crystallize")
+
+    @property
+    def artifacts(self) -> ArtifactLog:
+        """Files the running step adds with ``ctx.artifacts.add(name, data)``."""
+        log = self._artifacts
+        if log is None:
+            from crystallize._artifact import ArtifactLog
+
+            log = self._artifacts = ArtifactLog()
+        return log
+
+    def record(self, name: str, value: Any, tags: Mapping[str, Any] | None = None) -> None:
+        """Record a metric: ``ctx.metrics.add(name, value, tags)``."""
+        self.metrics.add(name, value, tags)
 
     def __getitem__(self, key: str) -> Any:
         unread = self._unread
@@ -112,7 +170,7 @@ class FrozenContext(Mapping[str, Any]):
     def __setitem__(self, key: str, value: Any) -> None:
         if key in self._data:
             raise ContextMutationError(
-                f"context key {key!r} is already set to {self._data[key]!r}; "
+                f"Cannot mutate existing key: {key!r} ({key!r} is already set to {self._data[key]!r}); "
                 "contexts only accept new keys (use another key name)"
             )
         self._data[key] = value
@@ -147,3 +205,16 @@ class FrozenContext(Mapping[str, Any]):
 
     def __repr__(self) -> str:
         return f"FrozenContext({self._data!r})"
+
+
+def _deep_copy(initial: Mapping[str, Any]) -> dict[str, Any]:
+    """``initial``'s items with their values deep-copied; a value that cannot be copied is kept as it is."""
+    import copy
+
+    copied = {}
+    for key, value in initial.items():
+        try:
+            copied[key] = copy.deepcopy(value)
+        except Exception:  # noqa: BLE001 - locks, connections...: shared, as any read-only value
+            copied[key] = value
+    return copied

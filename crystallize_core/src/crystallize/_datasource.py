@@ -31,7 +31,14 @@ if TYPE_CHECKING:
     from crystallize._context import FrozenContext
     from crystallize._records import Run, Upstream
 
-__all__ = ["DataSource", "FunctionDataSource", "CallableDataSource", "ExperimentInput", "data_source"]
+__all__ = [
+    "DataSource",
+    "FunctionDataSource",
+    "CallableDataSource",
+    "ExperimentInput",
+    "FixedCondition",
+    "data_source",
+]
 
 
 class DataSource(ABC):
@@ -162,6 +169,8 @@ class ExperimentInput(DataSource):
             if not isinstance(source, DataSource):
                 raise TypeError(f"ExperimentInput input {name!r} is {source!r}, not a DataSource")
         self.inputs = dict(inputs)
+        # Counts known without reading storage (set on an Artifact by hand) are checked now.
+        _check_counts({n: s._replicates for n, s in inputs.items() if getattr(s, "_replicates", None) is not None})
 
     def fetch(self, ctx: FrozenContext) -> dict[str, Any]:
         return {name: source.fetch(ctx) for name, source in self.inputs.items()}
@@ -169,9 +178,7 @@ class ExperimentInput(DataSource):
     @property
     def replicates(self) -> int | None:
         counts = {name: s.replicates for name, s in self.inputs.items() if s.replicates is not None}
-        if len(set(counts.values())) > 1:
-            detail = ", ".join(f"{n}={c}" for n, c in sorted(counts.items()))
-            raise ValueError(f"ExperimentInput: inputs disagree on the replicate count ({detail})")
+        _check_counts(counts)
         return next(iter(counts.values()), None)
 
     @property
@@ -186,6 +193,52 @@ class ExperimentInput(DataSource):
         resolved = ExperimentInput.__new__(ExperimentInput)
         resolved.inputs = {name: s.resolve() for name, s in self.inputs.items()}
         return resolved
+
+
+class FixedCondition(DataSource):
+    """Another datasource read as if every replicate were of one ``condition``.
+
+    What ``artifact_datasource(..., condition="baseline")`` returns: each
+    consumer condition reads the producer's files of that one condition.
+    """
+
+    def __init__(self, source: DataSource, condition: str) -> None:
+        self.source = source
+        self.condition = condition
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {"source": self.source.params, "condition": self.condition}
+
+    @property
+    def replicates(self) -> int | None:
+        return self.source.replicates
+
+    @property
+    def upstream(self) -> tuple[Upstream, ...]:
+        return self.source.upstream
+
+    def resolve(self) -> FixedCondition:
+        return FixedCondition(self.source.resolve(), self.condition)
+
+    def prepare(self, run: Run) -> None:
+        self.source.prepare(run)
+
+    def fetch(self, ctx: FrozenContext) -> Any:
+        from crystallize._context import CONDITION_KEY, FrozenContext
+
+        values = dict(ctx._data)  # type: ignore[attr-defined]
+        values[CONDITION_KEY] = self.condition
+        return self.source.fetch(FrozenContext._adopt(values))
+
+    def __repr__(self) -> str:
+        return f"FixedCondition({self.source!r}, {self.condition!r})"
+
+
+def _check_counts(counts: dict[str, int]) -> None:
+    if len(set(counts.values())) > 1:
+        detail = ", ".join(f"{n}={c}" for n, c in sorted(counts.items()))
+        raise ValueError(f"ExperimentInput: Conflicting replicates across inputs ({detail}); they must agree")
 
 
 def _rebuild(factory: Callable[..., DataSource], params: dict[str, Any]) -> DataSource:
@@ -220,12 +273,25 @@ def _make_source_factory(fn: Callable[..., Any]) -> Callable[..., FunctionDataSo
     return factory
 
 
-def data_source(fn: Callable[..., Any] | None = None, /) -> Any:
+def data_source(fn_or_name: Callable[..., Any] | str | None = None, /, *, register: bool = False) -> Any:
     """Turn ``fn(ctx, **params)`` into a datasource factory.
 
     Use as ``@data_source`` or ``@data_source()``; call the result to get a
-    :class:`DataSource`: ``numbers(n=5)``.
+    :class:`DataSource`: ``numbers(n=5)``. ``@data_source(register=True)``
+    also registers the factory under the function's name, and
+    ``@data_source("name", register=True)`` under ``"name"`` (see
+    :func:`~crystallize.get_datasource`).
     """
-    if fn is None:
-        return _make_source_factory
-    return _make_source_factory(fn)
+    name = fn_or_name if isinstance(fn_or_name, str) else None
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., FunctionDataSource]:
+        factory = _make_source_factory(fn)
+        if register:
+            from crystallize._source_registry import register_datasource
+
+            register_datasource(name or fn.__name__, factory)
+        return factory
+
+    if fn_or_name is None or isinstance(fn_or_name, str):
+        return decorate
+    return decorate(fn_or_name)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import enum
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -16,16 +17,45 @@ from crystallize._steps import Pipeline
 from crystallize.errors import ConfigurationError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pluggy
 
+    from crystallize._builder import ExperimentBuilder
     from crystallize._dispatch import Hooks
     from crystallize._hypothesis import Hypothesis
+    from crystallize._optimize import BaseOptimizer
     from crystallize._registry import PluginInfo
     from crystallize._result import Result
     from crystallize._store import RunStore
     from crystallize._treatment import Treatment
 
 __all__ = ["Experiment"]
+
+
+class _NoData(enum.Enum):
+    """``apply(data=...)`` was not given: fetch from the datasource."""
+
+    NO_DATA = "fetch from the datasource"
+
+
+_NO_DATA: Any = _NoData.NO_DATA
+
+#: Context keys the core sets for every replicate; ``initial_ctx`` may not set them.
+_RESERVED_KEYS = frozenset({"replicate", "condition", "seed_used"})
+
+
+def _initial_ctx(initial: Mapping[str, Any] | None) -> dict[str, Any]:
+    if initial is None:
+        return {}
+    if not isinstance(initial, Mapping):
+        raise TypeError(f"initial_ctx must be a mapping of context keys to values, got {initial!r}")
+    for key in initial:
+        if not isinstance(key, str):
+            raise TypeError(f"initial_ctx keys are context key names (str), got {key!r}")
+        if key in _RESERVED_KEYS:
+            raise ValueError(f"initial_ctx may not set {key!r}: the core sets it for every replicate")
+    return dict(initial)
 
 
 @attrs.frozen(eq=False)
@@ -59,7 +89,14 @@ class Experiment:
     :param replicates: replicates per condition (a datasource reading
         another experiment's artifacts may impose its own count).
     :param description: free text, recorded in metadata.
+    :param initial_ctx: keys every replicate's context starts with (and the
+        context steps' ``setup`` receives); part of the experiment's id.
+        Values are shared by the replicates: treat them as read-only, or
+        give a :func:`~crystallize.resource_factory` for per-thread objects.
     """
+
+    #: ``executor_type`` values :class:`~crystallize.ParallelExecution` accepts.
+    VALID_EXECUTOR_TYPES = frozenset({"thread", "process"})
 
     def __init__(
         self,
@@ -73,6 +110,7 @@ class Experiment:
         replicates: int = 1,
         *,
         description: str | None = None,
+        initial_ctx: Mapping[str, Any] | None = None,
     ) -> None:
         if datasource is not None and not isinstance(datasource, DataSource):
             if getattr(datasource, "__crystallize_factory__", None) == "datasource":
@@ -99,7 +137,12 @@ class Experiment:
             self.outputs[artifact.name] = artifact
         self.treatments: list[Treatment] = list(treatments or ())
         self.hypotheses: list[Hypothesis] = list(hypotheses or ())
+        if isinstance(replicates, bool) or not isinstance(replicates, int):
+            raise TypeError(f"replicates must be an int, got {type(replicates).__name__}: {replicates!r}")
         self.replicates = replicates
+        self.initial_ctx: dict[str, Any] = _initial_ctx(initial_ctx)
+        for artifact in self.outputs.values():
+            artifact._declared_by(self)
         self._id: str | None = None
         self._signature: dict[str, Any] | None = None
         self._plugin_cache: PluginState | None = None
@@ -109,7 +152,7 @@ class Experiment:
 
     @property
     def id(self) -> str:
-        """Stable hash of the datasource and the steps: their names, code and parameters.
+        """Stable hash of the datasource and the steps (their names, code and parameters) and of ``initial_ctx``.
 
         The hash of :meth:`signature` (``docs/provenance.md`` says what it covers).
         """
@@ -125,7 +168,8 @@ class Experiment:
     def signature(self) -> dict[str, Any]:
         """The canonical description :attr:`id` hashes (computed once).
 
-        ``{"datasource": ..., "steps": [...]}``: for each component its name,
+        ``{"datasource": ..., "steps": [...]}`` (and ``"initial_ctx"`` when
+        one is given): for each component its name,
         its code fingerprint (``"code"``) and its parameters described by
         value. Recorded in ``metadata.json``; comparing two of them with
         :func:`crystallize.plugin.identity_changes` says what changed.
@@ -133,7 +177,48 @@ class Experiment:
         if self._signature is None:
             steps = [] if self.pipeline is None else self.pipeline.steps
             self._signature = signature(self.datasource, steps)
+            if self.initial_ctx:
+                from crystallize._identity import describe
+
+                self._signature["initial_ctx"] = describe(self.initial_ctx)
         return self._signature
+
+    # -- construction -------------------------------------------------------------
+
+    @classmethod
+    def builder(cls, name: str | None = None) -> ExperimentBuilder:
+        """A fluent :class:`~crystallize.ExperimentBuilder`: ``Experiment.builder("e").datasource(...)...build()``."""
+        from crystallize._builder import ExperimentBuilder
+
+        return ExperimentBuilder(name)
+
+    @classmethod
+    def from_yaml(cls, config_path: str | Path) -> Experiment:
+        """Build an experiment from a crystallize-ml experiment folder's ``config.yaml``.
+
+        The folder holds ``config.yaml`` and the modules it names:
+        ``datasources.py``, ``steps.py`` (or a ``steps/`` package), and
+        optionally ``outputs.py`` and ``verifiers.py``. See
+        :mod:`crystallize._folders` for the format. Needs PyYAML.
+        """
+        from crystallize._folders import experiment_from_yaml
+
+        return experiment_from_yaml(config_path)
+
+    def set_default_plugins(self) -> None:
+        """Pin the plugins that would run this experiment into :attr:`plugins`.
+
+        By default the active plugins are resolved at each run: the built-in
+        ones, those installed distributions provide, and those passed here.
+        After this call, :attr:`plugins` holds one object of each, so they can
+        be inspected and configured (``exp.get_plugin(SeedPlugin)``), and later
+        installs no longer change this experiment. Nothing is added that
+        would store files: storage is still only what you pass.
+        """
+        present = {id(p) for p in self.plugins}
+        for info in self._plugins().infos:
+            if id(info.plugin) not in present:
+                self.plugins.append(info.plugin)
 
     @property
     def key(self) -> str:
@@ -176,6 +261,98 @@ class Experiment:
 
         validate(self, self.treatments, self.hypotheses, self._plugins().hooks)
 
+    async def arun(
+        self,
+        treatments: Iterable[Treatment] | None = None,
+        hypotheses: Iterable[Hypothesis] | None = None,
+        replicates: int | None = None,
+        strategy: str = "rerun",
+    ) -> Result:
+        """:meth:`run` from async code: ``result = await experiment.arun(...)``.
+
+        The run happens in a worker thread, so the caller's event loop keeps
+        serving; ``async def`` steps run on the caller's loop (clients bound
+        to it work in them).
+        """
+        import asyncio
+
+        from crystallize._async import target_loop
+
+        loop = asyncio.get_running_loop()
+
+        def run() -> Result:
+            with target_loop(loop):
+                return self.run(treatments=treatments, hypotheses=hypotheses, replicates=replicates, strategy=strategy)
+
+        return await asyncio.to_thread(run)
+
+    def debug(self, treatment: str | Treatment | None = None, *, verbose: bool = True) -> Result:
+        """Run one replicate, serially, to see quickly whether the pipeline works.
+
+        :param treatment: also run this treatment (a :class:`Treatment`, or
+            the name of one of this experiment's; an unknown name runs as a
+            treatment that changes nothing).
+        :param verbose: log each finished step at INFO level on the
+            ``crystallize`` logger.
+
+        Hypotheses are not verified and the experiment is left as it was.
+        Plugins that would run replicates elsewhere (parallel, Dask) are
+        set aside for this call; storage and other plugins stay active.
+        """
+        from crystallize._apply import debug
+
+        return debug(self, treatment, verbose=verbose)
+
+    def apply(
+        self,
+        treatment: Treatment | None = None,
+        *,
+        data: Any = _NO_DATA,
+        seed: int | None = None,
+    ) -> Any:
+        """Run the pipeline once, for inference, and return its output.
+
+        :param treatment: apply this treatment's keys first.
+        :param data: feed this to the first step instead of fetching from the datasource.
+        :param seed: seed this call's random generators with ``seed`` (through
+            the active ``SeedPlugin``'s ``seed_fn``) instead of the plugin's own seed.
+
+        Plugin hooks run as for one replicate (``before_run``,
+        ``before_replicate``, ``before_step``, ``after_step``, ``after_run``)
+        and steps get ``setup``/``teardown``. Nothing is stored: artifacts the
+        steps write are kept in memory for this call only, so a stored run is
+        never changed. Steps may read what an earlier run stored with
+        ``artifact.fetch(ctx)``. An exception raised by a step propagates.
+        """
+        from crystallize._apply import apply
+
+        return apply(self, treatment, data=data, seed=seed)
+
+    def optimize(self, optimizer: BaseOptimizer, num_trials: int, replicates_per_trial: int = 1) -> Treatment:
+        """Search treatments with ``optimizer`` and return the best one.
+
+        Each trial asks the optimizer for treatments, runs them (hypotheses
+        are not verified) and tells it the objective's mean value per
+        treatment. See :class:`~crystallize.BaseOptimizer`.
+        """
+        from crystallize._optimize import optimize
+
+        return optimize(self, optimizer, num_trials, replicates_per_trial)
+
+    async def aoptimize(self, optimizer: BaseOptimizer, num_trials: int, replicates_per_trial: int = 1) -> Treatment:
+        """:meth:`optimize` from async code."""
+        import asyncio
+
+        from crystallize._async import target_loop
+
+        loop = asyncio.get_running_loop()
+
+        def search() -> Treatment:
+            with target_loop(loop):
+                return self.optimize(optimizer, num_trials, replicates_per_trial)
+
+        return await asyncio.to_thread(search)
+
     def run(
         self,
         treatments: Iterable[Treatment] | None = None,
@@ -210,9 +387,11 @@ class Experiment:
     def artifact_datasource(
         self,
         step: str,
-        name: str,
+        name: str = "data.json",
         require_metadata: bool = False,
         version: int | None = None,
+        *,
+        condition: str | None = None,
     ) -> DataSource:
         """A datasource yielding, per replicate, the path of an artifact this experiment wrote.
 
@@ -221,13 +400,25 @@ class Experiment:
         :param require_metadata: raise unless the producer's run recorded
             ``metadata.json`` (i.e. ran with ``ArtifactPlugin``).
         :param version: the run version to read; the latest when ``None``.
+        :param condition: read this condition's files for every consumer
+            condition (crystallize-ml 0.27 read ``"baseline"`` by default);
+            ``None``: each consumer condition reads the producer's files of
+            the same condition, or the baseline's (with a warning) when the
+            producer did not run it.
 
         The consumer's replicate count is set from the producer's metadata.
         Works in another file or process: the producer is found by its name,
         or by its id when unnamed.
         """
+        if isinstance(require_metadata, str):
+            raise TypeError(
+                f"artifact_datasource(step, name, {require_metadata!r}): the third argument is "
+                f"require_metadata; pass the condition by keyword: condition={require_metadata!r}"
+            )
         check_name(step, "step")
         check_name(name, "artifact")
+        if condition is not None:
+            check_name(condition, "condition")
         if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 0):
             raise ValueError(f"version must be a non-negative int or None, got {version!r}")
         caller = self._plugins().hooks.artifact_datasource
@@ -240,6 +431,10 @@ class Experiment:
                 "cannot be located; pass a storage plugin such as "
                 "crystallize_artifacts.ArtifactPlugin(root_dir=...) in plugins=[...]"
             )
+        if condition is not None:
+            from crystallize._datasource import FixedCondition
+
+            return FixedCondition(source, condition)
         return source
 
     def locate_run(self, version: int | None = None) -> RunStore | None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextvars
 import graphlib
 import logging
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, TypedDict
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import attrs
 
@@ -14,6 +14,8 @@ from crystallize._records import FactKey
 from crystallize.errors import ConfigurationError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from crystallize._dispatch import Hooks
     from crystallize._experiment import Experiment
     from crystallize._registry import PluginInfo
@@ -52,35 +54,94 @@ class ExperimentGraph:
     condition's artifacts flow through the chain.
 
     ``ExperimentGraph(exp1, exp2)`` and
-    ``ExperimentGraph.from_experiments([exp1, exp2])`` are equivalent.
+    ``ExperimentGraph.from_experiments([exp1, exp2])`` are equivalent. A graph
+    can also be built step by step (crystallize-ml's way):
+    ``graph = ExperimentGraph(); graph.add_experiment(a); graph.add_experiment(b);
+    graph.add_dependency(b, a)`` — an explicit dependency orders the run and
+    passes treatments down like one found from a datasource; a cycle it
+    makes is reported when the graph runs.
+
+    :param name: the graph's name (the final experiment's, when there is one).
     """
 
-    def __init__(self, *experiments: Experiment) -> None:
+    def __init__(self, *experiments: Experiment, name: str | None = None) -> None:
         self.experiments: dict[str, Experiment] = {}
+        self.dependencies: dict[str, set[str]] = {}  # explicit edges: {downstream: {upstream}}
         for exp in experiments:
-            if not getattr(exp, "name", None):
-                raise ConfigurationError(
-                    f"every experiment in a graph needs a name; {exp!r} has none (Experiment(..., name='...'))"
-                )
-            if exp.name in self.experiments and self.experiments[exp.name] is not exp:
-                raise ConfigurationError(f"two experiments in the graph are named {exp.name!r}")
-            self.experiments[exp.name] = exp  # type: ignore[index]
-        self.parents: dict[str, list[str]] = {
-            name: sorted({u.experiment for u in exp.datasource.upstream if u.experiment in self.experiments})
+            self._add(exp)
+        self.parents: dict[str, list[str]] = {}
+        self.order: list[str] = []
+        self._update()
+        self.name = name if name is not None else self._final_name()
+        self.reasons: dict[str, list[str]] = {}
+
+    def _add(self, exp: Experiment) -> None:
+        if not getattr(exp, "name", None):
+            raise ConfigurationError(
+                f"every experiment in a graph needs a name; {exp!r} has none (Experiment(..., name='...'))"
+            )
+        if exp.name in self.experiments and self.experiments[exp.name] is not exp:
+            raise ConfigurationError(f"two experiments in the graph are named {exp.name!r}")
+        self.experiments[exp.name] = exp  # type: ignore[index]
+
+    def _update(self) -> None:
+        """Recompute :attr:`parents` and :attr:`order`; raise on a cycle, naming it."""
+        self.parents = {
+            name: sorted(
+                {u.experiment for u in exp.datasource.upstream if u.experiment in self.experiments}
+                | self.dependencies.get(name, set())
+            )
             for name, exp in self.experiments.items()
         }
         sorter = graphlib.TopologicalSorter(self.parents)
         try:
-            self.order: list[str] = list(sorter.static_order())
+            self.order = list(sorter.static_order())
         except graphlib.CycleError as exc:
             cycle = " -> ".join(exc.args[1])
-            raise ConfigurationError(f"the experiment graph has a cycle: {cycle}") from None
-        self.reasons: dict[str, list[str]] = {}
+            raise ConfigurationError(f"the experiment graph contains cycles: {cycle}") from None
+        self._stale = False
+
+    def _final_name(self) -> str | None:
+        downstream = {parent for parents in self.parents.values() for parent in parents}
+        finals = [name for name in self.order if name not in downstream]
+        return finals[0] if len(finals) == 1 else None
+
+    def add_experiment(self, experiment: Experiment) -> None:
+        """Add ``experiment`` (it must be named); its datasource's upstream experiments become edges."""
+        self._add(experiment)
+        self._stale = True
+
+    def add_dependency(self, downstream: Experiment, upstream: Experiment) -> None:
+        """Make ``downstream`` run after ``upstream`` and inherit its treatments.
+
+        Both must have been added. A cycle is reported when the graph runs.
+        """
+        for exp in (downstream, upstream):
+            name = getattr(exp, "name", None)
+            if not name or self.experiments.get(name) is not exp:
+                raise ConfigurationError(
+                    f"add_dependency: add experiment {name or exp!r} to the graph first (graph.add_experiment(...))"
+                )
+        self.dependencies.setdefault(downstream.name, set()).add(upstream.name)  # type: ignore[arg-type]
+        self._stale = True
 
     @classmethod
     def from_experiments(cls, experiments: Iterable[Experiment]) -> ExperimentGraph:
         """Build a graph from a list of experiments."""
         return cls(*experiments)
+
+    @classmethod
+    def from_yaml(cls, config: str | Path) -> ExperimentGraph:
+        """Load crystallize-ml experiment folders as a graph.
+
+        ``config`` is the final experiment's ``config.yaml`` (its upstream
+        experiments, named ``"<experiment>#<output>"`` in its datasource, are
+        found in sibling folders), or a folder of experiment folders. See
+        :mod:`crystallize._folders`. Needs PyYAML.
+        """
+        from crystallize._folders import graph_from_yaml
+
+        return graph_from_yaml(cls, config)
 
     def treatments_for(self, name: str) -> list[Treatment]:
         """``name``'s treatments plus those inherited from its upstream experiments."""
@@ -111,6 +172,49 @@ class ExperimentGraph:
         run (``run.facts[RERUN_FACT]``, so in ``metadata.json``). A graph
         where nothing changed runs nothing.
         """
+        return self._run(strategy, replicates, treatments, None)
+
+    async def arun(
+        self,
+        strategy: str = "rerun",
+        replicates: int | None = None,
+        treatments: Iterable[Treatment] | None = None,
+        progress_callback: Callable[[str, str], Any] | None = None,
+    ) -> dict[str, Result]:
+        """:meth:`run` from async code; returns ``{name: Result}``.
+
+        :param progress_callback: ``callback(status, name)`` — ``"running"``
+            before each experiment, ``"completed"`` after it; a coroutine
+            function is awaited on the caller's loop.
+        """
+        import asyncio
+
+        from crystallize._async import run_coroutine, target_loop
+
+        loop = asyncio.get_running_loop()
+
+        def notify(status: str, name: str) -> None:
+            if progress_callback is None:
+                return
+            outcome = progress_callback(status, name)
+            if hasattr(outcome, "__await__"):
+                run_coroutine(outcome)
+
+        def run() -> dict[str, Result]:
+            with target_loop(loop):
+                return self._run(strategy, replicates, treatments, notify)
+
+        return await asyncio.to_thread(run)
+
+    def _run(
+        self,
+        strategy: str,
+        replicates: int | None,
+        treatments: Iterable[Treatment] | None,
+        notify: Callable[[str, str], None] | None,
+    ) -> dict[str, Result]:
+        if self._stale:
+            self._update()
         chosen = None if treatments is None else list(treatments)
         results: dict[str, Result] = {}
         self.reasons = {}
@@ -134,6 +238,8 @@ class ExperimentGraph:
                 own = {t.name for t in exp.treatments}
                 token = RERUN_REASONS.set(tuple(reasons))
                 inherited = INHERITED.set(frozenset(t.name for t in conditions if t.name not in own))
+                if notify is not None:
+                    notify("running", name)
                 try:
                     results[name] = exp.run(
                         treatments=conditions,
@@ -143,6 +249,8 @@ class ExperimentGraph:
                 finally:
                     INHERITED.reset(inherited)
                     RERUN_REASONS.reset(token)
+                if notify is not None:
+                    notify("completed", name)
         except BaseException as exc:
             hooks.blame(exc)
             try:

@@ -28,7 +28,7 @@ from typing import Any
 
 import attrs
 
-from crystallize._names import check_name
+from crystallize._names import check_name, name_problem
 from crystallize.errors import MissingMetricError, PseudoReplicationError
 from crystallize.stats import TESTS, compare
 from crystallize.stats._bootstrap import CI_METHODS
@@ -53,14 +53,17 @@ REDUCERS: dict[str, Callable[[Sequence[Any]], Any]] = {
 
 
 def rank_by_p_value(result: Mapping[str, Any]) -> float:
-    """Default ranker: the verifier's ``p_value`` (lower ranks first)."""
-    try:
-        return float(result["p_value"])
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"the default ranker reads 'p_value' from the verifier's result, got {result!r}; "
-            "pass ranker=... to the Hypothesis"
-        ) from None
+    """Default ranker: the verifier's ``p_value`` (lower ranks first).
+
+    A verdict without a numeric ``p_value`` (your own verifier returned other
+    values) scores ``nan``: it is ranked last, and a hypothesis where no
+    treatment has a score names no ``best``. Pass ``ranker=...`` to rank by
+    what your verifier returns.
+    """
+    value = result.get("p_value") if isinstance(result, Mapping) else None
+    if isinstance(value, Real) and not isinstance(value, bool):
+        return float(value)
+    return math.nan
 
 
 @attrs.frozen
@@ -105,6 +108,10 @@ class HypothesisResult:
             for name, _ in self.ranking.get("ranked", ())
             if isinstance(self.results.get(name), Mapping) and self.results[name].get("significant") is True
         ]
+
+
+def _unscored(score: Any) -> bool:
+    return isinstance(score, float) and math.isnan(score)
 
 
 class _Column:
@@ -241,6 +248,8 @@ class Hypothesis:
         default_name = getattr(ranker, "__name__", None) if ranker is not None else None
         if default_name in (None, "<lambda>"):
             default_name = "hypothesis" if not self.metrics else "_".join(self.metrics)
+        if name is None and name_problem(default_name) is not None:
+            default_name = "hypothesis"  # a metric name that cannot be a file name
         self.name = check_name(name or default_name, "hypothesis")
 
     # -- one value per replicate -------------------------------------------------------
@@ -389,8 +398,13 @@ class Hypothesis:
     def rank(self, results: Mapping[str, Any]) -> dict[str, Any]:
         """Rank treatments by the ranker's score, lowest first (``nan`` scores last)."""
         scored = [(name, self.ranker(res)) for name, res in results.items()]
-        ranked = sorted(scored, key=lambda x: (isinstance(x[1], float) and math.isnan(x[1]), x[1]))
-        return {"best": ranked[0][0] if ranked else None, "ranked": ranked}
+        ranked = sorted(scored, key=lambda x: (_unscored(x[1]), x[1]))
+        best = ranked[0][0] if ranked and not _unscored(ranked[0][1]) else None
+        return {"best": best, "ranked": ranked}
+
+    def rank_treatments(self, results: Mapping[str, Any]) -> dict[str, Any]:
+        """crystallize-ml's name of :meth:`rank`."""
+        return self.rank(results)
 
     def _correct(self, results: dict[str, Any]) -> dict[str, Any]:
         """Adjust the p-values across treatments (verdicts with a numeric ``p_value`` only)."""

@@ -259,6 +259,16 @@ def identity_changes(recorded: Mapping[str, Any], current: Mapping[str, Any]) ->
             changes.append(IdentityChange(_label(kind, old), "removed", _code(old), None))
         else:
             changes.extend(_component_changes(kind, old, new))
+    old_initial, new_initial = recorded.get("initial_ctx"), current.get("initial_ctx")
+    if old_initial != new_initial:
+        changes.append(
+            IdentityChange(
+                "initial_ctx",
+                "parameters",
+                None if old_initial is None else digest(old_initial),
+                None if new_initial is None else digest(new_initial),
+            )
+        )
     return changes
 
 

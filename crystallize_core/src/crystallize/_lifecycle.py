@@ -15,12 +15,12 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from crystallize._context import BASELINE
+from crystallize._context import BASELINE, FrozenContext
 from crystallize._execution.batch import ReplicateBatch, Units
 from crystallize._execution.runner import USER_CODE, ReplicateRunner
 from crystallize._execution.worker import refuse_while_starting_a_worker
 from crystallize._records import STRATEGIES, CompletedWork, ReplicateError, ReplicateOutcome, Run
-from crystallize._result import ConditionMetrics, ExperimentMetrics, Result
+from crystallize._result import ConditionMetrics, ExperimentMetrics, ReplicateErrors, Result
 from crystallize._treatment import warn_unread
 from crystallize._validation import check_replicates, validate
 from crystallize.errors import ArtifactStoreError, PluginError, ReplicateRejected, ResumeError
@@ -237,6 +237,7 @@ def _build_result(
     completed: CompletedWork,
     hypotheses: list[Hypothesis],
     verify: bool,
+    signature: list[Any] | None = None,
 ) -> Result:
     def metrics_of(condition: str) -> ConditionMetrics:
         if tracker is not None:
@@ -257,9 +258,19 @@ def _build_result(
             verified = [h.evaluate(baseline, comparable) for h in hypotheses]
     return Result(
         metrics=ExperimentMetrics(baseline=baseline, treatments=treatments, hypotheses=verified),
-        errors={} if tracker is None else {c: dict(sorted(e.items())) for c, e in tracker.errors.items()},
+        errors=ReplicateErrors(
+            () if tracker is None else ((c, dict(sorted(e.items()))) for c, e in tracker.errors.items())
+        ),
         artifacts=[] if tracker is None else list(tracker.artifacts),
         run=run,
+        provenance={
+            "experiment_id": run.experiment_id,
+            "version": run.version,
+            "pipeline_signature": signature,
+            "replicates": run.replicates,
+            "seeds": {c: list(m.seeds) for c, m in per_condition.items()},
+            "ctx_changes": {},
+        },
     )
 
 
@@ -305,12 +316,14 @@ def execute(
     hooks = plugins.hooks
     validate(experiment, treatments, hypotheses, hooks)
 
+    signature = experiment.pipeline.signature()
     source = experiment.datasource.resolve()
     run = new_run(experiment, strategy, decide_replicates(experiment, replicates, source), treatments, source)
     by_condition = {t.name: t for t in treatments}
 
     completed = CompletedWork()
     tracker: ConditionTracker | None = None
+    setup_ctx: FrozenContext | None = None
     source.prepare(run)
     try:
         if hooks.open_store is not None:
@@ -331,6 +344,9 @@ def execute(
                 )
         if hooks.before_run is not None:
             hooks.before_run(experiment=experiment, run=run)
+        setup_ctx = FrozenContext._adopt(dict(experiment.initial_ctx))
+        setup_steps(experiment, setup_ctx)
+        run.initial_ctx = setup_ctx._data
         units, pending = _plan(run, completed)
         tracker = ConditionTracker(experiment, run, hooks, pending, completed)
         tracker.complete_finished()
@@ -353,14 +369,15 @@ def execute(
                     f"the execution plugin returned without reporting {batch.remaining} unit(s), "
                     f"e.g. {batch.pending[0]}"
                 )
-        result = _build_result(run, tracker, completed, hypotheses, verify=True)
+        result = _build_result(run, tracker, completed, hypotheses, verify=True, signature=signature)
         run.status = "failed" if result.errors else "completed"
     except BaseException as exc:
         run.status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
         hooks.blame(exc, USER_CODE)
-        _end(hooks, experiment, run, _build_result(run, tracker, completed, hypotheses, verify=False), exc)
+        result = _build_result(run, tracker, completed, hypotheses, verify=False, signature=signature)
+        _end(hooks, experiment, run, result, exc, setup_ctx)
         raise
-    _end(hooks, experiment, run, result, None)
+    _end(hooks, experiment, run, result, None, setup_ctx)
     if tracker is not None and tracker.unread:
         from crystallize._graph import INHERITED
 
@@ -379,13 +396,46 @@ def execute(
     return result
 
 
-def _end(hooks: Hooks, experiment: Experiment, run: Run, result: Result, failure: BaseException | None) -> None:
-    """``after_run`` on every plugin, then ``run.store.close(status)`` — both always.
+def setup_steps(experiment: Experiment, ctx: FrozenContext) -> None:
+    """Call ``setup(ctx)`` on every step that defines it, in pipeline order."""
+    from crystallize._steps import PipelineStep
+
+    for step in experiment.pipeline.steps:
+        if type(step).setup is not PipelineStep.setup:
+            step.setup(ctx)
+
+
+def teardown_steps(experiment: Experiment, ctx: FrozenContext) -> list[Exception]:
+    """Call ``teardown(ctx)`` on every step that defines it; returns what they raised."""
+    from crystallize._steps import PipelineStep
+
+    errors: list[Exception] = []
+    for step in experiment.pipeline.steps:
+        if type(step).teardown is not PipelineStep.teardown:
+            try:
+                step.teardown(ctx)
+            except Exception as exc:  # noqa: BLE001 - every step is torn down
+                errors.append(exc)
+    return errors
+
+
+def _end(
+    hooks: Hooks,
+    experiment: Experiment,
+    run: Run,
+    result: Result,
+    failure: BaseException | None,
+    setup_ctx: FrozenContext | None = None,
+) -> None:
+    """Steps' ``teardown`` (once setup began), ``after_run`` on every plugin, then
+    ``run.store.close(status)`` — all of them always.
 
     The first error among them is raised, unless the run already failed with
     ``failure``: then they are logged and ``failure`` propagates.
     """
-    errors: list[Exception] = []
+    errors: list[Exception] = [] if setup_ctx is None else teardown_steps(experiment, setup_ctx)
+    if errors and run.status == "completed":
+        run.status = "failed"
     try:
         hooks.call_isolated("after_run", experiment=experiment, run=run, result=result)
     except Exception as exc:  # noqa: BLE001 - the store is closed all the same

@@ -1,10 +1,13 @@
-"""Names provided by distributions the core does not depend on, resolved on first use.
+"""Names resolved on first use: other distributions' names, and the core's rarely used ones.
 
 ``from crystallize import ArtifactPlugin`` (and the crystallize-ml path
 ``crystallize.plugins.plugins``) find ``ArtifactPlugin`` in the separately
 installed ``crystallize-artifacts``. Importing it only when asked keeps
 ``import crystallize`` free of it, and a missing distribution becomes an
 ``ImportError`` that says what to install.
+
+:data:`LAZY` names live in the core's own modules, imported when first
+asked for, so that ``import crystallize`` pays only for what every run uses.
 """
 
 from __future__ import annotations
@@ -13,11 +16,33 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["OPTIONAL", "module_getattr", "resolve"]
+__all__ = ["OPTIONAL", "LAZY", "module_getattr", "resolve"]
 
 #: ``{name: (module, distribution)}`` of the names resolved lazily.
 OPTIONAL: dict[str, tuple[str, str]] = {
     "ArtifactPlugin": ("crystallize_artifacts", "crystallize-artifacts"),
+}
+
+
+#: ``{name: core module}`` of names imported on first use.
+LAZY: dict[str, str] = {
+    "AsyncExecution": "crystallize._execution.asynchronous",
+    "BasePlugin": "crystallize._plugin_adapter",
+    "LoggingPlugin": "crystallize._logging_plugin",
+    "ExperimentBuilder": "crystallize._builder",
+    "BaseOptimizer": "crystallize._optimize",
+    "Objective": "crystallize._optimize",
+    "treatment": "crystallize._decorators",
+    "verifier": "crystallize._decorators",
+    "pipeline": "crystallize._decorators",
+    "inject_from_ctx": "crystallize._decorators",
+    "resource_factory": "crystallize._resources",
+    "standalone_context": "crystallize._quick",
+    "quick_experiment": "crystallize._quick",
+    "register_datasource": "crystallize._source_registry",
+    "get_datasource": "crystallize._source_registry",
+    "list_datasources": "crystallize._source_registry",
+    "ArtifactLog": "crystallize._artifact",
 }
 
 
@@ -46,6 +71,8 @@ def module_getattr(module_name: str) -> Callable[[str], Any]:
     def __getattr__(name: str) -> Any:
         if name in OPTIONAL:
             return resolve(name)
+        if name in LAZY:
+            return getattr(importlib.import_module(LAZY[name]), name)
         raise AttributeError(f"module {module_name!r} has no attribute {name!r}")
 
     return __getattr__

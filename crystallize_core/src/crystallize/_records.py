@@ -23,6 +23,7 @@ __all__ = [
     "SEED_FACT",
     "EXECUTION_FACT",
     "RESUME_FACT",
+    "PROGRESS_FACT",
     "SeedFact",
     "ExecutionFact",
     "ResumeFact",
@@ -155,6 +156,8 @@ SEED_FACT: FactKey[SeedFact] = FactKey("seed", "base seed and derivation of per-
 EXECUTION_FACT: FactKey[ExecutionFact] = FactKey("execution", "the engine that ran the replicates")
 #: Set by the resume plugin: what a resumed run found complete.
 RESUME_FACT: FactKey[ResumeFact] = FactKey("resume", "what a resumed run reused")
+#: Set by an execution engine given ``progress=True``/``False``: show progress bars or not.
+PROGRESS_FACT: FactKey[bool] = FactKey("progress", "whether the code asked for progress bars")
 
 
 @attrs.frozen
@@ -377,6 +380,8 @@ class Run:
     :ivar status: ``"running"``, then ``"completed"``, ``"failed"`` (some
         replicates failed or the run raised) or ``"interrupted"``.
     :ivar completed: what resume found already done (``None`` for a rerun).
+    :ivar initial_ctx: the keys every replicate's context starts with: the
+        experiment's ``initial_ctx`` plus what steps' ``setup`` added.
     """
 
     experiment_id: str
@@ -393,6 +398,7 @@ class Run:
     status: str = "running"
     facts: Facts = attrs.field(factory=Facts)
     completed: CompletedWork | None = None
+    initial_ctx: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
 
     @property
     def version(self) -> int | None:

@@ -23,10 +23,10 @@ import attrs
 from crystallize._hypothesis import HypothesisResult
 
 if TYPE_CHECKING:
-    from crystallize._records import ArtifactRecord, ReplicateError, Run
+    from crystallize._records import ReplicateError, Run
     from crystallize._summary import Summary
 
-__all__ = ["Result", "ExperimentMetrics", "ConditionMetrics", "TreatmentMetrics", "Series"]
+__all__ = ["Result", "ExperimentMetrics", "ConditionMetrics", "TreatmentMetrics", "Series", "ReplicateErrors"]
 
 
 class Series(list):  # type: ignore[type-arg]
@@ -166,21 +166,70 @@ class ExperimentMetrics:
         return self.treatments[name]
 
 
+class ReplicateErrors(dict):  # type: ignore[type-arg]
+    """``{condition: {replicate: ReplicateError}}``, which also answers crystallize-ml's flat keys.
+
+    ``errors["baseline"][3]`` is the :class:`~crystallize.plugin.ReplicateError`
+    of replicate 3 of the baseline. crystallize-ml 0.27 keyed failures as
+    ``"<condition>_rep_<replicate>"`` and stored the exception itself: those
+    keys still work in ``errors["baseline_rep_3"]``, ``"baseline_rep_3" in
+    errors`` and ``errors.get("baseline_rep_3")``, and give the original
+    exception (the ``ReplicateError`` when the exception could not be carried
+    back from a worker process). Iteration, ``len`` and ``keys()`` see
+    conditions only.
+    """
+
+    __slots__ = ()
+
+    def _flat(self, key: object) -> Any:
+        if isinstance(key, str) and "_rep_" in key:
+            condition, _, replicate = key.rpartition("_rep_")
+            if replicate.isdigit() and condition in self:
+                error = dict.__getitem__(self, condition).get(int(replicate))
+                if error is not None:
+                    exception = getattr(error, "exception", None)
+                    return error if exception is None else exception
+        return None
+
+    def __missing__(self, key: object) -> Any:
+        found = self._flat(key)
+        if found is None:
+            raise KeyError(key)
+        return found
+
+    def __contains__(self, key: object) -> bool:
+        return dict.__contains__(self, key) or self._flat(key) is not None
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        if dict.__contains__(self, key):
+            return dict.__getitem__(self, key)
+        found = self._flat(key)
+        return default if found is None else found
+
+
 @attrs.define
 class Result:
     """The outcome of one run.
 
     :ivar metrics: see :class:`ExperimentMetrics`.
     :ivar errors: ``{condition: {replicate: ReplicateError}}`` for every
-        replicate that failed; empty when all succeeded.
+        replicate that failed; empty when all succeeded (a
+        :class:`ReplicateErrors`, which also answers crystallize-ml's
+        ``"<condition>_rep_<r>"`` keys).
     :ivar artifacts: records of the artifacts written by this run.
     :ivar run: the :class:`~crystallize._records.Run` (version, location, status).
+    :ivar provenance: ``pipeline_signature`` (each step's canonical
+        description), ``replicates``, ``seeds`` (``{condition: [seed per
+        replicate]}``), ``experiment_id`` and ``version``; crystallize-ml's
+        per-step ``ctx_changes`` are recorded only by
+        :meth:`Pipeline.run <crystallize.Pipeline.run>` (empty here).
     """
 
     metrics: ExperimentMetrics
-    errors: dict[str, dict[int, ReplicateError]] = attrs.field(factory=dict)
-    artifacts: list[ArtifactRecord] = attrs.field(factory=list)
+    errors: dict[str, Any] = attrs.field(factory=dict)
+    artifacts: Any = attrs.field(factory=list)
     run: Run | None = None
+    provenance: dict[str, Any] = attrs.field(factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -194,6 +243,41 @@ class Result:
     def error_list(self) -> list[ReplicateError]:
         """Every failure, ordered by condition then replicate."""
         return [err for reps in self.errors.values() for _, err in sorted(reps.items())]
+
+    def get_artifact(self, name: str) -> Any:
+        """Where this run wrote the artifact ``name``: ``{condition: {replicate: path}}``.
+
+        Empty when it was not written. (On a result built from
+        crystallize-ml's ``{name: value}`` artifacts, the value stored under ``name``.)
+        """
+        if isinstance(self.artifacts, Mapping):
+            return self.artifacts.get(name)
+        from pathlib import Path
+
+        base = None if self.run is None or self.run.location is None else Path(self.run.location)
+        found: dict[str, dict[int, Any]] = {}
+        for record in self.artifacts:
+            if record.name == name:
+                where = record.path if base is None else base / record.path
+                found.setdefault(record.condition, {})[record.replicate] = where
+        return {c: dict(sorted(reps.items())) for c, reps in found.items()}
+
+    def print_tree(self, fmt: str = "treatment > replicate > step", file: Any = None) -> None:
+        """Print the per-step provenance as an indented tree (crystallize-ml's view).
+
+        :param fmt: the grouping, from ``"treatment"``, ``"replicate"``,
+            ``"step"`` and ``"action"`` joined by ``" > "`` (``"action"`` last).
+        :param file: where to print (standard output by default).
+
+        The tree shows ``provenance["ctx_changes"]`` — the keys each step read
+        and wrote and the metrics it recorded — which :meth:`Pipeline.run
+        <crystallize.Pipeline.run>` and crystallize-ml's results hold; a
+        result of :meth:`Experiment.run <crystallize.Experiment.run>` has none,
+        and prints its conditions' metrics instead.
+        """
+        from crystallize._provenance_tree import print_tree
+
+        print_tree(self, fmt, file)
 
     def summary(self, *, confidence: float = 0.95, reduce: str | Callable[..., Any] = "mean") -> Summary:
         """The table ``print(result)`` shows, as a :class:`~crystallize.Summary`.

@@ -25,7 +25,17 @@ Function steps::
 
 A function step's parameters that are not passed to the factory are looked up
 in the context by name (so a treatment's keys reach the step), then fall back
-to the function's defaults.
+to the function's defaults; a :func:`~crystallize.resource_factory` found
+there is called to build the value. A function may leave out ``ctx``
+(``def scale(data, *, factor=2)``): its parameters are injected all the same.
+
+Steps may be ``async def`` (a coroutine function given to ``@pipeline_step()``,
+or a class whose ``__call__`` is ``async def``): every replicate awaits them
+before the next step runs (see :mod:`crystallize._async`).
+
+``cacheable`` steps (``cacheable = True`` on the class, or
+``@pipeline_step(cacheable=True)``) reuse results stored on disk for the same
+code, parameters and input (see :mod:`crystallize._cache`).
 """
 
 from __future__ import annotations
@@ -35,6 +45,8 @@ import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
+
+from crystallize._resources import ResourceFactory
 
 if TYPE_CHECKING:
     from crystallize._context import FrozenContext
@@ -55,19 +67,42 @@ _MISSING: Any = _Missing.MISSING
 class PipelineStep(ABC):
     """One stage of a pipeline: ``step(data, ctx) -> data``.
 
-    Subclasses implement ``__call__`` and usually ``params``, the values that
-    define what the step computes. ``params`` feeds the experiment's identity
-    (its id is a hash of every step's class name, code and parameters), so
-    two processes that build the same pipeline get the same id. The default
-    ``params`` is the step's public instance attributes.
+    Subclasses implement ``__call__`` (plain or ``async def``) and usually
+    ``params``, the values that define what the step computes. ``params``
+    feeds the experiment's identity (its id is a hash of every step's class
+    name, code and parameters), so two processes that build the same pipeline
+    get the same id. The default ``params`` is the step's public instance
+    attributes.
 
     The step's name — the ``<step>`` folder its artifacts are stored in — is
     its class name.
+
+    :cvar cacheable: ``True`` to reuse results stored on disk for the same
+        code, parameters and input instead of calling the step again.
     """
+
+    cacheable: bool = False
 
     @abstractmethod
     def __call__(self, data: Any, ctx: FrozenContext) -> Any:
         """Transform ``data``; read settings from and record metrics on ``ctx``."""
+
+    async def __acall__(self, data: Any, ctx: FrozenContext) -> Any:
+        """Call the step and await its result if it is awaitable (``async def`` steps)."""
+        result = self(data, ctx)
+        if hasattr(result, "__await__"):
+            result = await result
+        return result
+
+    def setup(self, ctx: FrozenContext) -> None:  # noqa: B027 - optional, overridden when needed
+        """Called once per run, in the main process, before the first replicate.
+
+        ``ctx`` holds the experiment's ``initial_ctx``. Override to load what
+        every replicate shares; pair it with :meth:`teardown`.
+        """
+
+    def teardown(self, ctx: FrozenContext) -> None:  # noqa: B027 - optional, overridden when needed
+        """Called once per run, after the last replicate — also when the run failed or setup raised."""
 
     @property
     def params(self) -> dict[str, Any]:
@@ -79,6 +114,13 @@ class PipelineStep(ABC):
         """The folder name of this step's artifacts."""
         return type(self).__name__
 
+    @property
+    def step_hash(self) -> str:
+        """A hash of the step's code and parameters: what its cached results are keyed by."""
+        from crystallize._cache import step_hash
+
+        return step_hash(self)
+
     def __repr__(self) -> str:
         return f"<step {self.step_name}>"
 
@@ -86,7 +128,17 @@ class PipelineStep(ABC):
 class FunctionStep(PipelineStep):
     """A step made by :func:`pipeline_step` from a plain function."""
 
-    __slots__ = ("defaults", "direct", "explicit", "factory", "fn", "injected")
+    __slots__ = (
+        "cacheable",
+        "defaults",
+        "direct",
+        "explicit",
+        "factory",
+        "fn",
+        "injected",
+        "is_async",
+        "takes_ctx",
+    )
 
     def __init__(
         self,
@@ -95,6 +147,9 @@ class FunctionStep(PipelineStep):
         defaults: dict[str, Any],
         injected: tuple[tuple[str, Any], ...],
         factory: Callable[..., FunctionStep] | None = None,
+        *,
+        takes_ctx: bool = True,
+        cacheable: bool = False,
     ) -> None:
         self.fn = fn
         # The decorated name refers to the factory, not to ``fn``, so pickle
@@ -104,16 +159,22 @@ class FunctionStep(PipelineStep):
         self.defaults = defaults
         # (name, default or _MISSING) for parameters read from the context.
         self.injected = injected
+        self.takes_ctx = takes_ctx
+        self.cacheable = cacheable
+        self.is_async = _is_coroutine_function(fn)
         # A C-level callable taking (data, ctx) when nothing needs injecting:
         # the runner calls it directly, saving a Python frame per step.
-        self.direct: Callable[[Any, Any], Any] | None = (
-            None if injected else functools.partial(fn, **explicit) if explicit else fn
-        )
+        self.direct: Callable[[Any, Any], Any] | None = None
+        if not injected and takes_ctx:
+            self.direct = functools.partial(fn, **explicit) if explicit else fn
 
     def __call__(self, data: Any, ctx: FrozenContext) -> Any:
         if self.direct is not None:
             return self.direct(data, ctx)
-        return self.fn(data, ctx, **inject(ctx, self.explicit, self.injected, f"step {self.step_name!r}"))
+        kwargs = inject(ctx, self.explicit, self.injected, f"step {self.step_name!r}")
+        if self.takes_ctx:
+            return self.fn(data, ctx, **kwargs)
+        return self.fn(data, **kwargs)
 
     @property
     def params(self) -> dict[str, Any]:
@@ -126,7 +187,10 @@ class FunctionStep(PipelineStep):
     def __reduce__(self) -> tuple[Any, ...]:
         if self.factory is not None:
             return (_rebuild, (self.factory, self.explicit))
-        return (FunctionStep, (self.fn, self.explicit, self.defaults, self.injected))
+        return (
+            _rebuild_plain,
+            (self.fn, self.explicit, self.defaults, self.injected, self.takes_ctx, self.cacheable),
+        )
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.explicit.items())
@@ -151,6 +215,8 @@ def inject(
             )
         if unread:
             unread.discard(name)
+        if type(value) is ResourceFactory:
+            value = value(ctx)
         kwargs[name] = value
     return kwargs
 
@@ -159,19 +225,56 @@ def _rebuild(factory: Callable[..., FunctionStep], explicit: dict[str, Any]) -> 
     return factory(**explicit)
 
 
-def _make_factory(fn: Callable[..., Any]) -> Callable[..., FunctionStep]:
+def _rebuild_plain(
+    fn: Callable[..., Any],
+    explicit: dict[str, Any],
+    defaults: dict[str, Any],
+    injected: tuple[tuple[str, Any], ...],
+    takes_ctx: bool,
+    cacheable: bool,
+) -> FunctionStep:
+    return FunctionStep(fn, explicit, defaults, injected, takes_ctx=takes_ctx, cacheable=cacheable)
+
+
+def _is_coroutine_function(fn: Any) -> bool:
     import inspect
 
-    if not callable(fn):
+    return inspect.iscoroutinefunction(fn)
+
+
+def _takes_ctx(params: list[Any]) -> bool:
+    """Whether the parameter after ``data`` is the context.
+
+    It is when it is named ``ctx``, or is positional without a default
+    (``def step(data, context, ...)``). ``def step(data, *, factor=2)`` and
+    ``def step(data, factor=2)`` take no context.
+    """
+    if len(params) < 2:
+        return False
+    second = params[1]
+    if second.name == "ctx":
+        return True
+    positional = second.kind in (second.POSITIONAL_ONLY, second.POSITIONAL_OR_KEYWORD)
+    return positional and second.default is second.empty
+
+
+def _make_factory(fn: Callable[..., Any], cacheable: bool = False) -> Callable[..., FunctionStep]:
+    import inspect
+
+    if not callable(fn) or isinstance(fn, bool):
         raise TypeError(f"@pipeline_step() decorates a function, got {fn!r}")
     sig = inspect.signature(fn)
     params = list(sig.parameters.values())
-    if len(params) < 2 or any(p.kind not in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params[:2]):
+    if not params or params[0].kind not in (params[0].POSITIONAL_ONLY, params[0].POSITIONAL_OR_KEYWORD):
         raise TypeError(
-            f"@pipeline_step(): {fn.__qualname__}{sig} must take (data, ctx) as its first "
-            "two positional parameters, then its own parameters"
+            f"@pipeline_step(): {fn.__qualname__}{sig} must take data as its first positional "
+            "parameter (then ctx, then its own parameters)"
         )
-    own = [p for p in params[2:] if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    takes_ctx = _takes_ctx(params)
+    if takes_ctx and params[1].kind not in (params[1].POSITIONAL_ONLY, params[1].POSITIONAL_OR_KEYWORD):
+        raise TypeError(f"@pipeline_step(): {fn.__qualname__}{sig}: ctx must be the second positional parameter")
+    skip = 2 if takes_ctx else 1
+    own = [p for p in params[skip:] if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
     own_sig = sig.replace(parameters=own)
     defaults = {p.name: p.default for p in own if p.default is not p.empty}
 
@@ -183,13 +286,13 @@ def _make_factory(fn: Callable[..., Any]) -> Callable[..., FunctionStep]:
             raise TypeError(f"{fn.__name__}(...): {exc}") from None
         explicit = dict(bound.arguments)
         injected = tuple((p.name, defaults.get(p.name, _MISSING)) for p in own if p.name not in explicit)
-        return FunctionStep(fn, explicit, defaults, injected, factory)
+        return FunctionStep(fn, explicit, defaults, injected, factory, takes_ctx=takes_ctx, cacheable=cacheable)
 
     factory.__crystallize_factory__ = "step"  # type: ignore[attr-defined]
     return factory
 
 
-def pipeline_step(fn: Callable[..., Any] | None = None, /) -> Any:
+def pipeline_step(fn: Callable[..., Any] | None = None, /, *, cacheable: bool = False) -> Any:
     """Turn ``fn(data, ctx, **params)`` into a step factory.
 
     Use as ``@pipeline_step()`` (or bare ``@pipeline_step``). Calling the
@@ -200,10 +303,41 @@ def pipeline_step(fn: Callable[..., Any] | None = None, /) -> Any:
             return data + amount
 
         Pipeline([add(amount=5)])
+
+    ``fn`` may be ``async def``, and may leave out ``ctx``.
+
+    :param cacheable: reuse results stored on disk for the same code,
+        parameters and input (see :mod:`crystallize._cache`).
     """
+    if not isinstance(cacheable, bool):
+        raise TypeError(f"@pipeline_step(cacheable=...) takes True or False, got {cacheable!r}")
     if fn is None:
-        return _make_factory
-    return _make_factory(fn)
+        return functools.partial(_make_factory, cacheable=cacheable)
+    return _make_factory(fn, cacheable)
+
+
+def step_call(
+    step: PipelineStep, index: int = 0, on_lookup: Callable[[int, bool], None] | None = None
+) -> Callable[[Any, Any], Any]:
+    """The cheapest ``call(data, ctx)`` that runs ``step`` as a replicate must.
+
+    A plain step is called as it is (a function step without injected
+    parameters, as its bare function); an ``async def`` step is awaited; a
+    cacheable step goes through the step cache (``on_lookup(index, hit)``
+    hears of each lookup).
+    """
+    from crystallize._async import is_async_step, sync_step
+
+    call: Callable[[Any, Any], Any] = step
+    if is_async_step(step):
+        call = sync_step(step)
+    elif isinstance(step, FunctionStep) and step.direct is not None:
+        call = step.direct
+    if getattr(step, "cacheable", False):
+        from crystallize._cache import CachedStep
+
+        call = CachedStep(step, call, index, on_lookup)
+    return call
 
 
 class Pipeline:
@@ -211,10 +345,15 @@ class Pipeline:
 
     :param steps: :class:`PipelineStep` instances (call a ``@pipeline_step``
         factory to get one).
+
+    Outside an experiment, :meth:`run` (or ``await`` :meth:`arun`) runs the
+    steps once on given data and records what each did
+    (:meth:`get_provenance`).
     """
 
     def __init__(self, steps: Iterable[PipelineStep]) -> None:
         self.steps: list[PipelineStep] = list(steps)
+        self._provenance: list[dict[str, Any]] = []
         for i, step in enumerate(self.steps):
             if isinstance(step, PipelineStep):
                 continue
@@ -231,6 +370,84 @@ class Pipeline:
         from crystallize._identity import describe
 
         return [describe(step) for step in self.steps]
+
+    def run(
+        self,
+        data: Any,
+        ctx: FrozenContext | None = None,
+        *,
+        verbose: bool = False,
+        logger: Any = None,
+        return_provenance: bool = False,
+    ) -> Any:
+        """Run every step once on ``data``, outside an experiment, and return the output.
+
+        :param ctx: the context the steps see (an empty one when ``None``).
+        :param verbose: also record, per step, the context keys it read (and
+            log them at DEBUG level).
+        :param logger: where ``verbose`` logs; the ``crystallize`` logger by default.
+        :param return_provenance: return ``(output, provenance)``.
+        :raises PipelineExecutionError: naming the step that raised (its
+            exception is the cause). Step cache errors are raised as they are.
+
+        ``async def`` steps are awaited; cacheable steps use the step cache.
+        """
+        from crystallize._standalone import run_pipeline
+
+        return run_pipeline(self, data, ctx, verbose=verbose, logger=logger, return_provenance=return_provenance)
+
+    async def arun(
+        self,
+        data: Any,
+        ctx: FrozenContext | None = None,
+        *,
+        verbose: bool = False,
+        logger: Any = None,
+        return_provenance: bool = False,
+    ) -> Any:
+        """:meth:`run` from async code: ``await pipeline.arun(data, ctx)``.
+
+        The steps run in a worker thread; ``async def`` steps run on the
+        caller's event loop, so they can use clients bound to it.
+        """
+        from crystallize._standalone import arun_pipeline
+
+        return await arun_pipeline(self, data, ctx, verbose=verbose, logger=logger, return_provenance=return_provenance)
+
+    def get_provenance(self) -> list[dict[str, Any]]:
+        """What each step did in the latest execution in this process.
+
+        One record per step: ``step`` (name), ``params``, ``step_hash``,
+        ``cache_hit`` and, after :meth:`run`, ``ctx_changes`` (``reads``,
+        ``wrote``, ``metrics``). An experiment run updates ``cache_hit`` for
+        cacheable steps as its replicates run in this process.
+        """
+        return [dict(record) for record in self._provenance]
+
+    def cache_recorder(self) -> Callable[[int, bool], None] | None:
+        """A fresh provenance record for an experiment run, and the callback cache lookups report to.
+
+        ``None`` (and nothing recorded) when no step is cacheable.
+        """
+        if not any(getattr(step, "cacheable", False) for step in self.steps):
+            return None
+        records = [{"step": step.step_name, "params": step.params, "cache_hit": False} for step in self.steps]
+        for record, step in zip(records, self.steps):
+            if getattr(step, "cacheable", False):
+                record["step_hash"] = step.step_hash
+        self._provenance = records
+
+        def record(index: int, hit: bool) -> None:
+            records[index]["cache_hit"] = hit
+
+        return record
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"steps": self.steps}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.steps = state["steps"]
+        self._provenance = []
 
     def __iter__(self) -> Iterator[PipelineStep]:
         return iter(self.steps)

@@ -39,7 +39,10 @@ import attrs
 
 from crystallize._records import ArtifactRecord, CompletedWork, ReplicateOutcome
 
-__all__ = ["RunStore", "ArtifactSink", "ConditionRecord", "ReplicateRecord"]
+__all__ = ["RunStore", "ArtifactSink", "ConditionRecord", "ReplicateRecord", "METADATA_FILENAME"]
+
+#: The document the metadata plugin writes in every run (``replicates``, ``id``, ``name``, ...).
+METADATA_FILENAME = "metadata.json"
 
 
 @attrs.frozen

@@ -105,3 +105,31 @@ class UnreadTreatmentKeyWarning(UserWarning):
     The message names the treatment, the key and where it could be read (a
     step or datasource parameter passed explicitly wins over a treatment).
     """
+
+
+class CacheError(CrystallizeError, OSError):
+    """The step cache cannot key, read or store a cacheable step's result.
+
+    The message names the step (or the cache entry) and the fix: usually a
+    value that does not pickle, or a cache folder that cannot be written.
+    """
+
+
+class PipelineExecutionError(CrystallizeError, RuntimeError):
+    """A step raised while :meth:`Pipeline.run <crystallize.Pipeline.run>` ran it outside an experiment.
+
+    :ivar step_name: the step that raised.
+    :ivar original_exception: what it raised (also the ``__cause__``).
+    """
+
+    def __init__(self, step_name: str, original_exception: BaseException) -> None:
+        super().__init__(f"step {step_name!r} failed: {type(original_exception).__name__}: {original_exception}")
+        self.step_name = step_name
+        self.original_exception = original_exception
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.step_name, self.original_exception))
+
+
+class MissingArtifactError(CrystallizeError, FileNotFoundError):
+    """An artifact read as an input does not exist, or nothing in its producer writes it."""

@@ -15,7 +15,8 @@ underscore (a test in the repository checks ours).
   :class:`Upstream` (an input produced by another experiment).
 - **Facts** plugins share through ``run.facts`` — :class:`FactKey` (declare
   one per fact, typed with its value) and the shared keys :data:`SEED_FACT`,
-  :data:`EXECUTION_FACT`, :data:`RESUME_FACT` and :data:`RERUN_FACT` (with their value types).
+  :data:`EXECUTION_FACT`, :data:`RESUME_FACT`, :data:`RERUN_FACT` (with their value types) and
+  :data:`PROGRESS_FACT` (an engine's ``progress=`` choice).
 - **Storage** — the :class:`RunStore` protocol a storage plugin's
   ``open_store`` returns, the :class:`ArtifactSink` its ``open_artifact``
   streams into, and its records :class:`ConditionRecord` and
@@ -68,6 +69,7 @@ from crystallize._identity import IdentityChange, crystallize_ml_ids, describe, 
 from crystallize._names import TEMP_NAME_OVERHEAD, check_name, name_problem, portable_key
 from crystallize._records import (
     EXECUTION_FACT,
+    PROGRESS_FACT,
     RESUME_FACT,
     SEED_FACT,
     ArtifactRecord,
@@ -117,6 +119,7 @@ __all__ = [
     "RESUME_FACT",
     "RERUN_FACT",
     "RerunFact",
+    "PROGRESS_FACT",
     "SeedFact",
     "ExecutionFact",
     "ResumeFact",

@@ -10,4 +10,12 @@ from crystallize._execution.batch import ReplicateBatch
 from crystallize._execution.parallel import ParallelExecution
 from crystallize._execution.serial import SerialExecution
 
-__all__ = ["ReplicateBatch", "SerialExecution", "ParallelExecution"]
+__all__ = ["ReplicateBatch", "SerialExecution", "ParallelExecution", "AsyncExecution"]
+
+
+def __getattr__(name: str) -> object:
+    if name == "AsyncExecution":  # imported on first use: `import crystallize` stays light
+        from crystallize._execution.asynchronous import AsyncExecution
+
+        return AsyncExecution
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -37,6 +37,8 @@ class ParallelExecution:
     :param mp_context: process pools only — the :mod:`multiprocessing` start
         method (``"fork"``, ``"spawn"``, ``"forkserver"``); the platform's
         default when ``None``.
+    :param progress: ``True``/``False`` to force progress bars on or off
+        (needs ``crystallize-progress``); ``None`` lets the progress plugin decide.
 
     Results, artifacts and resume behave exactly as in a serial run: outcomes
     are reported to the main process as they finish and every condition's
@@ -52,6 +54,7 @@ class ParallelExecution:
         *,
         retries: int = 1,
         mp_context: str | None = None,
+        progress: bool | None = None,
     ) -> None:
         if executor_type not in EXECUTOR_TYPES:
             raise ValueError(f"ParallelExecution: executor_type must be 'thread' or 'process', got {executor_type!r}")
@@ -66,10 +69,13 @@ class ParallelExecution:
                 f"ParallelExecution: mp_context {mp_context!r} is not available here "
                 f"(available: {', '.join(multiprocessing.get_all_start_methods())})"
             )
+        if progress is not None and not isinstance(progress, bool):
+            raise TypeError(f"ParallelExecution(progress=...) takes True, False or None, got {progress!r}")
         self.max_workers = max_workers
         self.executor_type = executor_type
         self.retries = retries
         self.mp_context = mp_context
+        self.progress = progress
 
     @property
     def workers(self) -> int:
@@ -77,9 +83,11 @@ class ParallelExecution:
 
     @hookimpl
     def before_run(self, run: Run) -> None:
+        from crystallize._execution.serial import record_progress
         from crystallize._records import EXECUTION_FACT  # not at import: `import crystallize` stays light
 
         run.facts[EXECUTION_FACT] = {"engine": "parallel", "executor_type": self.executor_type, "workers": self.workers}
+        record_progress(run, self.progress)
 
     @hookimpl
     def execute_replicates(self, batch: ReplicateBatch) -> bool:

@@ -22,8 +22,8 @@ from crystallize._artifact import _SCOPE, ReplicateScope
 from crystallize._context import CONDITION_KEY, REPLICATE_KEY, SEED_KEY, FrozenContext
 from crystallize._dispatch import hookimpl
 from crystallize._failures import NEVER_CAPTURED, capture, text, type_name
-from crystallize._records import ReplicateOutcome
-from crystallize._steps import FunctionStep
+from crystallize._records import ReplicateError, ReplicateOutcome
+from crystallize._steps import step_call
 
 if TYPE_CHECKING:
     from crystallize._datasource import DataSource
@@ -35,12 +35,6 @@ if TYPE_CHECKING:
 __all__ = ["ReplicateRunner", "ReplicateBody", "USER_CODE"]
 
 log = logging.getLogger("crystallize")
-
-
-def _fast_call(step: Any) -> Any:
-    if isinstance(step, FunctionStep) and step.direct is not None:
-        return step.direct
-    return step
 
 
 class ReplicateRunner:
@@ -61,9 +55,12 @@ class ReplicateRunner:
         self.source = source
         self.treatments = dict(treatments)
         self.outputs = frozenset(experiment.outputs)
+        record = experiment.pipeline.cache_recorder()  # None unless a step is cacheable
         self.steps = tuple(
-            (index, step, step.step_name, _fast_call(step)) for index, step in enumerate(experiment.pipeline.steps)
+            (index, step, step.step_name, step_call(step, index, record))
+            for index, step in enumerate(experiment.pipeline.steps)
         )
+        self.initial = dict(run.initial_ctx)
         self.hooks = hooks
         self.wrap = hooks.wrap_replicate
         self.before_replicate = hooks.before_replicate
@@ -94,7 +91,12 @@ class ReplicateRunner:
         return self
 
     def __call__(self, condition: str, replicate: int) -> ReplicateOutcome:
-        ctx = FrozenContext._adopt({REPLICATE_KEY: replicate, CONDITION_KEY: condition})
+        initial = self.initial
+        ctx = FrozenContext._adopt(
+            {**initial, REPLICATE_KEY: replicate, CONDITION_KEY: condition}
+            if initial
+            else {REPLICATE_KEY: replicate, CONDITION_KEY: condition}
+        )
         scope = ReplicateScope(self, ctx)
         token = _SCOPE.set(scope)
         started = perf_counter()
@@ -129,8 +131,8 @@ class ReplicateRunner:
             tuple(sorted(unread)) if unread and error is None else (),
         )
 
-    def _replicate(self, ctx: FrozenContext, scope: ReplicateScope) -> None:
-        """The replicate itself: ``before_replicate``, the datasource, every step.
+    def _replicate(self, ctx: FrozenContext, scope: ReplicateScope) -> Any:
+        """The replicate itself: ``before_replicate``, the datasource, every step; returns the last step's output.
 
         ``scope.step_name`` is set while a user's step runs and cleared around
         step hooks, so a failure knows whether a step or the code around it
@@ -162,6 +164,7 @@ class ReplicateRunner:
         except BaseException as exc:
             scope.failure = exc
             raise
+        return data
 
     def _failed(
         self, exc: BaseException, ctx: FrozenContext, condition: str, replicate: int, scope: ReplicateScope

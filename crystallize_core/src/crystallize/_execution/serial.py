@@ -8,8 +8,17 @@ from crystallize._dispatch import hookimpl
 
 if TYPE_CHECKING:
     from crystallize._execution.batch import ReplicateBatch
+    from crystallize._records import Run
 
-__all__ = ["SerialExecution"]
+__all__ = ["SerialExecution", "record_progress"]
+
+
+def record_progress(run: Run, progress: bool | None) -> None:
+    """Tell the progress display what an engine's ``progress=`` asked for (nothing when ``None``)."""
+    if progress is not None:
+        from crystallize._records import PROGRESS_FACT
+
+        run.facts[PROGRESS_FACT] = progress
 
 
 class SerialExecution:
@@ -17,9 +26,22 @@ class SerialExecution:
 
     Registered as a built-in plugin with ``trylast``, so any other executor
     passed in ``plugins=[...]`` takes precedence.
+
+    :param progress: ``True``/``False`` to force progress bars on or off
+        (needs ``crystallize-progress``); ``None`` (the default) lets the
+        progress plugin decide from the terminal and the environment.
     """
 
     plugin_name = "serial-execution"
+
+    def __init__(self, progress: bool | None = None) -> None:
+        if progress is not None and not isinstance(progress, bool):
+            raise TypeError(f"SerialExecution(progress=...) takes True, False or None, got {progress!r}")
+        self.progress = progress
+
+    @hookimpl
+    def before_run(self, run: Run) -> None:
+        record_progress(run, self.progress)
 
     @hookimpl(trylast=True)
     def execute_replicates(self, batch: ReplicateBatch) -> bool:

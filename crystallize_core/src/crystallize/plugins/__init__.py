@@ -1,7 +1,24 @@
-"""Compatibility path for crystallize-ml 0.27 code; the real home is ``crystallize``.
+"""Compatibility path for crystallize-ml 0.27 code; the real home is ``crystallize`` and ``crystallize_artifacts``.
 
-``crystallize.plugins.plugins`` is where the crystallize-ml user guide imports
-``ArtifactPlugin`` from; it resolves to the installed ``crystallize-artifacts``
-(``from crystallize_artifacts import ArtifactPlugin``). Plugin authors want
-:mod:`crystallize.plugin` (singular), not this package.
+``from crystallize import SeedPlugin, SerialExecution, ParallelExecution, AsyncExecution, BasePlugin,
+LoggingPlugin`` and ``from crystallize_artifacts import ArtifactPlugin`` (resolved on first use).
+Plugin authors want :mod:`crystallize.plugin` (singular), not this package.
 """
+
+from crystallize._execution import ParallelExecution, SerialExecution
+from crystallize._execution.asynchronous import AsyncExecution
+from crystallize._logging_plugin import LoggingPlugin
+from crystallize._optional import module_getattr
+from crystallize._plugin_adapter import BasePlugin
+from crystallize._seeding import SeedPlugin
+
+__all__ = [  # + ArtifactPlugin, lazily
+    "BasePlugin",
+    "LoggingPlugin",
+    "SeedPlugin",
+    "ParallelExecution",
+    "SerialExecution",
+    "AsyncExecution",
+]
+
+__getattr__ = module_getattr(__name__)

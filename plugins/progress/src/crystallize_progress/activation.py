@@ -2,7 +2,9 @@
 
 The decision is taken for every run, in this order:
 
-1. ``ProgressPlugin(enabled=True | False)`` — what the code asks for wins;
+1. ``ProgressPlugin(enabled=True | False)`` — what the code asks for wins
+   (then an execution engine's ``progress=True | False``, e.g.
+   ``SerialExecution(progress=True)``, recorded for the run);
 2. ``CRYSTALLIZE_PROGRESS=1`` forces the bars on, ``CRYSTALLIZE_PROGRESS=0``
    forces them off (also ``true``/``false``, ``yes``/``no``, ``on``/``off``);
 3. otherwise they are off in CI (the ``CI`` variable is set, as every CI

@@ -100,7 +100,11 @@ class ProgressPlugin:
     def before_run(self, run: Run) -> None:
         """Decide whether this run shows bars; if so, give it rows."""
         try:
-            if not should_display(self.enabled, self.console):
+            from crystallize.plugin import PROGRESS_FACT
+
+            # An engine's progress=True/False decides when this plugin was not configured in code.
+            enabled = self.enabled if self.enabled is not None else run.facts.get(PROGRESS_FACT)
+            if not should_display(enabled, self.console):
                 return
             from crystallize_progress.display import attach
 
