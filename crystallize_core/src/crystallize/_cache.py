@@ -130,12 +130,22 @@ def _function_parts(fn: Any, module: str | None, out: list[Any], seen: set[int])
         else:
             out.append(_describe(value))
     # Functions and classes of the same module that this code names: a helper's change counts too.
-    scope = getattr(fn, "__globals__", {})
+    scope = getattr(fn, "__globals__", None)
+    if scope is None:
+        return
     for name in _names(code):
         value = scope.get(name)
-        same_module = module is not None and getattr(value, "__module__", None) == module
-        if same_module and isinstance(value, (types.FunctionType, type)):
+        if _defined_in(value, scope):
             _function_parts(value, module, out, seen)
+
+
+def _defined_in(value: Any, scope: dict[str, Any]) -> bool:
+    """Whether ``value`` is a function or class written in the module whose globals are ``scope``."""
+    if isinstance(value, types.FunctionType):
+        return value.__globals__ is scope
+    if isinstance(value, type):
+        return any(getattr(member, "__globals__", None) is scope for member in vars(value).values())
+    return False
 
 
 def _names(code: types.CodeType) -> list[str]:

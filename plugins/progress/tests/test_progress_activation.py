@@ -178,3 +178,34 @@ def test_deciding_off_imports_no_rich_and_prints_nothing(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout == "rich not imported\n"
     assert done.stderr == ""
+
+
+def test_an_engines_progress_setting_decides_when_the_plugin_was_not_configured(monkeypatch):
+    from crystallize import AsyncExecution, ParallelExecution, SerialExecution
+
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # a pipe: off by default
+    for engine in (
+        SerialExecution(progress=True),
+        ParallelExecution(max_workers=2, progress=True),
+        AsyncExecution(progress=True),
+    ):
+        sys.stderr = io.StringIO()
+        experiment(replicates=2, plugins=[ProgressPlugin(delay=0), engine]).run()
+        assert rows(sys.stderr.getvalue())["demo"]["finished"] == 6, engine
+
+    console = recording_console()  # a terminal: on by default
+    experiment(replicates=2, plugins=[ProgressPlugin(console=console, delay=0), SerialExecution(progress=False)]).run()
+    assert written(console) == ""
+    experiment(
+        replicates=2, plugins=[ProgressPlugin(enabled=True, console=console, delay=0), SerialExecution(progress=False)]
+    ).run()
+    assert rows(written(console))["demo"]["finished"] == 6  # the plugin's own setting wins
+
+
+def test_engines_refuse_a_progress_setting_that_is_not_a_bool():
+    from crystallize import ParallelExecution, SerialExecution
+
+    with pytest.raises(TypeError, match="progress=...\\) takes True, False or None, got 'yes'"):
+        SerialExecution(progress="yes")
+    with pytest.raises(TypeError, match="progress=...\\) takes True, False or None, got 1"):
+        ParallelExecution(progress=1)

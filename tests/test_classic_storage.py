@@ -1,0 +1,163 @@
+"""crystallize-ml idioms on real storage: artifacts as inputs, ctx.artifacts, apply, retention variables."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from crystallize import Artifact, Experiment, ExperimentGraph, ExperimentInput, PipelineStep, Treatment, data_source
+from crystallize.errors import MissingArtifactError
+from crystallize_artifacts import ArtifactPlugin
+
+
+@data_source
+def index(ctx):
+    return ctx["replicate"]
+
+
+class Produce(PipelineStep):
+    def __init__(self, out: Artifact, factor: int = 10):
+        self.out = out
+        self.factor = factor
+
+    def __call__(self, data, ctx):
+        self.out.write({"value": data * self.factor + ctx.get("plus", 0)})
+        return data
+
+
+class Consume(PipelineStep):
+    def __call__(self, data, ctx):
+        if isinstance(data, Path):  # artifact_datasource yields paths
+            data = json.loads(data.read_text())
+        values = data if isinstance(data, dict) and "value" not in data else {"only": data}
+        for name, loaded in values.items():
+            ctx.metrics.add(name, loaded["value"])
+        return data
+
+
+def _json_artifact(name):
+    return Artifact(name, writer=lambda obj: json.dumps(obj).encode(), loader=lambda p: json.loads(p.read_text()))
+
+
+def producer(root, name="train", replicates=3, factor=10, out=None):
+    out = out or _json_artifact("model.json")
+    exp = Experiment(
+        datasource=index(),
+        pipeline=[Produce(out, factor)],
+        outputs=[out],
+        plugins=[ArtifactPlugin(root_dir=root)],
+        name=name,
+        replicates=replicates,
+    )
+    return exp, out
+
+
+def test_an_artifact_is_the_input_of_another_experiment(tmp_path):
+    train, model = producer(tmp_path)
+    train.run(treatments=[Treatment("plus", {"plus": 1})])
+    evaluate = Experiment(
+        datasource=model, pipeline=[Consume()], plugins=[ArtifactPlugin(root_dir=tmp_path)], name="eval"
+    )
+    graph = ExperimentGraph(train, evaluate)
+    assert graph.parents["eval"] == ["train"]
+    result = evaluate.run(treatments=[Treatment("plus", {"plus": 1})])
+    assert result.metrics.baseline.metrics["only"] == [0, 10, 20]  # three replicates, as the producer ran
+    assert result.metrics.treatments["plus"].metrics["only"] == [1, 11, 21]  # the matching condition's file
+    assert model.fetch(_ctx(2)) == {"value": 20}
+
+
+def _ctx(replicate, condition="baseline"):
+    from crystallize import FrozenContext
+
+    return FrozenContext({"replicate": replicate, "condition": condition})
+
+
+def test_artifacts_of_two_producers_in_one_input(tmp_path):
+    a, model_a = producer(tmp_path, "a", factor=1)
+    b, model_b = producer(tmp_path, "b", factor=2, out=_json_artifact("other.json"))
+    consumer = Experiment(
+        datasource=ExperimentInput(first=model_a, second=model_b),
+        pipeline=[Consume()],
+        plugins=[ArtifactPlugin(root_dir=tmp_path)],
+        name="both",
+    )
+    results = ExperimentGraph(a, b, consumer).run()
+    assert results["both"].metrics.baseline.metrics == {"first": [0, 1, 2], "second": [0, 2, 4]}
+
+
+def test_a_producer_rebuilt_under_its_name_replaces_the_old_declaration(tmp_path):
+    model = _json_artifact("model.json")
+    producer(tmp_path, out=model, factor=1)
+    rebuilt, _ = producer(tmp_path, out=model, factor=5)
+    rebuilt.run()
+    assert model.fetch(_ctx(1)) == {"value": 5}
+
+
+def test_an_artifact_nothing_writes_is_a_missing_artifact_error(tmp_path):
+    never = Artifact("never.txt")
+    exp, _ = producer(tmp_path)
+    exp.outputs["never.txt"] = never
+    never._declared_by(exp)
+    exp.run()
+    with pytest.raises(MissingArtifactError, match="no step of that experiment holds it") as raised:
+        never.fetch(_ctx(0))
+    assert isinstance(raised.value, FileNotFoundError)
+
+
+def test_artifact_datasource_can_read_one_condition_for_all(tmp_path):
+    train, _ = producer(tmp_path)
+    train.run(treatments=[Treatment("plus", {"plus": 1})])
+    source = train.artifact_datasource(step="Produce", name="model.json", condition="baseline")
+    consumer = Experiment(datasource=source, pipeline=[Consume()], name="fixed")
+    result = consumer.run(treatments=[Treatment("plus", {"plus": 1})])
+    assert result.metrics.treatments["plus"].metrics["only"] == [0, 10, 20]  # the baseline's files
+    path = train.artifact_datasource(step="Produce", name="model.json").fetch(_ctx(1))
+    assert path == Path(tmp_path) / "train" / "v0" / "replicate_1" / "baseline" / "Produce" / "model.json"
+
+
+class Log(PipelineStep):
+    def __call__(self, data, ctx):
+        ctx.artifacts.add("out.txt", b"hello")
+        return data
+
+
+def test_ctx_artifacts_land_where_crystallize_ml_put_them(tmp_path):
+    plugin = ArtifactPlugin(root_dir=tmp_path)
+    assert plugin.version is None
+    exp = Experiment(datasource=index(), pipeline=[Log()], plugins=[plugin], name="logged")
+    exp.run()
+    assert plugin.version == 0
+    assert (tmp_path / "logged" / "v0" / "replicate_0" / "baseline" / "Log" / "out.txt").read_bytes() == b"hello"
+
+
+def test_apply_leaves_the_stored_run_byte_for_byte(tmp_path):
+    train, _ = producer(tmp_path)
+    train.run()
+    folder = tmp_path / "train"
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    assert train.apply(data=7) == 7
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+
+
+def test_retention_variables_are_an_explicit_choice(tmp_path, monkeypatch):
+    monkeypatch.setenv("CRYSTALLIZE_ARTIFACT_RETENTION", "1")
+    plugin = ArtifactPlugin(root_dir=tmp_path, versioned=True)
+    assert plugin.artifact_retention == 1
+    exp, _ = producer(tmp_path, replicates=1)
+    exp.plugins = [plugin]
+    exp.run()
+    exp.run()
+    assert not list((tmp_path / "train" / "v0").glob("replicate_*/**/model.json"))
+    assert list((tmp_path / "train" / "v1").glob("replicate_*/**/model.json"))
+    assert (tmp_path / "train" / "v0" / "baseline" / "results.json").exists()  # metrics are kept
+    assert ArtifactPlugin(root_dir=tmp_path, artifact_retention=5).artifact_retention == 5  # the argument wins
+    monkeypatch.setenv("CRYSTALLIZE_ARTIFACT_RETENTION", "three")
+    with pytest.raises(ValueError, match="CRYSTALLIZE_ARTIFACT_RETENTION='three' is not a number"):
+        ArtifactPlugin(root_dir=tmp_path)
+    monkeypatch.setenv("CRYSTALLIZE_ARTIFACT_RETENTION", "0")
+    with pytest.raises(ValueError, match="got 0 \\(from CRYSTALLIZE_ARTIFACT_RETENTION\\)"):
+        ArtifactPlugin(root_dir=tmp_path)
+    monkeypatch.delenv("CRYSTALLIZE_ARTIFACT_RETENTION")
+    assert ArtifactPlugin(root_dir=tmp_path).artifact_retention is None  # keeps everything by default
