@@ -63,6 +63,22 @@ def test_hook_reference_is_generated_from_the_hookspecs():
     assert done.returncode == 0, done.stdout
 
 
+MIGRATION = python_blocks(REPO / "docs" / "migrating-from-crystallize-ml.md")
+
+
+@pytest.mark.parametrize("block", MIGRATION, ids=[f"block{i}" for i in range(len(MIGRATION))])
+def test_every_migration_example_runs_as_written(block, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRYSTALLIZE_")}
+    env["CRYSTALLIZE_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    done = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_migration_guide_lists_the_peer_suite_count():
+    text = (REPO / "docs" / "migrating-from-crystallize-ml.md").read_text()
+    assert re.search(r"\*\*Result: \d+ of 293 pass\*\*", text)
+
+
 def test_readme_example_runs(tmp_path):
     (block,) = python_blocks(REPO / "README.md")
     done = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, capture_output=True, text=True)

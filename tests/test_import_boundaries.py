@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 DISTRIBUTIONS = [REPO / "crystallize_artifacts", *sorted(p for p in (REPO / "plugins").iterdir() if p.is_dir())]
 ALLOWED = {"crystallize", "crystallize.plugin"}
 ALLOWED_IN_TESTS = ALLOWED | {"crystallize.testing"}
-COMPAT = re.compile(r"\bcrystallize\.(pipelines|plugins)\b(?!\")")
+COMPAT = re.compile(r"\bcrystallize\.(pipelines|plugins|utils|experiments|datasources)\b(?!\")")
 PRIVATE = re.compile(r"\bcrystallize\._")
 #: The seed guide's samples, kept word for word (they import the crystallize-ml paths on purpose).
 SEED_VERBATIM = {

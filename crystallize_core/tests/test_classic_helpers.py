@@ -175,3 +175,14 @@ def test_hypothesis_rank_treatments_and_unscored_verdicts():
     assert hyp.rank_treatments({"a": {"diff": 1}, "b": {"diff": 2}})["best"] is None  # nothing to rank by
     assert hyp.rank_treatments({"a": {"p_value": 0.3}, "b": {"p_value": 0.1}})["best"] == "b"
     assert Hypothesis(verifier=lambda b, t: {}, metrics=" ").name == "hypothesis"  # not a usable name
+
+
+def test_groups_of_metrics_call_the_verifier_once_per_group():
+    def totals(baseline, treatment):
+        return {key: sum(treatment[key]) - sum(baseline[key]) for key in baseline}
+
+    hyp = Hypothesis(verifier=totals, metrics=[["x"], ["y", "z"]])
+    verdict = hyp.verify({"x": [1], "y": [1], "z": [1]}, {"x": [2], "y": [4], "z": [0]})
+    assert verdict == [{"x": 1}, {"y": 3, "z": -1}]
+    with pytest.raises(ValueError, match="only your own verifier can compare"):
+        Hypothesis(metrics=[["x"], ["y"]])

@@ -148,7 +148,9 @@ class Hypothesis:
         permutation family, paired by the seeds like the default). Leave it
         out to use ``test``.
     :param metrics: the metric, or metrics, to compare (the built-in tests
-        take one). ``None``: every recorded metric.
+        take one). ``None``: every recorded metric. A list of lists
+        (``[["loss"], ["accuracy", "f1"]]``) makes groups: your verifier is
+        called once per group and the verdict is the list of its results.
     :param ranker: ``ranker(verdict) -> float``; lower ranks first (default: ``p_value``).
     :param name: defaults to the ranker's function name, else the metric.
     :param test: ``"permutation"`` (default; dependency-free), ``"t"``
@@ -240,8 +242,17 @@ class Hypothesis:
             raise ValueError(f"n_resamples must be a positive int, got {n_resamples!r}")
         self.n_resamples = n_resamples
         self.seed = seed
+        self.groups: tuple[tuple[str, ...], ...] | None = None
         if isinstance(metrics, str):
             self.metrics: tuple[str, ...] | None = (metrics,)
+        elif metrics is not None and metrics and all(isinstance(g, (list, tuple)) for g in metrics):
+            if verifier is None:
+                raise ValueError(
+                    f"metrics={metrics!r} makes groups of metrics, which only your own verifier can compare; "
+                    "give verifier=... or one metric name"
+                )
+            self.groups = tuple(tuple(group) for group in metrics)
+            self.metrics = tuple(dict.fromkeys(m for group in self.groups for m in group))
         else:
             self.metrics = None if metrics is None else tuple(metrics)
         self.ranker = ranker or rank_by_p_value
@@ -308,8 +319,11 @@ class Hypothesis:
                 return False, f"replicate {r} ran with different seeds ({sb} and {st})"
         return True, "every compared replicate ran with the same seed in both conditions"
 
-    def _select(self, baseline: Any, treatment: Any) -> dict[str, tuple[list[Any], list[Any], _Column, _Column]]:
-        keys = self.metrics if self.metrics is not None else tuple(_recorded(baseline))
+    def _select(
+        self, baseline: Any, treatment: Any, keys: tuple[str, ...] | None = None
+    ) -> dict[str, tuple[list[Any], list[Any], _Column, _Column]]:
+        if keys is None:
+            keys = self.metrics if self.metrics is not None else tuple(_recorded(baseline))
         selected = {}
         for key in keys:
             for label, source in (("baseline", baseline), ("treatment", treatment)):
@@ -331,8 +345,14 @@ class Hypothesis:
         :param baseline: the baseline's :class:`~crystallize._result.ConditionMetrics`,
             or ``{metric: [one value per replicate]}``.
         :param treatment: the treatment's, in the same form.
+
+        With groups of metrics, the list of the verifier's results, one per group.
         """
-        selected = self._select(baseline, treatment)
+        if self.groups is not None:
+            return [self._verify(self._select(baseline, treatment, group)) for group in self.groups]
+        return self._verify(self._select(baseline, treatment))
+
+    def _verify(self, selected: dict[str, tuple[list[Any], list[Any], _Column, _Column]]) -> Any:
         if self.verifier is None:
             if len(selected) != 1:
                 raise ValueError(
