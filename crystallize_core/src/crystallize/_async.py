@@ -28,27 +28,17 @@ import asyncio
 import concurrent.futures
 import contextlib
 import contextvars
-import inspect
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
-__all__ = ["is_async_step", "sync_step", "run_coroutine", "target_loop", "LoopThread"]
+__all__ = ["sync_step", "run_coroutine", "target_loop", "LoopThread"]
 
 T = TypeVar("T")
 
 _local = threading.local()
 _helper: concurrent.futures.ThreadPoolExecutor | None = None
 _helper_lock = threading.Lock()
-
-
-def is_async_step(step: Any) -> bool:
-    """Whether calling ``step(data, ctx)`` returns something to await (``async def`` steps)."""
-    from crystallize._steps import FunctionStep
-
-    if isinstance(step, FunctionStep):
-        return step.is_async
-    return inspect.iscoroutinefunction(type(step).__call__)
 
 
 def sync_step(step: Any) -> Callable[[Any, Any], Any]:

@@ -324,6 +324,7 @@ def _link(experiment: Experiment, references: dict[str, tuple[str, str]], loaded
         inputs[alias] = outputs[output]
     experiment.datasource = ExperimentInput(**inputs)
     experiment._id = None
+    experiment._signature = None
 
 
 def graph_from_yaml(cls: type[ExperimentGraph], config: str | Path) -> ExperimentGraph:

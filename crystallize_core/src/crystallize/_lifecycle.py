@@ -316,7 +316,7 @@ def execute(
     hooks = plugins.hooks
     validate(experiment, treatments, hypotheses, hooks)
 
-    signature = experiment.pipeline.signature()
+    signature = experiment.pipeline_signature()
     source = experiment.datasource.resolve()
     run = new_run(experiment, strategy, decide_replicates(experiment, replicates, source), treatments, source)
     by_condition = {t.name: t for t in treatments}

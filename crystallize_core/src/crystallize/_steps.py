@@ -316,6 +316,13 @@ def pipeline_step(fn: Callable[..., Any] | None = None, /, *, cacheable: bool = 
     return _make_factory(fn, cacheable)
 
 
+def is_async_step(step: Any) -> bool:
+    """Whether calling ``step(data, ctx)`` returns something to await (``async def`` steps)."""
+    if isinstance(step, FunctionStep):
+        return step.is_async
+    return _is_coroutine_function(type(step).__call__)
+
+
 def step_call(
     step: PipelineStep, index: int = 0, on_lookup: Callable[[int, bool], None] | None = None
 ) -> Callable[[Any, Any], Any]:
@@ -326,10 +333,10 @@ def step_call(
     cacheable step goes through the step cache (``on_lookup(index, hit)``
     hears of each lookup).
     """
-    from crystallize._async import is_async_step, sync_step
-
     call: Callable[[Any, Any], Any] = step
     if is_async_step(step):
+        from crystallize._async import sync_step  # asyncio is imported only for async steps
+
         call = sync_step(step)
     elif isinstance(step, FunctionStep) and step.direct is not None:
         call = step.direct
