@@ -161,3 +161,51 @@ def test_retention_variables_are_an_explicit_choice(tmp_path, monkeypatch):
         ArtifactPlugin(root_dir=tmp_path)
     monkeypatch.delenv("CRYSTALLIZE_ARTIFACT_RETENTION")
     assert ArtifactPlugin(root_dir=tmp_path).artifact_retention is None  # keeps everything by default
+
+
+def test_load_metrics_reads_what_completed_runs_stored(tmp_path):
+    from crystallize_artifacts import load_all_metrics, load_metrics
+
+    exp, _ = producer(tmp_path, replicates=2)
+    exp.plugins = [ArtifactPlugin(root_dir=tmp_path, versioned=True)]
+
+    class Score(PipelineStep):
+        def __call__(self, data, ctx):
+            ctx.metrics.add("score", data + ctx.get("plus", 0))
+            return data
+
+    exp.pipeline.steps.append(Score())
+    exp.run(treatments=[Treatment("a", {"plus": 1}), Treatment("b", {"plus": 2})])
+    exp.run(treatments=[Treatment("a", {"plus": 5})])
+    folder = tmp_path / "train"
+    assert load_metrics(folder) == (1, {"score": [0, 1]}, {"a": {"score": [5, 6]}})
+    assert load_metrics(folder, version=0) == (0, {"score": [0, 1]}, {"a": {"score": [1, 2]}, "b": {"score": [2, 3]}})
+    latest, baseline, treatments = load_all_metrics(folder)
+    assert (latest, baseline) == (1, {"score": [0, 1]})
+    assert treatments == {"a": (1, {"score": [5, 6]}), "b": (0, {"score": [2, 3]})}  # b only ran in v0
+    assert load_metrics(tmp_path / "nothing") == (-1, {}, {}) == load_all_metrics(tmp_path / "nothing")
+
+
+def test_results_export_as_json_parquet_and_a_verdict_table(tmp_path):
+    from crystallize import Hypothesis
+
+    exp, _ = producer(tmp_path)
+
+    class Score(PipelineStep):
+        def __call__(self, data, ctx):
+            ctx.metrics.add("score", data + ctx.get("plus", 0))
+            return data
+
+    exp.pipeline.steps.append(Score())
+    result = exp.run(treatments=[Treatment("a", {"plus": 1})], hypotheses=[Hypothesis(metrics="score")])
+    text = result.to_json(tmp_path / "result.json")
+    stored = json.loads((tmp_path / "result.json").read_text())
+    assert stored == json.loads(text)
+    assert stored["metrics"]["treatments"]["a"]["score"] == [1, 2, 3]
+    assert stored["provenance"]["replicates"] == 3 and stored["timestamp"] == result.run.started_at
+    assert [a["name"] for a in stored["artifacts"]] == ["model.json"] * 6
+    table = result.metrics.to_df()
+    assert list(table["condition"]) == ["a"] and list(table["hypothesis"]) == ["score"]
+    assert "p_value" in table.columns
+    pytest.importorskip("pyarrow")
+    result.to_parquet(tmp_path / "result.parquet")

@@ -96,14 +96,16 @@ def to_dict(result: Result) -> dict[str, Any]:
     """The whole result as JSON-friendly data.
 
     Keys: ``experiment``, ``experiment_id``, ``version``, ``run_id``,
-    ``status``, ``location``; ``metrics`` (crystallize-ml's shape:
+    ``status``, ``location``, ``timestamp`` (when the run started); ``metrics`` (crystallize-ml's shape:
     ``{"baseline": {name: values}, "treatments": {name: {name: values}}}``);
     ``conditions`` (per condition: ``replicates``, ``metrics``,
     ``by_replicate`` with series as lists, ``seeds``, ``missing``);
     ``hypotheses`` (``name``, ``results``, ``ranking``, ``correction``,
     ``alpha``); ``errors`` (one mapping per failed replicate, with its
-    traceback); ``artifacts`` (their records); ``summary`` (the table of
-    :meth:`~crystallize.Result.summary`). Non-finite floats stay floats.
+    traceback); ``artifacts`` (their records; the names, for a result built
+    with crystallize-ml's ``{name: value}`` artifacts); ``provenance``;
+    ``summary`` (the table of :meth:`~crystallize.Result.summary`).
+    Non-finite floats stay floats.
     """
     run = result.run
     conditions = _conditions(result)
@@ -114,6 +116,7 @@ def to_dict(result: Result) -> dict[str, Any]:
         "run_id": None if run is None else run.run_id,
         "status": None if run is None else run.status,
         "location": None if run is None else run.location,
+        "timestamp": None if run is None else run.started_at or None,
         "metrics": {
             "baseline": _plain(result.metrics.baseline.metrics),
             "treatments": {name: _plain(m.metrics) for name, m in result.metrics.treatments.items()},
@@ -151,7 +154,12 @@ def to_dict(result: Result) -> dict[str, Any]:
             }
             for e in result.error_list()
         ],
-        "artifacts": [record.to_json() for record in result.artifacts],
+        "artifacts": (
+            sorted(result.artifacts)
+            if isinstance(result.artifacts, Mapping)
+            else [record.to_json() for record in result.artifacts]
+        ),
+        "provenance": _plain(result.provenance),
         "summary": result.summary().to_dict(),
     }
 

@@ -13,7 +13,7 @@ asked for, so that ``import crystallize`` pays only for what every run uses.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 __all__ = ["OPTIONAL", "LAZY", "module_getattr", "resolve"]
@@ -21,6 +21,8 @@ __all__ = ["OPTIONAL", "LAZY", "module_getattr", "resolve"]
 #: ``{name: (module, distribution)}`` of the names resolved lazily.
 OPTIONAL: dict[str, tuple[str, str]] = {
     "ArtifactPlugin": ("crystallize_artifacts", "crystallize-artifacts"),
+    "load_metrics": ("crystallize_artifacts", "crystallize-artifacts"),
+    "load_all_metrics": ("crystallize_artifacts", "crystallize-artifacts"),
 }
 
 
@@ -65,11 +67,12 @@ def resolve(name: str) -> Any:
     ) from cause
 
 
-def module_getattr(module_name: str) -> Callable[[str], Any]:
-    """A module-level ``__getattr__`` resolving :data:`OPTIONAL` names for ``module_name``."""
+def module_getattr(module_name: str, optional: Iterable[str] = ("ArtifactPlugin",)) -> Callable[[str], Any]:
+    """A module-level ``__getattr__`` resolving the ``optional`` names of :data:`OPTIONAL`, and :data:`LAZY`."""
+    offered = frozenset(optional)
 
     def __getattr__(name: str) -> Any:
-        if name in OPTIONAL:
+        if name in offered:
             return resolve(name)
         if name in LAZY:
             return getattr(importlib.import_module(LAZY[name]), name)

@@ -23,6 +23,8 @@ import attrs
 from crystallize._hypothesis import HypothesisResult
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from crystallize._records import ReplicateError, Run
     from crystallize._summary import Summary
 
@@ -156,6 +158,22 @@ class ExperimentMetrics:
     baseline: ConditionMetrics
     treatments: dict[str, ConditionMetrics]
     hypotheses: list[HypothesisResult] = attrs.field(factory=list)
+
+    def to_df(self) -> Any:
+        """crystallize-ml's table of verdicts as a ``pandas.DataFrame``: one row per hypothesis and
+        treatment, with ``condition``, ``hypothesis`` and the verdict's keys (needs pandas)."""
+        from crystallize._summary import VerdictRow
+
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError("pandas is required for ExperimentMetrics.to_df(): pip install pandas") from None
+        rows = []
+        for hypothesis in self.hypotheses:
+            for treatment, verdict in hypothesis.results.items():
+                row = VerdictRow(hypothesis.name, treatment, verdict).to_dict()
+                rows.append({"condition": row.pop("treatment"), **row})
+        return pd.DataFrame(rows)
 
     def condition(self, name: str) -> ConditionMetrics:
         """Metrics of the condition ``name`` (``"baseline"`` or a treatment)."""
@@ -327,3 +345,39 @@ class Result:
         from crystallize._export import to_frame
 
         return to_frame(self)
+
+    def to_json(self, path: str | Path | None = None, *, indent: int | None = 2) -> str:
+        """:meth:`to_dict` as JSON text; with ``path``, also written there (atomically).
+
+        Values JSON cannot hold (a NumPy number, an object a step recorded)
+        are written as their ``str``.
+        """
+        import json
+
+        text = json.dumps(self.to_dict(), indent=indent, default=str)
+        if path is not None:
+            import os
+            import tempfile
+            from pathlib import Path as _Path
+
+            target = _Path(path)
+            fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as file:
+                    file.write(text)
+                os.replace(temp, target)
+            except BaseException:
+                if os.path.exists(temp):
+                    os.unlink(temp)
+                raise
+        return text
+
+    def to_parquet(self, path: str | Path) -> None:
+        """Write :meth:`to_frame` to a Parquet file (needs pandas and pyarrow)."""
+        try:
+            frame = self.to_frame()
+        except ImportError as exc:  # the message names what to install
+            raise ImportError(
+                f"pandas is required for Result.to_parquet(): pip install pandas pyarrow ({exc})"
+            ) from exc
+        frame.to_parquet(path)

@@ -1,7 +1,8 @@
 """Compatibility path for crystallize-ml 0.27 code; the real home is ``crystallize`` and ``crystallize_artifacts``.
 
 ``from crystallize import SeedPlugin, SerialExecution, ParallelExecution, AsyncExecution, BasePlugin,
-LoggingPlugin`` and ``from crystallize_artifacts import ArtifactPlugin`` (resolved on first use).
+LoggingPlugin`` and ``from crystallize_artifacts import ArtifactPlugin, load_metrics, load_all_metrics``
+(resolved on first use).
 Plugin authors want :mod:`crystallize.plugin` (singular), not this package.
 """
 
@@ -21,4 +22,4 @@ __all__ = [  # + ArtifactPlugin, lazily
     "AsyncExecution",
 ]
 
-__getattr__ = module_getattr(__name__)
+__getattr__ = module_getattr(__name__, ("ArtifactPlugin", "load_metrics", "load_all_metrics"))
