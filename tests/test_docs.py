@@ -74,6 +74,12 @@ def test_every_migration_example_runs_as_written(block, tmp_path):
     assert done.returncode == 0, done.stderr
 
 
+def test_the_async_steps_example_runs_and_overlaps_its_waits(tmp_path):
+    block = next(b for b in python_blocks(REPO / "docs" / "execution.md") if "AsyncExecution(max_concurrency" in b)
+    done = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
 def test_the_migration_guide_lists_the_peer_suite_count():
     text = (REPO / "docs" / "migrating-from-crystallize-ml.md").read_text()
     assert re.search(r"\*\*Result: \d+ of 293 pass\*\*", text)
