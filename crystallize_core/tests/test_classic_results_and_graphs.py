@@ -287,3 +287,19 @@ def test_a_folder_graph_links_references_and_refuses_cycles(tmp_path):
     _folder(cyclic, "y", {"datasource": {"i": "x#result"}, **spec}, steps=STEPS)
     with pytest.raises(ValueError, match="contains cycles"):
         ExperimentGraph.from_yaml(cyclic / "x" / "config.yaml")
+
+
+def test_find_experiments_root_walks_up_or_says_where_it_looked(tmp_path, caplog):
+    from crystallize._folders import find_experiments_root
+
+    (tmp_path / "project" / "experiments" / "train" / "steps").mkdir(parents=True)
+    assert find_experiments_root(tmp_path / "project" / "experiments" / "train" / "steps") == (
+        tmp_path / "project" / "experiments"
+    )
+    assert find_experiments_root(tmp_path / "project") == tmp_path / "project" / "experiments"
+    lonely = tmp_path / "lonely" / "deep"
+    lonely.mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match="Could not locate an 'experiments' folder"):
+        find_experiments_root(lonely)
+    assert find_experiments_root(lonely, strict=False) == lonely.resolve()
+    assert "Could not locate 'experiments' dir" in caplog.text
