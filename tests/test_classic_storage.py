@@ -209,3 +209,45 @@ def test_results_export_as_json_parquet_and_a_verdict_table(tmp_path):
     assert "p_value" in table.columns
     pytest.importorskip("pyarrow")
     result.to_parquet(tmp_path / "result.parquet")
+
+
+def test_apply_serves_predictions_from_a_stored_runs_artifacts(tmp_path):
+    train, model = producer(tmp_path, replicates=1, factor=7)
+    train.run()
+
+    class Predict(PipelineStep):
+        def __init__(self, model: Artifact):
+            self.model = model
+
+        def __call__(self, data, ctx):
+            return data * self.model.fetch(ctx)["value"]  # replicate 0 of the stored run
+
+    serve = Experiment(datasource=index(), pipeline=[Predict(model)], name="serve")
+    assert serve.apply(data=3) == 0  # the stored model of replicate 0 is 0 * 7
+    train.run(treatments=[Treatment("shift", {"plus": 2})])  # a newer version, with a treatment
+    assert serve.apply(Treatment("shift", {}), data=3) == 6  # the newest run, its matching condition
+
+
+def test_a_step_reading_another_experiments_artifact_works_in_worker_processes(tmp_path):
+    from crystallize import ParallelExecution
+
+    train, model = producer(tmp_path, replicates=2, factor=7)
+    train.run()
+
+    class Predict(PipelineStep):
+        def __init__(self, model: Artifact):
+            self.model = model
+
+        def __call__(self, data, ctx):
+            ctx.metrics.add("prediction", self.model.fetch(ctx)["value"] + 1)
+            return data
+
+    serve = Experiment(
+        datasource=index(),
+        pipeline=[Predict(model)],
+        plugins=[ParallelExecution(executor_type="process", max_workers=2)],
+        replicates=2,
+    )
+    result = serve.run()
+    assert result.errors == {}
+    assert result.metrics.baseline.metrics["prediction"] == [1, 8]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from crystallize._artifact import _SCOPE, ReplicateScope
+from crystallize._artifact import _SCOPE, ReplicateScope, pin_inputs
 from crystallize._context import BASELINE, CONDITION_KEY, REPLICATE_KEY, SEED_KEY, FrozenContext
 from crystallize._datasource import DataSource
 from crystallize._dispatch import PROJECT, hookimpl
@@ -83,6 +83,7 @@ def apply(experiment: Experiment, treatment: Treatment | None, *, data: Any, see
 
     source = experiment.datasource.resolve() if data is _NO_DATA else _Given(data)
     run = new_run(experiment, "rerun", 1, treatments, source)
+    pin_inputs(experiment, run)
     condition = BASELINE if treatment is None else treatment.name
     run.store = MemoryStorage().open_store(experiment, run)
     result: Result | None = None

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from crystallize._records import ArtifactRecord, Run, Upstream
 
 __all__ = [
+    "pin_inputs",
     "Artifact",
     "ArtifactInput",
     "ArtifactLog",
@@ -110,7 +111,7 @@ class Artifact(DataSource):
         self.writer: PortableCallable | None = None if writer is None else portable(writer)
         self._replicates: int | None = None
         self._producers: list[weakref.ref[Experiment]] = []  # in order of declaration
-        self._resolved: DataSource | None = None
+        self._resolved: tuple[str, DataSource] | None = None  # (reading run's id, the producer's run)
 
     def write(self, data: Any) -> ArtifactRecord:
         """Store ``data`` for the current replicate, condition and step.
@@ -303,15 +304,20 @@ class Artifact(DataSource):
         return self._reader().fetch(ctx)
 
     def _reader(self) -> DataSource:
-        reader = self._resolved
-        if reader is None:
-            reader = self.resolve()
-            if reader is self:
-                raise ConfigurationError(
-                    f"Artifact {self.name!r} is read as an input but no experiment declares it in "
-                    "outputs=[...]; declare it in its producer's Experiment(outputs=[...])"
-                )
-            self._resolved = reader
+        """The producer's latest run, resolved once per run of the reading experiment (each call outside one)."""
+        scope = _SCOPE.get()
+        run_id = None if scope is None else scope.binding.run.run_id
+        cached = self._resolved
+        if cached is not None and run_id is not None and cached[0] == run_id:
+            return cached[1]
+        reader = self.resolve()
+        if reader is self:
+            raise ConfigurationError(
+                f"Artifact {self.name!r} is read as an input but no experiment declares it in "
+                "outputs=[...]; declare it in its producer's Experiment(outputs=[...])"
+            )
+        if run_id is not None:
+            self._resolved = (run_id, reader)
         return reader
 
     def _producer(self, required: bool = True) -> Experiment | None:
@@ -345,9 +351,8 @@ class Artifact(DataSource):
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_producers"] = None  # producers stay in the process that declared them
-        state["_resolved"] = None
-        return state
+        state["_producers"] = None  # producers stay in the process that declared them (what they stored
+        return state  # travels as the pinned reader, _resolved, see pin_inputs)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -430,6 +435,22 @@ class ArtifactStream:
     def __repr__(self) -> str:
         state = "committed" if self.record is not None else "open"
         return f"<ArtifactStream {self._artifact.name!r} ({state})>"
+
+
+def pin_inputs(experiment: Experiment, run: Run) -> None:
+    """Resolve, once and in the main process, the other experiments' artifacts the steps hold to read.
+
+    A step may hold an artifact another experiment declares and read it with
+    ``artifact.fetch(ctx)``. Resolving it here pins the producer's run for
+    this run and lets worker processes, which do not have the producer,
+    read it too.
+    """
+    from crystallize._validation import held_artifacts
+
+    for step in experiment.pipeline.steps:
+        for artifact in held_artifacts(step):
+            if artifact.name not in experiment.outputs and artifact._producer(False) is not None:
+                artifact._resolved = (run.run_id, artifact.resolve())
 
 
 def _steps_holding(producer: Experiment, name: str) -> list[str]:

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from crystallize._artifact import pin_inputs
 from crystallize._context import BASELINE, FrozenContext
 from crystallize._execution.batch import ReplicateBatch, Units
 from crystallize._execution.runner import USER_CODE, ReplicateRunner
@@ -325,6 +326,7 @@ def execute(
     tracker: ConditionTracker | None = None
     setup_ctx: FrozenContext | None = None
     source.prepare(run)
+    pin_inputs(experiment, run)
     try:
         if hooks.open_store is not None:
             run.store = hooks.open_store(experiment=experiment, run=run)

@@ -450,11 +450,9 @@ class Pipeline:
         return record
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"steps": self.steps}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.steps = state["steps"]
-        self._provenance = []
+        state = self.__dict__.copy()
+        state["_provenance"] = []  # what ran here stays here
+        return state
 
     def __iter__(self) -> Iterator[PipelineStep]:
         return iter(self.steps)

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from crystallize._dispatch import Hooks
     from crystallize._experiment import Experiment
 
-__all__ = ["validate", "check_replicates", "artifacts_held_by"]
+__all__ = ["validate", "check_replicates", "artifacts_held_by", "held_artifacts"]
 
 
 def check_replicates(value: Any, origin: str) -> int:
@@ -28,22 +28,27 @@ def check_replicates(value: Any, origin: str) -> int:
     return value
 
 
-def artifacts_held_by(step: PipelineStep) -> set[str]:
-    """Names of the artifacts a step holds (attributes or factory parameters)."""
+def held_artifacts(step: PipelineStep) -> list[Artifact]:
+    """The artifacts a step holds (attributes or factory parameters)."""
     values: Iterable[Any]
     if isinstance(step, FunctionStep):
         values = step.explicit.values()
     else:
         values = vars(step).values() if hasattr(step, "__dict__") else ()
-    found: set[str] = set()
+    found: list[Artifact] = []
     for value in values:
         if isinstance(value, Artifact):
-            found.add(value.name)
+            found.append(value)
         elif isinstance(value, (Sequence, Set)) and not isinstance(value, (str, bytes)):
-            found.update(v.name for v in value if isinstance(v, Artifact))
+            found.extend(v for v in value if isinstance(v, Artifact))
         elif isinstance(value, Mapping):
-            found.update(v.name for v in value.values() if isinstance(v, Artifact))
+            found.extend(v for v in value.values() if isinstance(v, Artifact))
     return found
+
+
+def artifacts_held_by(step: PipelineStep) -> set[str]:
+    """Names of the artifacts a step holds (attributes or factory parameters)."""
+    return {artifact.name for artifact in held_artifacts(step)}
 
 
 def validate(
@@ -105,7 +110,9 @@ def _check_step_artifacts(experiment: Experiment, label: str) -> None:
     for index, step in enumerate(experiment.pipeline.steps):
         step_name = step.step_name
         _recheck(check_name, label, step_name, "step")
-        for name in sorted(artifacts_held_by(step)):
+        # An artifact another experiment declares is an input the step reads (artifact.fetch(ctx)).
+        inputs = {a.name for a in held_artifacts(step) if a.name not in experiment.outputs and a._producer(False)}
+        for name in sorted(artifacts_held_by(step) - inputs):
             if name not in experiment.outputs:
                 raise ConfigurationError(
                     f"{label}: step {index} ({step.step_name!r}) holds Artifact({name!r}), which is not "
