@@ -251,3 +251,17 @@ def test_a_step_reading_another_experiments_artifact_works_in_worker_processes(t
     result = serve.run()
     assert result.errors == {}
     assert result.metrics.baseline.metrics["prediction"] == [1, 8]
+
+
+def test_require_metadata_is_checked_at_once_when_the_producer_has_run(tmp_path):
+    from crystallize_artifacts import MetadataMissingError
+
+    train, _ = producer(tmp_path)
+    later = train.artifact_datasource(step="Produce", name="model.json", require_metadata=True)  # not run yet: later
+    train.run()
+    (tmp_path / "train" / "v0" / "metadata.json").unlink()
+    with pytest.raises(MetadataMissingError, match="must run with ArtifactPlugin") as raised:
+        train.artifact_datasource(step="Produce", name="model.json", require_metadata=True)
+    assert isinstance(raised.value, FileNotFoundError)
+    with pytest.raises(MetadataMissingError):
+        Experiment(datasource=later, pipeline=[Consume()]).run()

@@ -213,7 +213,7 @@ class ArtifactPlugin:
     def artifact_datasource(
         self, experiment: Experiment, step: str, name: str, require_metadata: bool, version: int | None
     ) -> ArtifactDataSource | None:
-        return ArtifactDataSource(
+        source = ArtifactDataSource(
             experiment.key,
             experiment.id,
             self.experiment_folder(experiment),
@@ -222,6 +222,9 @@ class ArtifactPlugin:
             require_metadata=require_metadata,
             version=version,
         )
+        if require_metadata and layout.versions(source.experiment_dir):
+            source.resolve()  # the producer ran: a missing metadata.json is reported now, not at the consumer's run
+        return source
 
     @hookimpl
     def stale_reason(self, experiment: Experiment) -> str | None:
