@@ -165,6 +165,7 @@ class Experiment:
         """Drop the cached :attr:`id` and :meth:`signature` (a step was replaced after construction)."""
         self._id = None
         self._signature = None
+        self._pipeline_signature = None
 
     def signature(self) -> dict[str, Any]:
         """The canonical description :attr:`id` hashes (computed once).

@@ -323,8 +323,7 @@ def _link(experiment: Experiment, references: dict[str, tuple[str, str]], loaded
             )
         inputs[alias] = outputs[output]
     experiment.datasource = ExperimentInput(**inputs)
-    experiment._id = None
-    experiment._signature = None
+    experiment._forget_identity()
 
 
 def graph_from_yaml(cls: type[ExperimentGraph], config: str | Path) -> ExperimentGraph:
