@@ -79,7 +79,7 @@ class ArtifactPlugin:
     error naming the variable).
 
     Installing the distribution stores nothing by itself: it adds only the
-    ``crystallize verify`` command (see :mod:`crystallize_artifacts.commands`).
+    ``crystallize verify`` command (``crystallize_artifacts.commands``).
     Storage is a provider: passing ``ArtifactPlugin(...)`` in
     ``plugins=[...]`` turns it on for that experiment.
     """

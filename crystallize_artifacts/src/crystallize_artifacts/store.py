@@ -116,7 +116,7 @@ class FolderRunStore:
 
         :param experiment: where the experiment's runs are (a path means a local folder).
         :param token: what the lock holds while this run owns it
-            (:func:`~crystallize_artifacts.runlock.make_token`).
+            (``runlock.make_token``).
         """
         experiment = _experiment_folder(experiment)
         token = token or runlock.make_token(secrets.token_hex(16))
@@ -328,7 +328,7 @@ class FolderRunStore:
 
         The entry is encoded at once — metrics that cannot be stored reject
         this replicate (:class:`~crystallize.plugin.ReplicateRejected`) and no
-        other — and written in batches (see :data:`~crystallize_artifacts.journal.JOURNAL_BATCH`).
+        other — and written in batches (see ``journal.JOURNAL_BATCH``).
         A failed replicate is not journaled; it writes out the condition's
         buffered entries, so that resume finds the replicates that succeeded.
 
@@ -551,7 +551,7 @@ class FolderRunStore:
         """Write the manifest (if anything changed), close journals, release the run.
 
         Writes still running in other threads finish first; later ones are
-        refused (:class:`~crystallize_artifacts.runlock.RunEndedError`). A
+        refused (``runlock.RunEndedError``). A
         resumed store closed before ``prepare_resume`` (the resume was
         refused) writes nothing: the folder stays exactly as it was.
         """

@@ -41,12 +41,12 @@ class Command:
         [project.entry-points."crystallize.commands"]
         verify = "crystallize_artifacts.commands:verify"
 
-    :param name: what users type after ``crystallize`` (``verify``).
-    :param help: one line shown by ``crystallize --help``.
-    :param configure: ``configure(parser)`` adds the command's arguments to
+    :ivar name: what users type after ``crystallize`` (``verify``).
+    :ivar help: one line shown by ``crystallize --help``.
+    :ivar configure: ``configure(parser)`` adds the command's arguments to
         its ``argparse.ArgumentParser``.
-    :param run: ``run(args) -> exit status``, given the parsed ``argparse.Namespace``.
-    :param description: the longer text of ``crystallize <name> --help``
+    :ivar run: ``run(args) -> exit status``, given the parsed ``argparse.Namespace``.
+    :ivar description: the longer text of ``crystallize <name> --help``
         (``help`` when omitted).
     """
 

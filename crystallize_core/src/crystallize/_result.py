@@ -235,7 +235,7 @@ class Result:
         :class:`ReplicateErrors`, which also answers crystallize-ml's
         ``"<condition>_rep_<r>"`` keys).
     :ivar artifacts: records of the artifacts written by this run.
-    :ivar run: the :class:`~crystallize._records.Run` (version, location, status).
+    :ivar run: the :class:`~crystallize.plugin.Run` (version, location, status).
     :ivar provenance: ``pipeline_signature`` (each step's canonical
         description), ``replicates``, ``seeds`` (``{condition: [seed per
         replicate]}``), ``experiment_id`` and ``version``; crystallize-ml's

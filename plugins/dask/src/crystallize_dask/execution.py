@@ -69,7 +69,7 @@ class DaskExecution:
         (``distributed.comm.tls.*``) when ``None``.
 
     Every unit is one task running :func:`crystallize.plugin.run_unit`
-    (through :func:`crystallize_dask.task.run_replicate`, which first stops
+    (through ``crystallize_dask.task.run_replicate``, which first stops
     Dask's own threads from drawing from the global :mod:`random` generator
     that seeded replicates use) on the payload, which is scattered to the
     workers once per run. Workers

@@ -46,7 +46,7 @@ class ProgressPlugin:
 
     :param enabled: ``True`` or ``False`` to decide in code; ``None`` (the
         default) lets the environment decide (see
-        :mod:`crystallize_progress.activation`).
+        ``crystallize_progress.activation``).
     :param console: the ``rich.console.Console`` to draw on; by default one
         on standard error. Pass ``Console(file=..., force_terminal=True)``
         to capture the bars (tests do).
