@@ -1,92 +1,196 @@
-"""The documentation's code runs and the hook reference is current."""
+"""The documentation's code runs as written, and the hook reference is current.
+
+Every fenced code block of every page (``docs/**/*.md``, the root README and
+each distribution's README) is collected by ``doc_blocks`` and checked here:
+Python and shell blocks run in a fresh folder, in subprocesses that start
+together in the background, so the pages cost about as long as their slowest
+blocks. The conventions are those of ``docs/contributing.md``.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
 import textwrap
+from concurrent.futures import Future, ThreadPoolExecutor
+from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
+import tomllib
+from doc_blocks import PYTHON, REPO, SHELL, Block, ConventionError, blocks, pages
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def python_blocks(path: Path) -> list[str]:
-    return re.findall(r"```python\n(.*?)```", path.read_text(), flags=re.S)
-
-
-STATISTICS = python_blocks(REPO / "docs" / "statistics.md")
+DEFAULT_TIMEOUT = 120
+#: Blocks mostly wait for imports and subprocesses; a little more than one per core keeps both cores busy.
+WORKERS = (os.cpu_count() or 1) + 1
 
 
-@pytest.mark.parametrize("block", STATISTICS, ids=[f"block{i}" for i in range(len(STATISTICS))])
-def test_every_statistics_example_runs_as_written(block, tmp_path):
-    done = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+def _collect() -> tuple[dict[Path, str], list[Block]]:
+    problems, found = {}, []
+    for page in pages():
+        try:
+            found += blocks(page)
+        except ConventionError as error:
+            problems[page] = str(error)
+    return problems, found
 
 
-RESULTS = python_blocks(REPO / "docs" / "results.md")
+PROBLEMS, BLOCKS = _collect()
+RUNNABLE = [block for block in BLOCKS if block.runs]
 
 
-@pytest.mark.parametrize("block", RESULTS, ids=[f"block{i}" for i in range(len(RESULTS))])
-def test_every_results_example_runs_as_written(block, tmp_path):
-    done = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+def page_blocks(relative: str) -> list[Block]:
+    return blocks(REPO / relative)
 
 
-def test_the_printed_table_on_the_results_page_is_what_the_example_prints(tmp_path):
-    page = (REPO / "docs" / "results.md").read_text()
-    shown = page.split("prints (the first table):\n\n```text\n", 1)[1].split("```", 1)[0]
-    done = subprocess.run([sys.executable, "-c", RESULTS[0]], cwd=tmp_path, capture_output=True, text=True)
-    assert done.stdout.startswith(shown), done.stdout
+def python_blocks(relative: str) -> list[str]:
+    return [block.code for block in page_blocks(relative) if block.language in PYTHON]
 
 
-def test_the_statistics_page_has_examples():
-    assert len(STATISTICS) >= 8
+# --- running a block -------------------------------------------------------------------------------
 
 
-PROVENANCE = python_blocks(REPO / "docs" / "provenance.md")
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRYSTALLIZE_")}
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    return env
 
 
-@pytest.mark.parametrize("block", PROVENANCE, ids=[f"block{i}" for i in range(len(PROVENANCE))])
-def test_every_provenance_example_runs_as_written(block, tmp_path):
-    done = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+def run_block(block: Block, folder: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``block``'s program in ``folder`` as the reader would: a script, a test module or a shell script."""
+    if block.language in SHELL:
+        (folder / "example.sh").write_text(block.program)
+        command = ["bash", "-eo", "pipefail", "example.sh"]
+    elif block.options.get("runner") == "pytest":
+        (folder / "test_example.py").write_text(block.program)
+        command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_example.py"]
+    else:
+        (folder / "example.py").write_text(block.program)
+        command = [sys.executable, "example.py"]
+    timeout = float(block.options.get("timeout", DEFAULT_TIMEOUT))
+    try:
+        return subprocess.run(command, cwd=folder, env=_env(), capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as expired:
+        out = expired.stdout.decode() if isinstance(expired.stdout, bytes) else expired.stdout or ""
+        err = expired.stderr.decode() if isinstance(expired.stderr, bytes) else expired.stderr or ""
+        return subprocess.CompletedProcess(command, -1, out, f"{err}\n(timed out after {timeout:g} s)")
+
+
+def _skip_reason(block: Block) -> str | None:
+    if "skip" in block.options:
+        return block.options["skip"]
+    missing = [m for m in block.options.get("requires", "").split(",") if m and find_spec(m) is None]
+    return f"needs {', '.join(missing)}" if missing else None
+
+
+@pytest.fixture(scope="session")
+def started_blocks(request, tmp_path_factory):
+    """Start every selected block's subprocess at once (bounded by WORKERS); tests wait for their own."""
+    selected = [
+        item.callspec.params["block"]
+        for item in request.session.items
+        if getattr(item, "originalname", "") == "test_code_block_runs_as_written"
+    ]
+    pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="doc-block")
+    futures: dict[str, Future[subprocess.CompletedProcess[str]]] = {}
+    for block in selected:
+        if block.language in PYTHON | SHELL and _skip_reason(block) is None:
+            futures[block.where] = pool.submit(run_block, block, tmp_path_factory.mktemp("block"))
+    yield futures
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _numbered(program: str) -> str:
+    return "\n".join(f"{n:4} {line}" for n, line in enumerate(program.splitlines(), 1))
+
+
+# --- every page, every block ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("page", pages(), ids=lambda p: str(p.relative_to(REPO)))
+def test_page_follows_the_code_block_conventions(page):
+    if page in PROBLEMS:
+        pytest.fail(PROBLEMS[page], pytrace=False)
+
+
+@pytest.mark.parametrize("block", RUNNABLE, ids=[block.where for block in RUNNABLE])
+def test_code_block_runs_as_written(block, started_blocks):
+    reason = _skip_reason(block)
+    if reason:
+        pytest.skip(reason)
+    if block.language == "toml":
+        tomllib.loads(block.program)
+        return
+    if block.language == "json":
+        json.loads(block.program)
+        return
+    done = started_blocks[block.where].result()
+    report = f"{block.where} ({len(block.chain)} earlier blocks prepended):\n{_numbered(block.program)}\n"
+    report += f"--- stdout\n{done.stdout[-3000:]}\n--- stderr\n{done.stderr[-5000:]}"
+    expected = block.options.get("raises")
+    if expected:
+        last = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ""
+        assert done.returncode != 0 and re.match(rf"(\w+\.)*{re.escape(expected)}\b", last), (
+            f"expected the program to fail with {expected}\n{report}"
+        )
+    else:
+        assert done.returncode == 0, report
+
+
+def test_the_conventions_catch_a_fragment_continuing_nothing_and_an_unlabelled_fence(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("<!-- block: continues=setup -->\n```python\nprint(x)\n```\n")
+    with pytest.raises(ConventionError, match="no earlier block of the page has that name"):
+        blocks(page)
+    page.write_text("```\nx = 1\n```\n")
+    with pytest.raises(ConventionError, match="fence language '\\(none\\)'"):
+        blocks(page)
+    page.write_text("<!-- block: name=a -->\n\nSome text.\n\n```python\nx = 1\n```\n")
+    with pytest.raises(ConventionError, match="not followed by a fenced code block"):
+        blocks(page)
+    page.write_text(
+        "<!-- block: name=setup -->\n```python\nx = 1\n```\n\n"
+        "- a list\n\n  <!-- block: continues=setup -->\n  ```python\n  print(x)\n  ```\n"
+    )
+    first, second = blocks(page)
+    assert second.program == "x = 1\n\nprint(x)\n" and first.options == {"name": "setup"}
+
+
+DISTRIBUTION_READMES = [page for page in pages() if page.name == "README.md" and page.parent != REPO]
+
+
+@pytest.mark.parametrize("readme", DISTRIBUTION_READMES, ids=lambda p: str(p.parent.relative_to(REPO)))
+def test_distribution_readme_says_what_it_is_how_to_install_it_and_shows_a_runnable_example(readme):
+    name = tomllib.loads((readme.parent / "pyproject.toml").read_text())["project"]["name"]
+    text = readme.read_text()
+    assert text.startswith(f"# {name}\n"), f"{readme.relative_to(REPO)} must start with '# {name}'"
+    assert re.search(rf"pip install [\"']?{re.escape(name)}\b", text), f"no 'pip install {name}' in the README"
+    runnable = [b for b in blocks(readme) if b.language in PYTHON and not b.chain and _skip_reason(b) is None]
+    assert runnable, f"{readme.relative_to(REPO)} shows no complete Python example the suite runs"
+
+
+# --- the hook reference ---------------------------------------------------------------------------
 
 
 def test_hook_reference_is_generated_from_the_hookspecs():
     done = subprocess.run(
         [sys.executable, str(REPO / "docs" / "generate_hook_reference.py"), "--check"], capture_output=True, text=True
     )
-    assert done.returncode == 0, done.stdout
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
-MIGRATION = python_blocks(REPO / "docs" / "migrating-from-crystallize-ml.md")
+# --- pages whose examples promise more than running --------------------------------------------------
 
 
-@pytest.mark.parametrize("block", MIGRATION, ids=[f"block{i}" for i in range(len(MIGRATION))])
-def test_every_migration_example_runs_as_written(block, tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRYSTALLIZE_")}
-    env["CRYSTALLIZE_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-    done = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, capture_output=True, text=True, env=env)
-    assert done.returncode == 0, done.stderr
-
-
-def test_the_async_steps_example_runs_and_overlaps_its_waits(tmp_path):
-    block = next(b for b in python_blocks(REPO / "docs" / "execution.md") if "AsyncExecution(max_concurrency" in b)
-    done = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-
-
-def test_the_migration_guide_lists_the_peer_suite_count():
-    text = (REPO / "docs" / "migrating-from-crystallize-ml.md").read_text()
-    assert re.search(r"\*\*Result: \d+ of 293 pass\*\*", text)
+def test_the_statistics_page_has_examples():
+    assert len(python_blocks("docs/statistics.md")) >= 8
 
 
 def test_readme_example_runs(tmp_path):
-    (block,) = python_blocks(REPO / "README.md")
+    block = python_blocks("README.md")[0]
     done = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     (exp_dir,) = (tmp_path / "artifacts").iterdir()
@@ -95,13 +199,13 @@ def test_readme_example_runs(tmp_path):
 
 
 def test_the_twenty_line_plugin_and_its_test(tmp_path):
-    blocks = python_blocks(REPO / "docs" / "writing-plugins.md")
-    plugin = blocks[0]
-    test = next(b for b in blocks if "def test_" in b)
+    blocks_ = python_blocks("docs/writing-plugins.md")
+    plugin = blocks_[0]
     assert len(plugin.strip().splitlines()) <= 26  # 20 lines of code, plus imports and blank lines
     module = plugin + textwrap.dedent(
         """
         from crystallize import Experiment, Pipeline, data_source, pipeline_step
+        from crystallize.testing import plugin_registered
 
         @data_source
         def src(ctx):
@@ -112,10 +216,7 @@ def test_the_twenty_line_plugin_and_its_test(tmp_path):
             return data
 
         experiment = Experiment(src(), Pipeline([work(), work()]), replicates=3)
-        """
-    )
-    runs_twice = textwrap.dedent(
-        """
+
 
         def test_each_run_reports_only_its_own_steps(capsys, monkeypatch):
             ticks = iter(range(1_000_000))
@@ -130,7 +231,7 @@ def test_the_twenty_line_plugin_and_its_test(tmp_path):
             assert timer.runs == {}
         """
     )
-    (tmp_path / "test_doc_plugin.py").write_text(module + test + runs_twice)
+    (tmp_path / "test_doc_plugin.py").write_text(module)
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path / "test_doc_plugin.py")],
         cwd=tmp_path,
@@ -141,7 +242,7 @@ def test_the_twenty_line_plugin_and_its_test(tmp_path):
 
 
 def test_the_command_example_runs_from_its_entry_point(tmp_path):
-    block = next(b for b in python_blocks(REPO / "docs" / "writing-plugins.md") if "Command(" in b)
+    block = next(b for b in python_blocks("docs/writing-plugins.md") if "Command(" in b)
     site = tmp_path / "site"
     (site / "crystallize_steptimer-0.1.0.dist-info").mkdir(parents=True)
     (site / "crystallize_steptimer-0.1.0.dist-info" / "METADATA").write_text(
@@ -160,7 +261,7 @@ def test_the_command_example_runs_from_its_entry_point(tmp_path):
 
 
 def test_progress_example_counts_every_unit_whichever_engine_runs_it(tmp_path):
-    block = next(b for b in python_blocks(REPO / "docs" / "execution.md") if "class Progress" in b)
+    block = next(b for b in python_blocks("docs/execution.md") if "class Progress" in b)
     script = block + textwrap.dedent(
         """
         import random
@@ -190,17 +291,9 @@ def test_progress_example_counts_every_unit_whichever_engine_runs_it(tmp_path):
     assert [line for line in done.stdout.splitlines() if line.startswith("DONE")] == ["DONE 10 10"] * 3
 
 
-STORAGE = python_blocks(REPO / "docs" / "storage.md")
-
-
-@pytest.mark.parametrize("block", STORAGE, ids=[f"block{i}" for i in range(len(STORAGE))])
-def test_every_storage_example_runs_as_written(block, tmp_path):
-    pytest.importorskip("moto.server")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CRYSTALLIZE_", "AWS_"))}
-    if "RunStoreContract" in block:  # a test module: pytest runs the contract against the store it names
-        (tmp_path / "test_my_store.py").write_text(block)
-        command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_my_store.py"]
-    else:
-        command = [sys.executable, "-c", block]
-    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=240)
-    assert done.returncode == 0, done.stdout + done.stderr
+def test_the_printed_table_on_the_results_page_is_what_the_example_prints(tmp_path):
+    page = (REPO / "docs" / "results.md").read_text()
+    shown = page.split("prints (the first table):\n\n```text\n", 1)[1].split("```", 1)[0]
+    first = python_blocks("docs/results.md")[0]
+    done = subprocess.run([sys.executable, "-c", first], cwd=tmp_path, capture_output=True, text=True)
+    assert done.stdout.startswith(shown), done.stdout
