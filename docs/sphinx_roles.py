@@ -43,15 +43,21 @@ def ours(path: str) -> bool:
     return path.split(".", 1)[0] in PACKAGES
 
 
-def convert(text: str, resolve: Callable[[str], str | None]) -> str:
+def autoref(title: str, path: str) -> str:
+    """A link that mkdocs-autorefs resolves to wherever the API reference documents ``path``."""
+    return f"[`{title}`][{path}]"
+
+
+def convert(text: str, resolve: Callable[[str], str | None], link: Callable[[str, str], str] = autoref) -> str:
     """Rewrite the Sphinx roles and ``::`` markers of a docstring as Markdown.
 
     ``resolve`` turns a name as written (``Run``, ``Experiment.run``,
     ``crystallize.plugin.Run``) into the full dotted path of the object, or
     ``None`` when it cannot; unresolved and foreign names are shown as code.
+    ``link(title, path)`` writes the link to one of ours.
     """
 
-    def link(match: re.Match[str]) -> str:
+    def replace(match: re.Match[str]) -> str:
         role, body = match.groups()
         titled = TITLED.match(body)
         if titled:
@@ -65,24 +71,37 @@ def convert(text: str, resolve: Callable[[str], str | None]) -> str:
         path = resolve(target)
         if path is None or not ours(path):
             return f"`{title}`"
-        return f"[`{title}`][{path}]"
+        return link(title, path)
 
-    text = ROLE.sub(link, text)
+    text = ROLE.sub(replace, text)
     return LITERAL_MARK.sub(lambda m: f"{m[1]}:" if m[1] else "", text)
 
 
 def griffe_resolver(obj: griffe.Object) -> Callable[[str], str | None]:
-    """Resolve names as Python would inside ``obj``: its members, then its parents' and imports."""
+    """Resolve names as Python would inside ``obj``: its members, then its parents' and imports.
+
+    An attribute without a docstring of its own is not rendered by the API
+    reference; a reference to it leads to the class that documents it
+    (``:ivar:`` fields, a sentence of the class docstring).
+    """
 
     def resolve(name: str) -> str | None:
         if ours(name):
-            return name
-        first, _, rest = name.partition(".")
+            path = name
+        else:
+            first, _, rest = name.partition(".")
+            try:
+                base = obj.resolve(first)
+            except griffe.NameResolutionError:
+                return None
+            path = f"{base}.{rest}" if rest else base
         try:
-            base = obj.resolve(first)
-        except griffe.NameResolutionError:
-            return None
-        return f"{base}.{rest}" if rest else base
+            target = obj.modules_collection[path]
+        except (KeyError, ValueError, griffe.AliasResolutionError):
+            return path
+        if target.is_attribute and not target.docstring and target.parent is not None and target.parent.is_class:
+            return target.parent.path
+        return path
 
     return resolve
 

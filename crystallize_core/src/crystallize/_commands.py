@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = ["Command", "COMMANDS_GROUP", "load_commands"]
 
 COMMANDS_GROUP = "crystallize.commands"
+"""Entry-point group naming the :class:`Command` objects of installed distributions."""
 _NAME = re.compile(r"^[a-z][a-z0-9-]*$")
 
 

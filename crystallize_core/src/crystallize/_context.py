@@ -25,8 +25,11 @@ __all__ = ["FrozenContext", "Metrics", "BASELINE", "REPLICATE_KEY", "CONDITION_K
 BASELINE = "baseline"
 """Name of the condition that runs without a treatment."""
 REPLICATE_KEY = "replicate"
+"""Context key of the replicate's index, ``0 .. replicates - 1``."""
 CONDITION_KEY = "condition"
+"""Context key of the condition's name (``baseline`` or a treatment's)."""
 SEED_KEY = "seed_used"
+"""Context key of the seed the replicate runs with, set by the seeding plugin."""
 
 _TAG_LOCK = threading.Lock()
 

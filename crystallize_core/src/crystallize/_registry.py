@@ -69,6 +69,7 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = "crystallize.plugins"
+"""Entry-point group of installed plugins, active for every experiment in the process."""
 ENV_DISABLE_AUTOLOAD = "CRYSTALLIZE_DISABLE_PLUGIN_AUTOLOAD"
 ENV_ALLOW = "CRYSTALLIZE_LOAD_PLUGINS"
 ENV_BLOCK = "CRYSTALLIZE_DISABLE_PLUGINS"
