@@ -15,7 +15,7 @@ import re
 import subprocess
 import sys
 import textwrap
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -88,19 +88,37 @@ def _skip_reason(block: Block) -> str | None:
 
 @pytest.fixture(scope="session")
 def started_blocks(request, tmp_path_factory):
-    """Start every selected block's subprocess at once (bounded by WORKERS); tests wait for their own."""
+    """Start every selected block's subprocess at once (bounded by WORKERS); tests wait for their own.
+
+    A block that a later block of its page continues is not run on its own:
+    it runs as the start of that block's program, whose result stands for both.
+    Returns ``{block.where: (future of the run, the block whose program it runs)}``.
+    """
     selected = [
         item.callspec.params["block"]
         for item in request.session.items
         if getattr(item, "originalname", "") == "test_code_block_runs_as_written"
     ]
+    running = [b for b in selected if b.language in PYTHON | SHELL and _skip_reason(b) is None]
+    covered_by = {b.where: next((c for c in running if b in c.chain and _same_run(b, c)), None) for b in running}
     pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="doc-block")
-    futures: dict[str, Future[subprocess.CompletedProcess[str]]] = {}
-    for block in selected:
-        if block.language in PYTHON | SHELL and _skip_reason(block) is None:
-            futures[block.where] = pool.submit(run_block, block, tmp_path_factory.mktemp("block"))
-    yield futures
+    started = {}
+    for block in running:
+        if covered_by[block.where] is None:
+            started[block.where] = (pool.submit(run_block, block, tmp_path_factory.mktemp("block")), block)
+    for block in running:
+        runner = block
+        while covered_by[runner.where] is not None:
+            runner = covered_by[runner.where]
+        started[block.where] = started[runner.where]
+    yield started
     pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _same_run(block: Block, continuation: Block) -> bool:
+    """Whether running ``continuation`` also checks ``block``: same runner, and it must succeed."""
+    options = ("runner", "raises", "requires", "timeout")
+    return all(block.options.get(key) == continuation.options.get(key) for key in options)
 
 
 def _numbered(program: str) -> str:
@@ -127,17 +145,23 @@ def test_code_block_runs_as_written(block, started_blocks):
     if block.language == "json":
         json.loads(block.program)
         return
-    done = started_blocks[block.where].result()
+    future, ran = started_blocks[block.where]
+    problem = judge(ran, future.result())
+    if problem:
+        pytest.fail(problem, pytrace=False)
+
+
+def judge(block: Block, done: subprocess.CompletedProcess[str]) -> str | None:
+    """What is wrong with how ``block``'s program ended, or ``None``."""
     report = f"{block.where} ({len(block.chain)} earlier blocks prepended):\n{_numbered(block.program)}\n"
     report += f"--- stdout\n{done.stdout[-3000:]}\n--- stderr\n{done.stderr[-5000:]}"
     expected = block.options.get("raises")
     if expected:
         last = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ""
-        assert done.returncode != 0 and re.match(rf"(\w+\.)*{re.escape(expected)}\b", last), (
-            f"expected the program to fail with {expected}\n{report}"
-        )
-    else:
-        assert done.returncode == 0, report
+        if done.returncode == 0 or not re.match(rf"(\w+\.)*{re.escape(expected)}\b", last):
+            return f"expected the program to fail with {expected}: {report}"
+        return None
+    return report if done.returncode != 0 else None
 
 
 def test_the_conventions_catch_a_fragment_continuing_nothing_and_an_unlabelled_fence(tmp_path):
@@ -157,6 +181,18 @@ def test_the_conventions_catch_a_fragment_continuing_nothing_and_an_unlabelled_f
     )
     first, second = blocks(page)
     assert second.program == "x = 1\n\nprint(x)\n" and first.options == {"name": "setup"}
+
+
+def test_a_block_marked_raises_must_fail_with_that_error(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text(
+        "<!-- block: raises=ConfigurationError -->\n```python\n"
+        "from crystallize import Experiment\nExperiment(None, []).validate()\n```\n\n"
+        "<!-- block: raises=ConfigurationError -->\n```python\nraise ValueError('another error')\n```\n"
+    )
+    right, wrong = blocks(page)
+    assert judge(right, run_block(right, tmp_path)) is None
+    assert "expected the program to fail with ConfigurationError" in judge(wrong, run_block(wrong, tmp_path))
 
 
 DISTRIBUTION_READMES = [page for page in pages() if page.name == "README.md" and page.parent != REPO]
