@@ -42,12 +42,9 @@ PROBLEMS, BLOCKS = _collect()
 RUNNABLE = [block for block in BLOCKS if block.runs]
 
 
-def page_blocks(relative: str) -> list[Block]:
-    return blocks(REPO / relative)
-
-
-def python_blocks(relative: str) -> list[str]:
-    return [block.code for block in page_blocks(relative) if block.language in PYTHON]
+def python_blocks(page: Path | str) -> list[str]:
+    """The code of the Python blocks of ``page`` (a path, or relative to the repository), in order."""
+    return [block.code for block in blocks(REPO / page) if block.language in PYTHON]
 
 
 # --- running a block -------------------------------------------------------------------------------

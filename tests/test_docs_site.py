@@ -12,9 +12,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import griffe
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+PLUGIN_PACKAGES = sorted(p.name for p in REPO.glob("plugins/*/src/crystallize_*"))
 
 
 def build(site: Path, config: Path = REPO / "mkdocs.yml") -> subprocess.CompletedProcess[str]:
@@ -52,3 +54,29 @@ def test_our_validation_settings_fail_a_broken_link_a_missing_anchor_and_a_page_
     output = done.stdout + done.stderr
     assert done.returncode != 0
     assert "'gone.md'" in output and "'#nowhere'" in output and "orphan.md" in output, output
+
+
+def test_no_docstring_puts_text_after_its_fields():
+    """Text after ``:param:``/``:ivar:`` fields renders inside the last field's description: put it first."""
+    loader = griffe.GriffeLoader(docstring_parser=griffe.Parser.sphinx)
+    for package in ("crystallize", "crystallize_artifacts", *PLUGIN_PACKAGES):
+        loader.load(package)
+    swallowed = []
+
+    def visit(obj: griffe.Object, seen: set[str]) -> None:
+        if obj.path in seen:
+            return
+        seen.add(obj.path)
+        for section in obj.docstring.parse() if obj.docstring else ():
+            fields = section.value if isinstance(section.value, list) else []
+            swallowed.extend(
+                f"{obj.path} ({f.name})" for f in fields if "\n\n" in (getattr(f, "description", "") or "")
+            )
+        for member in obj.members.values():
+            if not member.is_alias:
+                visit(member, seen)
+
+    seen: set[str] = set()
+    for module in loader.modules_collection.members.values():
+        visit(module, seen)
+    assert not swallowed, "a paragraph follows the fields of: " + ", ".join(swallowed)

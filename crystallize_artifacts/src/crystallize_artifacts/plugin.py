@@ -47,6 +47,18 @@ class ArtifactPlugin:
         <root>/<experiment name or id>/v<N>/<condition>/results.json
         <root>/<experiment name or id>/v<N>/<condition>/.crystallize_complete
 
+    Installing the distribution stores nothing by itself: it adds only the
+    ``crystallize verify`` command (``crystallize_artifacts.commands``).
+    Storage is a provider: passing ``ArtifactPlugin(...)`` in
+    ``plugins=[...]`` turns it on for that experiment.
+
+    Retention applies to ``versioned=True`` runs only, and never by default:
+    crystallize-ml 0.27 kept 3 versions and dropped files over 10 MB unless
+    told otherwise, which deleted data nobody asked to delete. Its two
+    environment variables still work, as an explicit choice: a set variable
+    stands in for an argument left at ``None`` (an invalid value is an
+    error naming the variable).
+
     :param root_dir: where experiments are stored: a folder (made absolute
         when the plugin is created, so worker processes write to the same
         place) or an fsspec URL — ``s3://bucket/prefix``, ``gs://...``,
@@ -70,18 +82,6 @@ class ArtifactPlugin:
         (``endpoint_url``, ``profile``, ...). Credentials are best left to the
         store's usual configuration (environment, config files, roles); what
         is given here is never shown in a repr or a message.
-
-    Retention applies to ``versioned=True`` runs only, and never by default:
-    crystallize-ml 0.27 kept 3 versions and dropped files over 10 MB unless
-    told otherwise, which deleted data nobody asked to delete. Its two
-    environment variables still work, as an explicit choice: a set variable
-    stands in for an argument left at ``None`` (an invalid value is an
-    error naming the variable).
-
-    Installing the distribution stores nothing by itself: it adds only the
-    ``crystallize verify`` command (``crystallize_artifacts.commands``).
-    Storage is a provider: passing ``ArtifactPlugin(...)`` in
-    ``plugins=[...]`` turns it on for that experiment.
     """
 
     plugin_name = "artifacts"

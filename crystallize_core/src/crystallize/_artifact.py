@@ -83,12 +83,6 @@ def default_loader(path: Path) -> bytes:
 class Artifact(DataSource):
     """A named file that steps write, once per (condition, replicate, step).
 
-    :param name: the file name (a single path segment, e.g. ``"model.bin"``).
-    :param loader: ``loader(path) -> object``, used by :meth:`load`; reads
-        bytes when omitted.
-    :param writer: ``writer(object) -> bytes``, applied by :meth:`write`;
-        without it :meth:`write` accepts only bytes-like data.
-
     ``loader`` and ``writer`` may be lambdas: they are wrapped so that they
     pickle by value for process-based and distributed execution.
 
@@ -98,6 +92,12 @@ class Artifact(DataSource):
     condition, what the producer — the experiment declaring it in
     ``outputs=[...]`` — wrote, loaded with ``loader``. The graph links the two
     experiments from it.
+
+    :param name: the file name (a single path segment, e.g. ``"model.bin"``).
+    :param loader: ``loader(path) -> object``, used by :meth:`load`; reads
+        bytes when omitted.
+    :param writer: ``writer(object) -> bytes``, applied by :meth:`write`;
+        without it :meth:`write` accepts only bytes-like data.
     """
 
     def __init__(

@@ -370,15 +370,15 @@ class Experiment:
     ) -> Result:
         """Run every condition over every replicate and return the :class:`Result`.
 
+        A failing replicate never stops the others; its error is in
+        ``result.errors``.
+
         :param treatments: use these instead of the experiment's treatments.
         :param hypotheses: use these instead of the experiment's hypotheses.
         :param replicates: use this count instead of the experiment's (an
             artifact datasource's count must not be contradicted).
         :param strategy: ``"rerun"`` starts a new run; ``"resume"`` continues
             the latest one, skipping completed conditions and replicates.
-
-        A failing replicate never stops the others; its error is in
-        ``result.errors``.
         """
         from crystallize._lifecycle import execute
 
@@ -403,6 +403,10 @@ class Experiment:
     ) -> DataSource:
         """A datasource yielding, per replicate, the path of an artifact this experiment wrote.
 
+        The consumer's replicate count is set from the producer's metadata.
+        Works in another file or process: the producer is found by its name,
+        or by its id when unnamed.
+
         :param step: the producing step's name (class name, or function name).
         :param name: the artifact's name.
         :param require_metadata: raise unless the producer's run recorded
@@ -413,10 +417,6 @@ class Experiment:
             ``None``: each consumer condition reads the producer's files of
             the same condition, or the baseline's (with a warning) when the
             producer did not run it.
-
-        The consumer's replicate count is set from the producer's metadata.
-        Works in another file or process: the producer is found by its name,
-        or by its id when unnamed.
         """
         if isinstance(require_metadata, str):
             raise TypeError(

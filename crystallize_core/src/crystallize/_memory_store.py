@@ -47,10 +47,10 @@ class _StoredRun:
 class MemoryStorage:
     """Store runs in memory, keyed by experiment and version.
 
+    ``storage.runs[experiment_key][version]`` holds what each run stored.
+
     :param versioned: ``True`` (the default): each run takes the next version.
         ``False``: every run is version 0 and a rerun replaces it.
-
-    ``storage.runs[experiment_key][version]`` holds what each run stored.
     """
 
     plugin_name = "memory-storage"

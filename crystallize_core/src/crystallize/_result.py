@@ -50,6 +50,9 @@ class Series(list):  # type: ignore[type-arg]
 class ConditionMetrics:
     """One condition's metrics, flattened (crystallize-ml's shape) and per replicate.
 
+    A replicate resumed from an earlier run appears exactly as if it had run
+    in this one.
+
     :ivar metrics: ``{name: values}``: every value recorded for the metric,
         replicate after replicate (in replicate order, each replicate's
         values in the order recorded). Failed replicates, and replicates that
@@ -68,9 +71,6 @@ class ConditionMetrics:
         treatment replicates with equal seeds are paired.
     :ivar missing: the replicates without a successful outcome: failed
         (see ``Result.errors``) or never run (the run stopped first).
-
-    A replicate resumed from an earlier run appears exactly as if it had run
-    in this one.
     """
 
     metrics: dict[str, list[Any]] = attrs.field(factory=dict)

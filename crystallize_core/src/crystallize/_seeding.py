@@ -69,6 +69,15 @@ class SeedPlugin:
     execution order, so a replicate draws the same numbers serially, in a
     worker process, on a Dask cluster or in a resumed run.
 
+    Global generators are shared by every thread of a process. Under
+    ``ParallelExecution(executor_type="thread")`` replicates running at the
+    same time draw from the same generator, so their draws interleave; for
+    reproducible numbers with threads, create a generator per replicate from
+    ``ctx["seed_used"]`` (``random.Random(ctx["seed_used"])``,
+    ``numpy.random.default_rng(ctx["seed_used"])``). Process pools and
+    ``crystallize-dask`` run one replicate per worker process at a time (the
+    Dask engine also keeps Dask's own threads off the global generator).
+
     :param seed: the base seed. When ``None`` a random one is chosen (and
         recorded in the run's facts); a resumed run then adopts the base of
         the run it continues, so its new replicates pair with the old ones.
@@ -82,14 +91,6 @@ class SeedPlugin:
         condition, so comparisons are paired. ``True``: independent streams
         per condition (``blake2b(base, condition, replicate)``), for
         unpaired designs.
-
-    Global generators are shared by every thread of a process. Under
-    ``ParallelExecution(executor_type="thread")`` replicates running at the
-    same time draw from the same generator, so their draws interleave; for
-    reproducible numbers with threads, create a generator per replicate from
-    ``ctx["seed_used"]`` (``random.Random(ctx["seed_used"])``,
-    ``numpy.random.default_rng(ctx["seed_used"])``). Process pools and
-    ``crystallize-dask`` run one replicate per worker process at a time.
     """
 
     plugin_name = "seed"

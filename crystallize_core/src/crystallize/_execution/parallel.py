@@ -26,6 +26,10 @@ EXECUTOR_TYPES = ("thread", "process")
 class ParallelExecution:
     """Run replicates concurrently in threads or worker processes.
 
+    Results, artifacts and resume behave exactly as in a serial run: outcomes
+    are reported to the main process as they finish and every condition's
+    metrics are assembled in replicate order.
+
     :param max_workers: pool size; defaults to the number of CPUs.
     :param executor_type: ``"thread"`` (shares memory; best when steps release
         the GIL, e.g. NumPy or I/O) or ``"process"`` (true parallelism for pure
@@ -39,10 +43,6 @@ class ParallelExecution:
         default when ``None``.
     :param progress: ``True``/``False`` to force progress bars on or off
         (needs ``crystallize-progress``); ``None`` lets the progress plugin decide.
-
-    Results, artifacts and resume behave exactly as in a serial run: outcomes
-    are reported to the main process as they finish and every condition's
-    metrics are assembled in replicate order.
     """
 
     plugin_name = "parallel-execution"

@@ -55,19 +55,6 @@ class DaskExecution:
     yours to secure: whoever can submit work to it runs code as its workers'
     user.
 
-    :param address: the scheduler's address.
-    :param client: a connected, synchronous ``distributed.Client``.
-    :param n_workers: LocalCluster only: the number of worker processes;
-        Dask's default (one per core) when ``None``.
-    :param cluster_options: LocalCluster only: further keyword arguments for
-        ``distributed.LocalCluster`` (``memory_limit``, ``dashboard_address``,
-        ``security``, ...); they override ``processes=True,
-        threads_per_worker=1, dashboard_address=None`` and the temporary
-        credentials.
-    :param security: ``address=`` only: the ``distributed.security.Security``
-        (TLS certificates) to connect with; Dask's configuration
-        (``distributed.comm.tls.*``) when ``None``.
-
     Every unit is one task running :func:`crystallize.plugin.run_unit`
     (through ``crystallize_dask.task.run_replicate``, which first stops
     Dask's own threads from drawing from the global :mod:`random` generator
@@ -86,6 +73,19 @@ class DaskExecution:
 
     Records ``run.facts[EXECUTION_FACT] = {"engine": "dask", "scheduler":
     <address>, "workers": <count>}``.
+
+    :param address: the scheduler's address.
+    :param client: a connected, synchronous ``distributed.Client``.
+    :param n_workers: LocalCluster only: the number of worker processes;
+        Dask's default (one per core) when ``None``.
+    :param cluster_options: LocalCluster only: further keyword arguments for
+        ``distributed.LocalCluster`` (``memory_limit``, ``dashboard_address``,
+        ``security``, ...); they override ``processes=True,
+        threads_per_worker=1, dashboard_address=None`` and the temporary
+        credentials.
+    :param security: ``address=`` only: the ``distributed.security.Security``
+        (TLS certificates) to connect with; Dask's configuration
+        (``distributed.comm.tls.*``) when ``None``.
     """
 
     plugin_name = "dask"
