@@ -15,10 +15,12 @@ from __future__ import annotations
 import ast
 import importlib
 import sys
+import textwrap
 from pathlib import Path
 
 import griffe
 import tomllib
+from markdown_it import MarkdownIt
 from sphinx_roles import convert, griffe_resolver
 
 from crystallize._dispatch import HOOK_NAMES, ISOLATED_HOOKS, WRAPPER_ONLY_HOOKS
@@ -89,13 +91,46 @@ def load_public_modules() -> dict[str, griffe.Module]:
     return modules
 
 
+def fence_literal_blocks(text: str) -> str:
+    """Fence the indented code blocks of a docstring's Markdown.
+
+    Python becomes a ``python`` block marked as an excerpt the docs tests do
+    not run (each hook's complete example follows it); anything else (the
+    lifecycle diagram) a ``text`` block.
+    """
+    lines = text.split("\n")
+    tokens = MarkdownIt("commonmark").parse(text)
+    for token in reversed([t for t in tokens if t.type == "code_block" and t.map]):
+        start, end = token.map
+        while end > start and not lines[end - 1].strip():
+            end -= 1
+        code = textwrap.dedent("\n".join(lines[start:end]))
+        if looks_like_python(code):
+            fence = ['<!-- block: skip="an excerpt; the complete example follows" -->', "```python"]
+        else:
+            fence = ["```text"]
+        lines[start:end] = [*fence, *code.split("\n"), "```"]
+    return "\n".join(lines)
+
+
+def looks_like_python(code: str) -> bool:
+    """Whether ``code`` parses as Python that does something (as ``tests/doc_blocks.py`` decides)."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return False
+    return any(
+        not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Name | ast.Constant)) for node in tree.body
+    )
+
+
 def docstring_markdown(obj: griffe.Object, links: Links) -> list[str]:
     """``obj``'s docstring as Markdown: text with links, then a list of its parameters."""
     text = convert(obj.docstring.value if obj.docstring else "", griffe_resolver(obj), links.markdown)
     lines: list[str] = []
     for section in griffe.Docstring(text, parent=obj, parser="sphinx").parse():
         if section.kind is griffe.DocstringSectionKind.text:
-            lines += [section.value, ""]
+            lines += [fence_literal_blocks(section.value), ""]
         elif section.kind is griffe.DocstringSectionKind.parameters:
             lines.append("**Parameters**")
             lines.append("")

@@ -2,7 +2,8 @@
 
 The conventions are documented in ``docs/contributing.md``; in short:
 
-- every fenced block names its language; ``python`` blocks are complete
+- every fenced block names its language (Python in an indented block is
+  refused: it would never run); ``python`` blocks are complete
   programs, run as a script in an empty folder; ``bash`` blocks run with bash
   there; ``toml`` and ``json`` blocks must parse; ``text`` blocks are shown only;
 - an HTML comment on the line before a fence, ``<!-- block: key=value ... -->``,
@@ -19,7 +20,9 @@ the README of every distribution (a folder with a ``pyproject.toml``).
 
 from __future__ import annotations
 
+import ast
 import shlex
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,6 +84,17 @@ def pages() -> list[Path]:
     return [*docs, REPO / "README.md", *distributions]
 
 
+def looks_like_python(code: str) -> bool:
+    """Whether ``code`` parses as Python that does something (not just a bare name or two)."""
+    try:
+        tree = ast.parse(textwrap.dedent(code))
+    except SyntaxError:
+        return False
+    return any(
+        not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Name | ast.Constant)) for node in tree.body
+    )
+
+
 def parse_marker(text: str, where: str) -> dict[str, str]:
     body = text.strip()
     if not (body.startswith(MARKER) and body.endswith("-->")):
@@ -113,6 +127,8 @@ def blocks(page: Path) -> list[Block]:
                 raise ConventionError(f"{pending_where}: block marker not followed by a fenced code block")
             pending, pending_where = parse_marker(token.content, where), where
             continue
+        if token.type == "code_block" and looks_like_python(token.content):
+            raise ConventionError(f"{where}: Python in an indented code block is never run; fence it (```python)")
         if token.type != "fence":
             if pending is not None:
                 raise ConventionError(f"{pending_where}: block marker not followed by a fenced code block")

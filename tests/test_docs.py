@@ -169,6 +169,11 @@ def test_the_conventions_catch_a_fragment_continuing_nothing_and_an_unlabelled_f
     page.write_text("```\nx = 1\n```\n")
     with pytest.raises(ConventionError, match="fence language '\\(none\\)'"):
         blocks(page)
+    page.write_text("Text.\n\n    import os\n    print(os.sep)\n\nMore text.\n")
+    with pytest.raises(ConventionError, match="Python in an indented code block is never run"):
+        blocks(page)
+    page.write_text("Text.\n\n    pip install crystallize-core\n\nMore text.\n")
+    assert blocks(page) == []
     page.write_text("<!-- block: name=a -->\n\nSome text.\n\n```python\nx = 1\n```\n")
     with pytest.raises(ConventionError, match="not followed by a fenced code block"):
         blocks(page)
