@@ -43,7 +43,7 @@ class ConventionError(ValueError):
     """A page breaks the conventions of docs/contributing.md; the message says where and how."""
 
 
-@dataclass
+@dataclass(eq=False)
 class Block:
     """One fenced code block of a page, with the options its marker gave."""
 
