@@ -69,9 +69,9 @@ def test_no_docstring_puts_text_after_its_fields():
         seen.add(obj.path)
         for section in obj.docstring.parse() if obj.docstring else ():
             fields = section.value if isinstance(section.value, list) else []
-            swallowed.extend(
-                f"{obj.path} ({f.name})" for f in fields if "\n\n" in (getattr(f, "description", "") or "")
-            )
+            for field in fields:
+                if "\n\n" in (getattr(field, "description", "") or ""):
+                    swallowed.append(f"{obj.path} ({getattr(field, 'name', '') or section.kind.value})")
         for member in obj.members.values():
             if not member.is_alias:
                 visit(member, seen)

@@ -62,8 +62,12 @@ class RunInfo:
     :ivar experiment: the experiment folder's name (the experiment's name, or its id).
     :ivar version: the run's ``N`` in ``v<N>``.
     :ivar path: the run folder.
-    :ivar status: see :mod:`crystallize_artifacts.listing`.
-    :ivar format: ``"crystallize"``, or :data:`LEGACY_FORMAT`.
+    :ivar status: ``completed``, ``failed`` or ``interrupted`` (as the run
+        recorded its end), ``running`` (a live process holds its lock),
+        ``crashed`` (it started and no process holds its lock) or
+        ``incomplete`` (no record of its state, and a condition without a
+        completion marker).
+    :ivar format: ``"crystallize"``, or ``"crystallize-ml 0.27"`` for a folder it wrote.
     :ivar conditions: the run's conditions, baseline first.
     :ivar completed: conditions whose every replicate succeeded.
     :ivar failures: failed replicates when the run ended (``None``: unknown).

@@ -200,7 +200,7 @@ class ArtifactPlugin:
     @hookimpl
     def after_run(self, run: Run, result: Result) -> None:
         """Keep what the run concluded — verdicts, failures — in ``outcome.json`` (see
-        :mod:`crystallize_artifacts.outcome`), so it can be shown without the experiment's code.
+        ``crystallize_artifacts.outcome``), so it can be shown without the experiment's code.
 
         Only for runs that started: a resume refused before any work leaves the folder as it was."""
         if run.run_id in self._started and run.store is not None:

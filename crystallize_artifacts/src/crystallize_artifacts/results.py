@@ -109,6 +109,10 @@ def _open(folder: Path, version: int | None) -> LocalRunStore:
 def load_result(root: str | Path, experiment: str | None = None, version: int | None = None) -> Result:
     """The :class:`~crystallize.Result` of a stored run, read from disk.
 
+    ``result.run`` describes the stored run (status as ``crystallize ls``
+    shows it, version, location, lineage); ``result.artifacts`` lists the
+    manifest's records.
+
     :param root: the artifact root (``ArtifactPlugin(root_dir=...)``), or an
         experiment or run folder when ``experiment`` is omitted.
     :param experiment: the experiment's folder name (its name, or its id when
@@ -116,10 +120,6 @@ def load_result(root: str | Path, experiment: str | None = None, version: int | 
     :param version: the run version; the latest when ``None``.
     :raises RunNotFoundError: no such run (the message lists what exists).
     :raises DocumentError: a document the result depends on is unreadable.
-
-    ``result.run`` describes the stored run (status as ``crystallize ls``
-    shows it, version, location, lineage); ``result.artifacts`` lists the
-    manifest's records.
     """
     folder, version = locate(root, experiment, version)
     return read_run(_open(folder, version))

@@ -22,7 +22,7 @@ from crystallize._optional import module_getattr
 from crystallize._result import ConditionMetrics, ExperimentMetrics, Result, Series
 from crystallize._seeding import SeedPlugin
 from crystallize._steps import Pipeline, PipelineStep, pipeline_step
-from crystallize._summary import Summary
+from crystallize._summary import MetricRow, Summary, VerdictRow
 from crystallize._treatment import Treatment
 from crystallize.errors import (
     ArtifactStoreError,
@@ -53,6 +53,8 @@ __all__ = [
     "ExperimentMetrics",
     "Series",
     "Summary",
+    "MetricRow",
+    "VerdictRow",
     "hookimpl",
     "SeedPlugin",
     "SerialExecution",
