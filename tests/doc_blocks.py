@@ -14,8 +14,8 @@ The conventions are documented in ``docs/contributing.md``; in short:
   ``requires=module,...`` (skipped where a module cannot be imported),
   ``skip="reason"`` (shown, never run), ``timeout=seconds``.
 
-Pages are collected, not listed: every ``docs/**/*.md``, the root README and
-the README of every distribution (a folder with a ``pyproject.toml``).
+Pages are collected, not listed: every ``docs/**/*.md`` and every README of
+the repository (the root's, each distribution's, the benchmark suite's).
 """
 
 from __future__ import annotations
@@ -74,14 +74,14 @@ def shown(page: Path) -> str:
 
 
 def pages() -> list[Path]:
-    """Every page whose code blocks the suite runs."""
+    """Every page whose code blocks the suite runs: ``docs/**/*.md``, then every README of the repository."""
     docs = sorted((REPO / "docs").rglob("*.md"))
-    distributions = sorted(
+    readmes = sorted(
         readme
         for readme in REPO.glob("**/README.md")
-        if (readme.parent / "pyproject.toml").is_file() and ".venv" not in readme.parts and readme.parent != REPO
+        if readme.parent != REPO and not any(part.startswith(".") for part in readme.relative_to(REPO).parts)
     )
-    return [*docs, REPO / "README.md", *distributions]
+    return [*docs, REPO / "README.md", *readmes]
 
 
 def looks_like_python(code: str) -> bool:
