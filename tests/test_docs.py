@@ -338,3 +338,8 @@ def test_the_printed_table_on_the_results_page_is_what_the_example_prints(tmp_pa
     first = python_blocks("docs/results.md")[0]
     done = subprocess.run([sys.executable, "-c", first], cwd=tmp_path, capture_output=True, text=True)
     assert done.stdout.startswith(shown), done.stdout
+
+
+def test_the_migration_guide_lists_the_peer_suite_count():
+    text = (REPO / "docs" / "migrating-from-crystallize-ml.md").read_text()
+    assert re.search(r"\*\*Result: \d+ of 293 pass\*\*", text)
