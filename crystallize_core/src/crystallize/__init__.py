@@ -8,6 +8,8 @@ execution engines are plugins (see :mod:`crystallize.hookspecs`).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 __version__ = "0.1.0"
 
 from crystallize._artifact import Artifact
@@ -32,6 +34,17 @@ from crystallize.errors import (
     PluginError,
     ResumeError,
 )
+
+if TYPE_CHECKING:  # imported on first use (crystallize._optional.LAZY); named here for type checkers and docs
+    from crystallize._builder import ExperimentBuilder
+    from crystallize._decorators import inject_from_ctx, pipeline, treatment, verifier
+    from crystallize._execution.asynchronous import AsyncExecution
+    from crystallize._logging_plugin import LoggingPlugin
+    from crystallize._optimize import BaseOptimizer, Objective
+    from crystallize._plugin_adapter import BasePlugin
+    from crystallize._quick import quick_experiment, standalone_context
+    from crystallize._resources import resource_factory
+    from crystallize._source_registry import get_datasource, list_datasources, register_datasource
 
 __all__ = [
     "Experiment",
