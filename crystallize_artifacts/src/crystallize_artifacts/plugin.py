@@ -222,7 +222,7 @@ class ArtifactPlugin:
             require_metadata=require_metadata,
             version=version,
         )
-        if require_metadata and layout.versions(source.experiment_dir):
+        if require_metadata and source.experiment.versions():
             source.resolve()  # the producer ran: a missing metadata.json is reported now, not at the consumer's run
         return source
 

@@ -48,12 +48,10 @@ def _seed_with(plugin: Any, seed: int) -> None:
         return
     import random
 
-    from crystallize._seeding import _numpy
+    from crystallize._seeding import _seed_numpy
 
     random.seed(seed)
-    numpy = _numpy()
-    if numpy is not None:
-        numpy.random.seed(seed % (2**32 - 1))
+    _seed_numpy(seed % (2**32 - 1))
 
 
 def apply(experiment: Experiment, treatment: Treatment | None, *, data: Any, seed: int | None) -> Any:
