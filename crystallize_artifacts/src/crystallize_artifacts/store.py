@@ -11,7 +11,7 @@ file that is missing or partial. ``manifest.json``
 changes anything and written again when it closes, so a manifest that exists
 always describes the folder as it is.
 
-Where the bytes go is the business of a :class:`~crystallize_artifacts.backends.RunFolder`:
+Where the bytes go is the business of a ``backends.RunFolder``:
 :mod:`~crystallize_artifacts.local` (safe paths, atomic renames, a file lock)
 or :mod:`~crystallize_artifacts.objects` (whole objects, conditional creates,
 a lease). Every document read back is parsed by
@@ -73,7 +73,7 @@ def _check_artifact_names(condition: str, replicate: int, step: str, name: str) 
 
 
 class FolderRunStore:
-    """The :class:`~crystallize.plugin.RunStore` of ``crystallize-artifacts``, over any :class:`RunFolder`."""
+    """The :class:`~crystallize.plugin.RunStore` of ``crystallize-artifacts``, over any ``backends.RunFolder``."""
 
     def __init__(self, folder: RunFolder, *, resumed: bool = False, experiment: ExperimentFolder | None = None) -> None:
         self.folder = folder
@@ -97,7 +97,7 @@ class FolderRunStore:
         self._changed = False
         self._guard = threading.Lock()
         self._idle = threading.Condition(self._guard)
-        #: who last held this run when opening found that its process died (see :mod:`.crashes`)
+        #: who last held this run when opening found that its process died (see ``crashes``)
         self.crashed: str | None = getattr(folder, "crashed", None)
 
     # -- opening --------------------------------------------------------------------------------

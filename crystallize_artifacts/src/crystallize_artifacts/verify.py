@@ -163,7 +163,7 @@ def _check_marker(handle: Handle, version_dir: Path, condition: str) -> str | No
 def verify_path(path: Path | str, storage_options: dict[str, Any] | None = None) -> dict[str, list[str]]:
     """Verify a run folder, every run of an experiment, or every experiment under a root.
 
-    ``path`` may be an fsspec URL (``s3://bucket/prefix``): see :func:`verify_url`.
+    ``path`` may be an fsspec URL (``s3://bucket/prefix``): see ``verify.verify_url``.
 
     :returns: ``{run folder: [problems]}``; empty when ``path`` holds no runs.
     :raises NoRunsError: ``path`` is not a folder.

@@ -207,7 +207,7 @@ class Experiment:
         The folder holds ``config.yaml`` and the modules it names:
         ``datasources.py``, ``steps.py`` (or a ``steps/`` package), and
         optionally ``outputs.py`` and ``verifiers.py``. See
-        :mod:`crystallize._folders` for the format. Needs PyYAML.
+        ``crystallize._folders`` for the format. Needs PyYAML.
         """
         from crystallize._folders import experiment_from_yaml
 
@@ -297,15 +297,15 @@ class Experiment:
     def debug(self, treatment: str | Treatment | None = None, *, verbose: bool = True) -> Result:
         """Run one replicate, serially, to see quickly whether the pipeline works.
 
+        Hypotheses are not verified and the experiment is left as it was.
+        Plugins that would run replicates elsewhere (parallel, Dask) are
+        set aside for this call; storage and other plugins stay active.
+
         :param treatment: also run this treatment (a :class:`Treatment`, or
             the name of one of this experiment's; an unknown name runs as a
             treatment that changes nothing).
         :param verbose: log each finished step at INFO level on the
             ``crystallize`` logger.
-
-        Hypotheses are not verified and the experiment is left as it was.
-        Plugins that would run replicates elsewhere (parallel, Dask) are
-        set aside for this call; storage and other plugins stay active.
         """
         from crystallize._apply import debug
 
@@ -320,17 +320,17 @@ class Experiment:
     ) -> Any:
         """Run the pipeline once, for inference, and return its output.
 
-        :param treatment: apply this treatment's keys first.
-        :param data: feed this to the first step instead of fetching from the datasource.
-        :param seed: seed this call's random generators with ``seed`` (through
-            the active ``SeedPlugin``'s ``seed_fn``) instead of the plugin's own seed.
-
         Plugin hooks run as for one replicate (``before_run``,
         ``before_replicate``, ``before_step``, ``after_step``, ``after_run``)
         and steps get ``setup``/``teardown``. Nothing is stored: artifacts the
         steps write are kept in memory for this call only, so a stored run is
         never changed. Steps may read what an earlier run stored with
         ``artifact.fetch(ctx)``. An exception raised by a step propagates.
+
+        :param treatment: apply this treatment's keys first.
+        :param data: feed this to the first step instead of fetching from the datasource.
+        :param seed: seed this call's random generators with ``seed`` (through
+            the active ``SeedPlugin``'s ``seed_fn``) instead of the plugin's own seed.
         """
         from crystallize._apply import apply
 

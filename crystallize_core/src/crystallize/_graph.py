@@ -137,7 +137,7 @@ class ExperimentGraph:
         ``config`` is the final experiment's ``config.yaml`` (its upstream
         experiments, named ``"<experiment>#<output>"`` in its datasource, are
         found in sibling folders), or a folder of experiment folders. See
-        :mod:`crystallize._folders`. Needs PyYAML.
+        ``crystallize._folders``. Needs PyYAML.
         """
         from crystallize._folders import graph_from_yaml
 

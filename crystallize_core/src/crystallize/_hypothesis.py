@@ -342,11 +342,11 @@ class Hypothesis:
     def verify(self, baseline: Any, treatment: Any) -> Any:
         """Compare one treatment with the baseline (no correction; see :meth:`evaluate`).
 
+        With groups of metrics, the list of the verifier's results, one per group.
+
         :param baseline: the baseline's :class:`~crystallize._result.ConditionMetrics`,
             or ``{metric: [one value per replicate]}``.
         :param treatment: the treatment's, in the same form.
-
-        With groups of metrics, the list of the verifier's results, one per group.
         """
         if self.groups is not None:
             return [self._verify(self._select(baseline, treatment, group)) for group in self.groups]

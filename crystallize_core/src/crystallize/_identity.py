@@ -231,7 +231,7 @@ class IdentityChange:
 
 
 def identity_changes(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> list[IdentityChange]:
-    """What differs between two signatures (as :func:`signature` returns them), component by component.
+    """What differs between two signatures (as ``signature`` returns them), component by component.
 
     Steps are compared by position. An empty list means the signatures
     describe the same code and parameters.

@@ -53,8 +53,8 @@ def _as_list(value: str | Sequence[str]) -> list[str]:
 class Objective:
     """What an optimization minimizes or maximizes.
 
-    :param metric: a metric name, or several (one objective each).
-    :param direction: ``"minimize"`` or ``"maximize"``; one per metric when
+    :ivar metric: a metric name, or several (one objective each).
+    :ivar direction: ``"minimize"`` or ``"maximize"``; one per metric when
         there are several (or one for all).
     """
 

@@ -29,6 +29,10 @@ def quick_experiment(
 ) -> dict[str, list[Any]]:
     """Call ``fn`` ``replicates`` times per config and collect what it returns.
 
+    The on-ramp: when you need treatments as data, hypotheses, artifacts,
+    resume or parallel execution, write an :class:`~crystallize.Experiment`.
+    Exceptions propagate.
+
     :param fn: ``fn(config)``, ``fn(config, ctx)``, ``fn(ctx)`` or ``fn()``.
     :param configs: ``{name: config}``; ``None`` runs one config named ``"baseline"`` and
         calls ``fn`` without one.
@@ -36,10 +40,6 @@ def quick_experiment(
         ``i`` gets the same seed in every config, so configs are compared on the same draws.
     :param verbose: print each call and ``Done!``.
     :returns: ``{name: [what fn returned, per replicate]}``.
-
-    The on-ramp: when you need treatments as data, hypotheses, artifacts,
-    resume or parallel execution, write an :class:`~crystallize.Experiment`.
-    Exceptions propagate.
     """
     from crystallize._apply import _seed_with
     from crystallize._seeding import derive_seed

@@ -264,7 +264,7 @@ class ReplicateError:
         An exception whose ``str()`` raises gets a stand-in message, one whose
         traceback cannot be formatted gets what can be; with ``portable``,
         ``exception`` is kept only if it survives pickling. This is the capture
-        every engine uses (see :mod:`crystallize._failures`).
+        every engine uses (see ``crystallize._failures``).
         """
         from crystallize._failures import capture
 

@@ -33,12 +33,12 @@ _cache = threading.local()
 class ResourceFactory:
     """Builds a resource with ``fn(ctx)`` once per thread and process, then returns the same one.
 
+    It pickles as the function and key only, so a worker process builds its
+    own resource on first use.
+
     :param fn: ``fn(ctx) -> resource`` (or ``fn() -> resource``).
     :param key: what identifies the resource in the per-thread cache; by
         default the function itself (two factories of one function share it).
-
-    It pickles as the function and key only, so a worker process builds its
-    own resource on first use.
     """
 
     __slots__ = ("fn", "key", "takes_ctx")

@@ -232,7 +232,7 @@ class Result:
     :ivar metrics: see :class:`ExperimentMetrics`.
     :ivar errors: ``{condition: {replicate: ReplicateError}}`` for every
         replicate that failed; empty when all succeeded (a
-        :class:`ReplicateErrors`, which also answers crystallize-ml's
+        ``ReplicateErrors``, which also answers crystallize-ml's
         ``"<condition>_rep_<r>"`` keys).
     :ivar artifacts: records of the artifacts written by this run.
     :ivar run: the :class:`~crystallize.plugin.Run` (version, location, status).
@@ -283,15 +283,15 @@ class Result:
     def print_tree(self, fmt: str = "treatment > replicate > step", file: Any = None) -> None:
         """Print the per-step provenance as an indented tree (crystallize-ml's view).
 
-        :param fmt: the grouping, from ``"treatment"``, ``"replicate"``,
-            ``"step"`` and ``"action"`` joined by ``" > "`` (``"action"`` last).
-        :param file: where to print (standard output by default).
-
         The tree shows ``provenance["ctx_changes"]`` — the keys each step read
         and wrote and the metrics it recorded — which :meth:`Pipeline.run
         <crystallize.Pipeline.run>` and crystallize-ml's results hold; a
         result of :meth:`Experiment.run <crystallize.Experiment.run>` has none,
         and prints its conditions' metrics instead.
+
+        :param fmt: the grouping, from ``"treatment"``, ``"replicate"``,
+            ``"step"`` and ``"action"`` joined by ``" > "`` (``"action"`` last).
+        :param file: where to print (standard output by default).
         """
         from crystallize._provenance_tree import print_tree
 

@@ -35,7 +35,7 @@ before the next step runs (see :mod:`crystallize._async`).
 
 ``cacheable`` steps (``cacheable = True`` on the class, or
 ``@pipeline_step(cacheable=True)``) reuse results stored on disk for the same
-code, parameters and input (see :mod:`crystallize._cache`).
+code, parameters and input (see ``crystallize._cache``).
 """
 
 from __future__ import annotations
@@ -307,7 +307,7 @@ def pipeline_step(fn: Callable[..., Any] | None = None, /, *, cacheable: bool = 
     ``fn`` may be ``async def``, and may leave out ``ctx``.
 
     :param cacheable: reuse results stored on disk for the same code,
-        parameters and input (see :mod:`crystallize._cache`).
+        parameters and input (see ``crystallize._cache``).
     """
     if not isinstance(cacheable, bool):
         raise TypeError(f"@pipeline_step(cacheable=...) takes True or False, got {cacheable!r}")
@@ -350,12 +350,12 @@ def step_call(
 class Pipeline:
     """Steps run in order for every replicate; each gets the previous one's output.
 
-    :param steps: :class:`PipelineStep` instances (call a ``@pipeline_step``
-        factory to get one).
-
     Outside an experiment, :meth:`run` (or ``await`` :meth:`arun`) runs the
     steps once on given data and records what each did
     (:meth:`get_provenance`).
+
+    :param steps: :class:`PipelineStep` instances (call a ``@pipeline_step``
+        factory to get one).
     """
 
     def __init__(self, steps: Iterable[PipelineStep]) -> None:
@@ -389,6 +389,8 @@ class Pipeline:
     ) -> Any:
         """Run every step once on ``data``, outside an experiment, and return the output.
 
+        ``async def`` steps are awaited; cacheable steps use the step cache.
+
         :param ctx: the context the steps see (an empty one when ``None``).
         :param verbose: also record, per step, the context keys it read (and
             log them at DEBUG level).
@@ -396,8 +398,6 @@ class Pipeline:
         :param return_provenance: return ``(output, provenance)``.
         :raises PipelineExecutionError: naming the step that raised (its
             exception is the cause). Step cache errors are raised as they are.
-
-        ``async def`` steps are awaited; cacheable steps use the step cache.
         """
         from crystallize._standalone import run_pipeline
 
