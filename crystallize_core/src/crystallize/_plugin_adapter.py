@@ -33,7 +33,6 @@ engine that runs replicates elsewhere implements ``execute_replicates``
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import threading
 import weakref
@@ -217,6 +216,8 @@ class LegacyReplicates:
 
     async def awaitable(self, rep: int) -> list[ReplicateOutcome]:
         """The same, for an ``async`` loop: runs in a worker thread; async steps use the loop's."""
+        import asyncio  # already imported by the running loop
+
         from crystallize._async import target_loop
 
         loop = asyncio.get_running_loop()
