@@ -1,17 +1,22 @@
-"""Operating-system file locks, the same on every platform (through ``portalocker``).
+"""Operating-system file locks, the same on every platform.
 
 A run folder's lock (see :mod:`crystallize_artifacts.runlock`) needs three
-things from the operating system, and :mod:`portalocker` gives them on POSIX
-(``flock``) and on Windows (``LockFileEx``, or ``msvcrt`` for exclusive locks):
+things from the operating system:
 
 - an exclusive lock that fails at once when someone else holds it;
 - a shared lock, for workers checking that the run still holds its lock;
 - release when the process dies, however it dies (the kernel drops it).
 
+On POSIX systems that is ``flock(2)``, called directly through :mod:`fcntl`
+(what :mod:`portalocker` itself does there; importing portalocker reads
+package metadata, which costs tens of milliseconds in every new process).
+Elsewhere (Windows: ``LockFileEx``, or ``msvcrt`` for exclusive locks)
+:mod:`portalocker` provides them.
+
 Where no lock can be taken at all — a file system that refuses locks (some
-network mounts), a platform ``portalocker`` does not support — the store
-refuses to run with :class:`LocksUnavailableError` instead of writing
-without one: two runs would silently share a folder.
+network mounts), a platform neither supports — the store refuses to run
+with :class:`LocksUnavailableError` instead of writing without one: two runs
+would silently share a folder.
 """
 
 from __future__ import annotations
@@ -54,7 +59,33 @@ def _refuse(where: str, why: str) -> LocksUnavailableError:
     )
 
 
+try:
+    import fcntl as _fcntl
+except ImportError:  # pragma: no cover - not POSIX: portalocker
+    _fcntl = None  # type: ignore[assignment]
+
+
 def _take(fd: int, shared: bool, where: str) -> bool:
+    if _fcntl is not None:
+        return _flock(fd, shared, where)
+    return _take_portable(fd, shared, where)
+
+
+def _flock(fd: int, shared: bool, where: str) -> bool:
+    """``flock(fd, LOCK_SH|LOCK_EX | LOCK_NB)``: ``False`` when someone holds it."""
+    try:
+        _fcntl.flock(fd, (_fcntl.LOCK_SH if shared else _fcntl.LOCK_EX) | _fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            return False
+        if exc.errno in _UNSUPPORTED:
+            raise _refuse(where, f"the file system says: {exc.strerror}") from None
+        raise
+    return True
+
+
+def _take_portable(fd: int, shared: bool, where: str) -> bool:
+    """The same through portalocker, for platforms without ``flock``."""
     portalocker = _library()
     if portalocker is None:  # pragma: no cover
         raise _refuse(where, "the portalocker package is not installed (pip install portalocker)")
@@ -74,7 +105,7 @@ def _take(fd: int, shared: bool, where: str) -> bool:
         raise _refuse(where, str(cause or exc)) from None
     except ImportError as exc:  # pragma: no cover - Windows shared locks need pywin32
         if shared:  # an exclusive probe instead: correct, except when two probes meet in the same instant
-            return _take(fd, False, where)
+            return _take_portable(fd, False, where)
         raise _refuse(where, str(exc)) from None
     except OSError as exc:
         if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
@@ -97,6 +128,9 @@ def try_shared(fd: int, where: str) -> bool:
 
 def unlock(fd: int) -> None:
     """Release this descriptor's lock (closing it releases it too)."""
+    if _fcntl is not None:
+        _fcntl.flock(fd, _fcntl.LOCK_UN)
+        return
     portalocker = _library()
     if portalocker is not None:
         portalocker.unlock(fd)

@@ -1,5 +1,6 @@
 """What metadata.json records about the code: fingerprints, parameters, git, libraries."""
 
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -7,7 +8,16 @@ import time
 
 import pytest
 
-from crystallize import Experiment, Pipeline, PipelineStep, Treatment, data_source, hypothesis, pipeline_step
+from crystallize import (
+    Experiment,
+    Pipeline,
+    PipelineStep,
+    Treatment,
+    data_source,
+    hookimpl,
+    hypothesis,
+    pipeline_step,
+)
 from crystallize.testing import installed_plugins_only
 from crystallize_artifacts import ArtifactPlugin
 from crystallize_metadata import provenance
@@ -135,12 +145,49 @@ def test_a_linked_worktree_and_packed_refs_are_understood(repo, tmp_path):
 @needs_git
 def test_git_status_runs_once_while_nothing_changes(repo, monkeypatch):
     calls = []
-    real = provenance._status
-    monkeypatch.setattr(provenance, "_status", lambda root: calls.append(root) or real(root))
+    real = provenance._start_status
+    monkeypatch.setattr(provenance, "_start_status", lambda root: calls.append(root) or real(root))
     provenance._dirty_cache.clear()
     for _ in range(5):
         git_state([repo / "code.py"])
     assert len(calls) == 1
+
+
+@needs_git
+def test_git_status_runs_beside_the_run_and_its_answer_is_recorded_when_the_run_ends(repo, monkeypatch):
+    provenance._dirty_cache.clear()
+    pending = provenance.start_git_state([repo / "code.py"])
+    assert pending.known.dirty is None and pending.known.commit == git(repo, "rev-parse", "HEAD")  # not waited for
+    assert pending.result().dirty is False
+    # the experiment's code, in the repository and not committed: the run's record must say dirty
+    (repo / "code.py").write_text(
+        "from crystallize import data_source, pipeline_step\n\n"
+        "@data_source\ndef one(ctx):\n    return 1\n\n"
+        "@pipeline_step()\ndef add(data, ctx):\n    return data + 1\n"
+    )
+    spec = importlib.util.spec_from_file_location("probe_code", repo / "code.py")
+    code = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(code)
+    seen = []
+
+    class Watch:
+        plugin_name = "watch"
+
+        @hookimpl
+        def before_replicate(self, ctx):  # metadata.json as the run left it at its start
+            seen.append(json.loads((repo / "data" / "probe" / "v0" / "metadata.json").read_text())["git"])
+
+    exp = Experiment(
+        code.one(),
+        Pipeline([code.add()]),
+        plugins=[ArtifactPlugin(repo / "data"), Watch()],
+        name="probe",
+        replicates=1,
+    )
+    exp.run()
+    final = json.loads((repo / "data" / "probe" / "v0" / "metadata.json").read_text())["git"]
+    assert seen[0]["dirty"] is None and seen[0]["commit"] == final["commit"]
+    assert final["dirty"] is True and final["root"] == str(repo)
 
 
 def test_outside_a_repository_there_is_no_git_record(tmp_path):

@@ -13,7 +13,7 @@ import attrs
 
 from crystallize.plugin import SEED_FACT, active_plugins, hookimpl, installed_version
 from crystallize.plugin import documents as d
-from crystallize_metadata.provenance import code_files, git_state, identity_summary, library_versions
+from crystallize_metadata.provenance import PendingGit, code_files, identity_summary, library_versions, start_git_state
 
 if TYPE_CHECKING:
     from crystallize import Experiment, Result
@@ -145,6 +145,7 @@ class MetadataPlugin:
 
     def __init__(self) -> None:
         self._documents: dict[str, dict[str, Any]] = {}
+        self._git: dict[str, PendingGit | None] = {}  # per run: the git probe started with it
 
     def _packages(self, experiment: Experiment) -> dict[str, str | None]:
         packages = {name: installed_version(name) for name in _CORE_DISTRIBUTIONS}
@@ -160,6 +161,7 @@ class MetadataPlugin:
             return
         previous = _previous(store) if store.resumed else PreviousRun()
         this_run = set(run.conditions)
+        git = self._git[run.run_id] = _git(experiment)
         document = {
             "replicates": run.replicates,
             "id": run.experiment_id,
@@ -182,7 +184,7 @@ class MetadataPlugin:
             "facts": run.facts.to_json(),
             "signature": experiment.signature(),
             "identity": identity_summary(experiment, run.fingerprints),
-            "git": _git(experiment),
+            "git": None if git is None else git.known.to_json(),  # "dirty" follows when the run ends
             "packages": self._packages(experiment),
             "libraries": library_versions(experiment),
             "python": platform.python_version(),
@@ -208,8 +210,11 @@ class MetadataPlugin:
     @hookimpl
     def after_run(self, run: Run, result: Result) -> None:
         document = self._documents.pop(run.run_id, None)
+        git = self._git.pop(run.run_id, None)
         if document is None or run.store is None:
             return  # before_run never wrote it: leave whatever is on disk alone
+        if git is not None:
+            document["git"] = git.result().to_json()
         now = _now()
         document.update(
             status=run.status,
@@ -259,10 +264,9 @@ class MetadataPlugin:
         return "MetadataPlugin()"
 
 
-def _git(experiment: Experiment) -> dict[str, Any] | None:
+def _git(experiment: Experiment) -> PendingGit | None:
     try:
-        state = git_state(code_files(experiment))
+        return start_git_state(code_files(experiment))
     except (OSError, ValueError) as exc:  # provenance is best effort: a run never fails for it
         log.debug("git state of %s could not be read: %s", experiment.key_label, exc)
         return None
-    return None if state is None else state.to_json()

@@ -164,25 +164,73 @@ def _mtime(path: Path) -> int:
         return 0
 
 
-def _status(root: Path) -> bool | None:
+def _start_status(root: Path) -> subprocess.Popen[bytes] | None:
+    """Start ``git status`` on ``root`` (not waited for); ``None`` when git cannot be run."""
     try:
-        done = subprocess.run(
+        return subprocess.Popen(
             ["git", "--no-optional-locks", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            timeout=GIT_TIMEOUT_SECONDS,
-            check=False,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    return bool(done.stdout.strip()) if done.returncode == 0 else None
 
 
-def git_state(files: Iterable[Path]) -> GitState | None:
+def _answer(process: subprocess.Popen[bytes] | None) -> bool | None:
+    """Whether ``git status`` listed changes; ``None`` when it failed or took too long."""
+    if process is None:
+        return None
+    try:
+        out, _ = process.communicate(timeout=GIT_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        return None
+    except (OSError, ValueError):
+        return None
+    return bool(out.strip()) if process.returncode == 0 else None
+
+
+class PendingGit:
+    """A :class:`GitState` whose ``dirty`` flag ``git status`` may still be computing.
+
+    The commit and branch are known at once (read from the ``.git`` files);
+    :meth:`result` waits for the dirty flag. Starting the probe when a run
+    starts and asking for the result when it ends hides the cost of
+    ``git status`` behind the run.
+    """
+
+    def __init__(self, state: GitState, process: subprocess.Popen[bytes] | None, key: tuple[Any, ...], asked_at: int):
+        self._state = state
+        self._process = process
+        self._key = key
+        self._asked_at = asked_at
+        self._done = process is None
+
+    @property
+    def known(self) -> GitState:
+        """What is known now: ``dirty`` is ``None`` while ``git status`` runs."""
+        return self._state
+
+    def result(self) -> GitState:
+        """The full state, once ``git status`` answered (at most ``GIT_TIMEOUT_SECONDS``)."""
+        if not self._done:
+            dirty = _answer(self._process)
+            self._state = attrs.evolve(self._state, dirty=dirty)
+            self._done = True
+            with _lock:
+                _dirty_cache[Path(self._state.root)] = (self._key, self._asked_at, dirty)
+        return self._state
+
+
+def start_git_state(files: Iterable[Path]) -> PendingGit | None:
     """The working tree of the first of ``files`` (else of the current folder), or ``None`` outside git.
 
     The commit is read from the ``.git`` files. Whether the tree is dirty is
     asked of ``git status`` once, and again only when ``HEAD`` or the index
-    changed or one of ``files`` was modified after the last answer.
+    changed or one of ``files`` was modified after the last answer; the
+    question runs in the background until :meth:`PendingGit.result`.
     """
     files = list(files)
     start = files[0].resolve().parent if files else Path.cwd()
@@ -194,13 +242,16 @@ def git_state(files: Iterable[Path]) -> GitState | None:
     newest = max((_mtime(f) for f in files), default=0)
     with _lock:
         cached = _dirty_cache.get(dirs.root)
-        if cached is not None and cached[0] == key and newest < cached[1]:
-            dirty = cached[2]
-        else:
-            asked_at = time.time_ns()
-            dirty = _status(dirs.root)
-            _dirty_cache[dirs.root] = (key, asked_at, dirty)
-    return GitState(str(dirs.root), commit, branch, dirty)
+    if cached is not None and cached[0] == key and newest < cached[1]:
+        return PendingGit(GitState(str(dirs.root), commit, branch, cached[2]), None, key, cached[1])
+    asked_at = time.time_ns()
+    return PendingGit(GitState(str(dirs.root), commit, branch, None), _start_status(dirs.root), key, asked_at)
+
+
+def git_state(files: Iterable[Path]) -> GitState | None:
+    """:func:`start_git_state`, waited for."""
+    pending = start_git_state(files)
+    return None if pending is None else pending.result()
 
 
 # -- fingerprints and parameters, readable ------------------------------------------------------
