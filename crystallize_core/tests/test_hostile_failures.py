@@ -12,6 +12,7 @@ a type name, a readable message and a traceback. Only Ctrl-C
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import types
 
@@ -295,6 +296,50 @@ def test_a_worker_that_cannot_load_the_run_is_reported_as_such(engine, how):
     assert "raised while it was unpickled there" in message  # the fix: which object, see the traceback
     assert any("_refuse_to_load" in note for note in caught.value.__notes__)  # the worker's traceback
     assert status.status == "failed"
+
+
+UNLOADABLE_RUNS = """
+import sys
+from crystallize import Experiment, ParallelExecution, Pipeline, PipelineStep, data_source
+from crystallize.plugin import WorkerStartError
+
+
+def _refuse():
+    raise RuntimeError("cannot load here")
+
+
+class Refuses(PipelineStep):
+    def __call__(self, data, ctx):
+        return data
+
+    def __reduce__(self):
+        return (_refuse, ())
+
+
+@data_source
+def one(ctx):
+    return 1
+
+
+if __name__ == "__main__":
+    for method in ("fork", "spawn"):
+        for _ in range(6):
+            plugins = [ParallelExecution(max_workers=8, executor_type="process", mp_context=method)]
+            try:
+                Experiment(one(), Pipeline([Refuses()]), plugins=plugins, replicates=8).run()
+            except WorkerStartError:
+                pass
+    print("done", flush=True)
+"""
+
+
+def test_a_run_whose_workers_cannot_load_leaves_no_worker_behind_and_the_program_exits(tmp_path):
+    # Workers are killed while some may hold the pool's task-queue lock; any worker left alive
+    # would block on that lock forever, and the interpreter would hang at exit joining it.
+    script = tmp_path / "unloadable.py"
+    script.write_text(UNLOADABLE_RUNS)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0 and done.stdout.strip() == "done", done.stderr
 
 
 GHOST_STEP = """

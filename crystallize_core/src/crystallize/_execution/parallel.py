@@ -212,7 +212,7 @@ def _run_pool(
             batch.report(decode_outcome(blob))
     except BaseException:
         _drain(events, pids, started)
-        _stop_workers(pids)
+        _stop_workers(pool, pids)
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
@@ -248,10 +248,29 @@ def _drain(events: Any, pids: list[int], started: set[Unit]) -> None:
             started.add((event[1], event[2]))
 
 
-def _stop_workers(pids: list[int]) -> None:
-    """Terminate the pool's worker processes (after Ctrl-C in the main process)."""
-    for pid in pids:
+def _stop_workers(pool: Any, pids: list[int]) -> None:
+    """Kill every worker process of ``pool`` (the run failed, or Ctrl-C in the main process).
+
+    Every one of them, not only those that announced themselves: a worker
+    killed while it holds the pool's task-queue lock leaves the others
+    blocked on that lock forever, and the interpreter would then hang at
+    exit waiting for them. Python 3.14 has ``ProcessPoolExecutor.kill_workers``;
+    before it, the pool's processes are only reachable as ``_processes``.
+    """
+    kill = getattr(pool, "kill_workers", None)
+    if kill is not None:  # pragma: no cover - Python 3.14+
+        kill()
+        return
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    for process in processes:
         try:
-            os.kill(pid, signal.SIGTERM)
-        except (ProcessLookupError, PermissionError):
+            process.kill()
+        except (OSError, ValueError, AttributeError):
             pass
+    known = {process.pid for process in processes}
+    for pid in pids:
+        if pid not in known:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
