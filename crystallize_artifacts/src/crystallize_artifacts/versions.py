@@ -125,12 +125,25 @@ def replace_v0(experiment_dir: Path, token: bytes) -> tuple[int | None, Handle]:
     finally:
         runlock.release(old_fd)
         safepaths.close(old_handle)
-    if trash is not None:
+        if trash is not None:  # also when another run put its own v0 in place first: the old one is gone either way
+            _remove_trash(experiment_dir, trash.name)
+    return fd, handle
+
+
+def _remove_trash(experiment_dir: Path, name: str, attempts: int = 5) -> None:
+    """Delete the old ``v0`` moved aside. Another run trying to lock it at the same moment
+    may still hold it open and create its ``.lock`` again (it then sees the folder moved and
+    leaves): try again briefly. What remains is removed as a stale leftover later."""
+    for attempt in range(attempts):
         try:
-            safepaths.remove_tree(experiment_dir, trash.name)
+            safepaths.remove_tree(experiment_dir, name)  # ignores what it cannot delete
+            os.lstat(experiment_dir / name)
+        except FileNotFoundError:
+            return
         except OSError:
             pass
-    return fd, handle
+        if attempt < attempts - 1:
+            time.sleep(0.01 * (attempt + 1))
 
 
 def clean_leftovers(experiment_dir: Path) -> None:
