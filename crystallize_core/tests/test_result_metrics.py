@@ -79,3 +79,19 @@ def test_conditions_compare_equal_only_when_their_replicates_agree():
     gap = ConditionMetrics.from_replicates(2, {0: {"m": [1]}}, {0: 5, 1: 6}, missing=[1])
     assert a == same
     assert gap != a and gap.by_replicate == {"m": [1, None]}
+
+
+def test_two_unseeded_runs_with_the_same_metrics_compare_equal_whatever_their_seeds():
+    def exp():  # each gets a default SeedPlugin, which draws a random base
+        return Experiment(numbers(), Pipeline([record()]), treatments=[Treatment("t", {})], replicates=3)
+
+    first, second = exp().run(), exp().run()
+    assert first.metrics.baseline.seeds != second.metrics.baseline.seeds
+    assert first.metrics == second.metrics
+
+
+def test_conditions_with_different_replicate_counts_or_metrics_differ():
+    two = ConditionMetrics.from_replicates(2, {0: {"m": [1]}, 1: {"m": [2]}}, {0: 5, 1: 6})
+    assert two == ConditionMetrics.from_replicates(2, {0: {"m": [1]}, 1: {"m": [2]}}, {0: 7, 1: 8})
+    assert two != ConditionMetrics.from_replicates(3, {0: {"m": [1]}, 1: {"m": [2]}}, {0: 5, 1: 6}, missing=[2])
+    assert two != ConditionMetrics.from_replicates(2, {0: {"m": [1]}, 1: {"m": [3]}}, {0: 5, 1: 6})

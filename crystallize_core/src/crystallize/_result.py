@@ -68,14 +68,18 @@ class ConditionMetrics:
     :ivar seeds: ``seeds[r]`` is the seed replicate ``r`` ran with
         (``ctx["seed_used"]``, also for a replicate that failed), ``None``
         when no seeding plugin set one or it is unknown. Baseline and
-        treatment replicates with equal seeds are paired.
+        treatment replicates with equal seeds are paired. ``==`` compares
+        their number, not their values: two conditions are equal when they
+        recorded the same metrics over as many replicates, whatever seeds
+        they drew with (a run without ``SeedPlugin(seed=...)`` draws a new
+        base every time).
     :ivar missing: the replicates without a successful outcome: failed
         (see ``Result.errors``) or never run (the run stopped first).
     """
 
     metrics: dict[str, list[Any]] = attrs.field(factory=dict)
     by_replicate: dict[str, list[Any]] = attrs.field(factory=dict)
-    seeds: list[int | None] = attrs.field(factory=list)
+    seeds: list[int | None] = attrs.field(factory=list, eq=len)
     missing: tuple[int, ...] = ()
 
     @property
