@@ -43,3 +43,11 @@ def test_metrics_accumulate_in_order():
     assert ctx.metrics["loss"] == (0.5, 0.25)
     assert ctx.metrics.as_dict() == {"loss": (0.5, 0.25), "acc": (1,)}
     assert "acc" in ctx.metrics and len(ctx.metrics) == 2
+
+
+def test_changing_a_value_taken_from_as_dict_leaves_the_context_unchanged():
+    ctx = FrozenContext({"config": {"lr": 0.1}, "layers": [1]})
+    snapshot = ctx.as_dict()
+    snapshot["config"]["lr"] = 9
+    snapshot["layers"].append(2)
+    assert ctx["config"] == {"lr": 0.1} and ctx["layers"] == [1]

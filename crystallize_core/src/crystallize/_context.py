@@ -111,6 +111,7 @@ class FrozenContext(Mapping[str, Any]):
     ``FrozenContext(initial)`` deep-copies ``initial``'s values, so changing
     the mapping later does not change the context. Values are then returned
     as they are, not copied on every read: treat them as read-only.
+    ``ctx.as_dict()`` is a snapshot with its values copied.
 
     The core notes which of a treatment's keys were read (by ``ctx[key]``,
     ``ctx.get``, ``in``, or a ``@pipeline_step``/``@data_source`` parameter of
@@ -202,9 +203,15 @@ class FrozenContext(Mapping[str, Any]):
         return len(self._data)
 
     def as_dict(self) -> Mapping[str, Any]:
-        """A read-only view of the keys."""
-        self._unread = None  # reads through the view are not seen
-        return MappingProxyType(self._data)
+        """A read-only snapshot of the keys, values deep-copied.
+
+        Changing a value taken from it (``ctx.as_dict()["config"]["lr"] = 1``)
+        does not change the context. Values that cannot be copied (locks,
+        connections) are shared, as in ``FrozenContext(initial)``. Reading
+        one key with ``ctx[key]`` costs no copy.
+        """
+        self._unread = None  # reads through the snapshot are not seen
+        return MappingProxyType(_deep_copy(self._data))
 
     def __repr__(self) -> str:
         return f"FrozenContext({self._data!r})"
