@@ -17,7 +17,7 @@ the same for an experiment.
 """
 
 from crystallize_artifacts.datasource import ArtifactDataSource, FallbackWarning, MetadataMissingError
-from crystallize_artifacts.legacy_metrics import load_all_metrics, load_metrics
+from crystallize_artifacts.legacy_metrics import UnmarkedResultsWarning, load_all_metrics, load_metrics
 from crystallize_artifacts.listing import RunInfo, list_runs
 from crystallize_artifacts.locking import LocksUnavailableError
 from crystallize_artifacts.plugin import ArtifactPlugin
@@ -46,6 +46,7 @@ __all__ = [
     "list_runs",
     "load_metrics",
     "load_all_metrics",
+    "UnmarkedResultsWarning",
     "RunInfo",
     "__version__",
 ]
