@@ -116,7 +116,7 @@ def test_a_resource_factory_in_initial_ctx_is_built_once_per_thread_and_injected
         return {"connection": len(built)}
 
     @pipeline_step()
-    def use(data, ctx, db):
+    def use(data, ctx, db=None):
         ctx.metrics.add("conn", db["connection"])
         return data
 
@@ -130,7 +130,7 @@ def test_a_plain_function_in_the_context_is_passed_as_it_is():
         return max(x, 0)
 
     @pipeline_step()
-    def activate(data, ctx, activation):
+    def activate(data, ctx, activation=abs):
         return activation(data)
 
     exp = Experiment(

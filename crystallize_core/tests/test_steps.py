@@ -17,7 +17,7 @@ def bare(data, ctx):
 
 
 @pipeline_step()
-def needs_lr(data, ctx, lr):
+def needs_lr(data, ctx, lr=0.01):
     ctx.metrics.add("lr", lr)
     return data
 
@@ -69,9 +69,24 @@ def test_parameters_not_passed_come_from_the_context():
     assert ctx2.metrics["lr"] == (0.1,)
 
 
-def test_missing_injected_parameter_names_it_and_the_context_keys():
-    with pytest.raises(TypeError, match=r"parameter 'lr'.*context keys: 'replicate'"):
-        needs_lr()(1, FrozenContext({"replicate": 0}))
+def test_a_parameter_without_a_default_must_be_passed_to_the_factory_which_names_it():
+    @pipeline_step()
+    def fit(data, ctx, lr, epochs=1):
+        return data
+
+    @data_source
+    def rows(ctx, path):
+        return path
+
+    with pytest.raises(TypeError, match=r"fit\(\) is missing parameter\(s\) 'lr'.*fit\(lr=\.\.\.\)"):
+        fit(epochs=2)
+    with pytest.raises(TypeError, match=r"rows\(\) is missing parameter\(s\) 'path'.*give them a default"):
+        rows()
+    assert fit(lr=0.1).params == {"lr": 0.1, "epochs": 1} and rows("a.csv").fetch(FrozenContext()) == "a.csv"
+
+
+def test_a_parameter_left_to_the_context_falls_back_to_its_default():
+    assert needs_lr()(1, FrozenContext({"replicate": 0})) == 1
 
 
 def test_treatment_values_reach_function_steps():

@@ -248,7 +248,7 @@ def _rebuild(factory: Callable[..., DataSource], params: dict[str, Any]) -> Data
 def _make_source_factory(fn: Callable[..., Any]) -> Callable[..., FunctionDataSource]:
     import inspect
 
-    from crystallize._steps import _MISSING
+    from crystallize._steps import _MISSING, check_required
 
     sig = inspect.signature(fn)
     params = list(sig.parameters.values())
@@ -266,6 +266,7 @@ def _make_source_factory(fn: Callable[..., Any]) -> Callable[..., FunctionDataSo
         except TypeError as exc:
             raise TypeError(f"{fn.__name__}(...): {exc}") from None
         explicit = dict(bound.arguments)
+        check_required(fn.__name__, named, explicit)
         injected = tuple((p.name, defaults.get(p.name, _MISSING)) for p in named if p.name not in explicit)
         return FunctionDataSource(fn, explicit, factory, defaults, injected)
 

@@ -43,7 +43,7 @@ from __future__ import annotations
 import enum
 import functools
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from crystallize._resources import ResourceFactory
@@ -221,6 +221,22 @@ def inject(
     return kwargs
 
 
+def check_required(factory_name: str, parameters: list[Any], explicit: Mapping[str, Any]) -> None:
+    """Raise ``TypeError`` when a parameter without a default was not passed to a factory.
+
+    Caught when the step or datasource is made, not in every replicate: a
+    treatment reaches a parameter that has a default (and was not passed).
+    """
+    missing = [p.name for p in parameters if p.default is p.empty and p.name not in explicit]
+    if missing:
+        names = ", ".join(repr(n) for n in missing)
+        example = ", ".join(f"{n}=..." for n in missing)
+        raise TypeError(
+            f"{factory_name}() is missing parameter(s) {names}, which have no default: pass them "
+            f"({factory_name}({example})), or give them a default, which a treatment's key of that name overrides"
+        )
+
+
 def _rebuild(factory: Callable[..., FunctionStep], explicit: dict[str, Any]) -> FunctionStep:
     return factory(**explicit)
 
@@ -285,6 +301,7 @@ def _make_factory(fn: Callable[..., Any], cacheable: bool = False) -> Callable[.
         except TypeError as exc:
             raise TypeError(f"{fn.__name__}(...): {exc}") from None
         explicit = dict(bound.arguments)
+        check_required(fn.__name__, own, explicit)
         injected = tuple((p.name, defaults.get(p.name, _MISSING)) for p in own if p.name not in explicit)
         return FunctionStep(fn, explicit, defaults, injected, factory, takes_ctx=takes_ctx, cacheable=cacheable)
 
