@@ -41,6 +41,7 @@ def test_seeds_are_crystallize_ml_s_and_the_same_in_every_condition():
     assert result.run.facts[SEED_FACT] == {
         "base": 11,
         "derivation": "base + 31337 * replicate (mod 2**32), the same in every condition",
+        "chosen": True,
     }
 
 
@@ -152,3 +153,31 @@ def test_arguments_are_checked():
         SeedPlugin(seed=1, auto_seed=False, per_condition=True)
     plugin = SeedPlugin()
     assert run([plugin], replicates=1).run.facts[SEED_FACT]["base"] == plugin.seed
+
+
+SHARED = "executor_type='thread'"
+
+
+@pytest.mark.parametrize(
+    ("plugins", "warned"),
+    [
+        ([SeedPlugin(seed=5), ParallelExecution(max_workers=2)], True),
+        ([SeedPlugin(), ParallelExecution(max_workers=2)], False),  # a random base: nobody expects the same draws
+        ([SeedPlugin(seed=5), ParallelExecution(max_workers=1)], False),  # one thread at a time
+        ([SeedPlugin(seed=5), ParallelExecution(max_workers=2, executor_type="process")], False),
+        ([SeedPlugin(seed=5)], False),
+    ],
+    ids=["chosen-seed-threads", "random-seed", "one-thread", "processes", "serial"],
+)
+def test_a_chosen_seed_under_threads_warns_that_the_global_generators_are_shared(plugins, warned, caplog):
+    with caplog.at_level("WARNING", logger="crystallize"):
+        run(plugins, replicates=3)
+    said = [r.getMessage() for r in caplog.records if SHARED in r.getMessage()]
+    assert len(said) == (1 if warned else 0)
+    if warned:
+        assert "seed 5 " in said[0] and "random.Random(ctx['seed_used'])" in said[0]
+
+
+def test_the_seed_fact_says_whether_the_code_chose_the_base():
+    assert run([SeedPlugin()]).run.facts[SEED_FACT]["chosen"] is False
+    assert run([SeedPlugin(seed=3)]).run.facts[SEED_FACT]["chosen"] is True

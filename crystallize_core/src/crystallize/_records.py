@@ -132,11 +132,20 @@ def _key(key: object) -> FactKey[Any]:
     return key
 
 
-class SeedFact(TypedDict):
-    """:data:`SEED_FACT`: how replicates were seeded."""
-
+class _SeedBase(TypedDict):
     base: int
     derivation: str
+
+
+class SeedFact(_SeedBase, total=False):
+    """:data:`SEED_FACT`: how replicates were seeded.
+
+    ``base`` and ``derivation`` are always set; ``chosen``, when set, is
+    ``True`` if the code gave the base (``SeedPlugin(seed=...)``) and
+    ``False`` if it was drawn at random for the run.
+    """
+
+    chosen: bool
 
 
 class ExecutionFact(TypedDict, total=False):

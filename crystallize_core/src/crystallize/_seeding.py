@@ -74,7 +74,8 @@ class SeedPlugin:
     same time draw from the same generator, so their draws interleave; for
     reproducible numbers with threads, create a generator per replicate from
     ``ctx["seed_used"]`` (``random.Random(ctx["seed_used"])``,
-    ``numpy.random.default_rng(ctx["seed_used"])``). Process pools and
+    ``numpy.random.default_rng(ctx["seed_used"])``); a run with a chosen
+    ``seed`` under threads logs a warning saying so. Process pools and
     ``crystallize-dask`` run one replicate per worker process at a time (the
     Dask engine also keeps Dask's own threads off the global generator).
 
@@ -141,7 +142,7 @@ class SeedPlugin:
             return
         if not self.chosen and run.completed is not None:
             self._adopt(run.completed.seeds)
-        run.facts[SEED_FACT] = {"base": self.seed, "derivation": self.derivation}
+        run.facts[SEED_FACT] = {"base": self.seed, "derivation": self.derivation, "chosen": self.chosen}
 
     def _adopt(self, seeds: Mapping[str, Mapping[int, int | None]]) -> None:
         """Take the base of the run being resumed, when its replicates' seeds reveal it."""

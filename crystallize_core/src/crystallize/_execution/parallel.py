@@ -90,9 +90,11 @@ class ParallelExecution:
         record_progress(run, self.progress)
 
     @hookimpl
-    def execute_replicates(self, batch: ReplicateBatch) -> bool:
+    def execute_replicates(self, run: Run, batch: ReplicateBatch) -> bool:
         if batch.units:
             if self.executor_type == "thread":
+                if self.workers > 1 and len(batch.units) > 1:
+                    _warn_shared_generators(run)
                 self._in_threads(batch)
             else:
                 self._in_processes(batch)
@@ -218,6 +220,28 @@ def _run_pool(
     pool.shutdown(wait=True)
     _drain(events, pids, started)
     return lost, started, pids
+
+
+def _warn_shared_generators(run: Run) -> None:
+    """Say so when a chosen seed cannot make threaded replicates reproducible.
+
+    The seeding plugin seeds the process's global generators before each
+    replicate; threads share them, so replicates running at once interleave
+    their draws. Only runs whose code chose the seed expect the same numbers
+    again, so only they are told (once per run).
+    """
+    from crystallize._records import SEED_FACT
+
+    seeding = run.facts.get(SEED_FACT)
+    if not seeding or not seeding.get("chosen"):
+        return
+    log.warning(
+        "seed %s seeds the global random generators (random, NumPy), which replicates running at once under "
+        "ParallelExecution(executor_type='thread') share: their draws interleave, so they are not reproducible. "
+        "Draw from a generator of the replicate's own (random.Random(ctx['seed_used']), "
+        "numpy.random.default_rng(ctx['seed_used'])), or use executor_type='process'",
+        seeding.get("base"),
+    )
 
 
 def _start_failure(context: Any) -> WorkerStartError:
