@@ -7,6 +7,7 @@ from crystallize import (
     Artifact,
     Experiment,
     ExperimentGraph,
+    ExperimentInput,
     Pipeline,
     PipelineStep,
     SeedPlugin,
@@ -125,3 +126,48 @@ def test_graph_resume_reruns_a_consumer_only_when_its_upstream_changed(tmp_path,
     assert "experiment 'consumer' reruns" in caplog.text
     assert results["consumer"].run.version == 1
     assert read_meta(tmp_path / "consumer" / "v1" / "metadata.json")["upstream"][0]["version"] == 1
+
+
+def test_graph_resume_reruns_a_producer_that_now_declares_an_output_its_run_lacks(tmp_path):
+    class SaveBoth(PipelineStep):
+        def __init__(self, first, second=None):
+            self.first, self.second = first, second
+
+        def __call__(self, data, ctx):
+            self.first.write(b"1")
+            if self.second is not None:
+                self.second.write(b"2")
+            return data
+
+        @property
+        def params(self):  # as in crystallize-ml: the artifacts it holds are not parameters
+            return {}
+
+    @pipeline_step()
+    def count_inputs(data, ctx):
+        ctx.metrics.add("inputs", len(data))
+        return data
+
+    def graph(*names):
+        outs = [Artifact(n) for n in names]
+        prod = Experiment(
+            source(), Pipeline([SaveBoth(*outs)]), outputs=outs, name="producer", plugins=[ArtifactPlugin(tmp_path)]
+        )
+        cons = Experiment(
+            ExperimentInput(**{n.split(".")[0]: prod.outputs[n] for n in names}),
+            Pipeline([count_inputs()]),
+            name="consumer",
+            plugins=[ArtifactPlugin(tmp_path)],
+        )
+        return ExperimentGraph(prod, cons)
+
+    graph("one.txt").run()
+    again = graph("one.txt")
+    again.run(strategy="resume")
+    assert again.reasons == {}  # nothing changed: nothing reruns
+    grown = graph("one.txt", "two.txt")
+    results = grown.run(strategy="resume")
+    assert grown.reasons["producer"] == [
+        "it now declares output(s) 'two.txt', which its last run (v0) did not, so it holds none of them"
+    ]
+    assert results["consumer"].ok and results["consumer"].metrics.baseline.metrics["inputs"] == [2]

@@ -234,9 +234,18 @@ class MetadataPlugin:
         source = f"{store.location}/{METADATA_FILE}"
         try:
             document = store.read_json(METADATA_FILE)
-            upstream = [] if document is None else _upstream(d.expect_object(document, source), source)
+            doc = None if document is None else d.expect_object(document, source)
+            upstream = [] if doc is None else _upstream(doc, source)
         except ValueError as exc:
             return f"its metadata is unreadable ({exc})"
+        declared = None if doc is None else doc.get("outputs")
+        if isinstance(declared, list):  # 0.27's metadata.json has none: nothing to compare
+            added = sorted(set(experiment.outputs) - {o for o in declared if isinstance(o, str)})
+            if added:
+                return (
+                    f"it now declares output(s) {', '.join(map(repr, added))}, which its last run "
+                    f"(v{store.version}) did not, so it holds none of them"
+                )
         if not upstream:
             return None
         recorded = {(u.get("experiment"), u.get("step"), u.get("artifact")): u for u in upstream}
