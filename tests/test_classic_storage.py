@@ -7,8 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from crystallize import Artifact, Experiment, ExperimentGraph, ExperimentInput, PipelineStep, Treatment, data_source
-from crystallize.errors import MissingArtifactError
+from crystallize import (
+    Artifact,
+    Experiment,
+    ExperimentGraph,
+    ExperimentInput,
+    PipelineStep,
+    Treatment,
+    data_source,
+    pipeline_step,
+)
+from crystallize.errors import ConfigurationError, MissingArtifactError
 from crystallize_artifacts import ArtifactPlugin
 
 
@@ -101,7 +110,9 @@ def test_an_artifact_nothing_writes_is_a_missing_artifact_error(tmp_path):
     exp.outputs["never.txt"] = never
     never._declared_by(exp)
     exp.run()
-    with pytest.raises(MissingArtifactError, match="no step of that experiment holds it") as raised:
+    with pytest.raises(
+        MissingArtifactError, match=r"no step of experiment 'train' v0 wrote an artifact named 'never.txt'"
+    ) as raised:
         never.fetch(_ctx(0))
     assert isinstance(raised.value, FileNotFoundError)
 
@@ -130,6 +141,34 @@ def test_ctx_artifacts_land_where_crystallize_ml_put_them(tmp_path):
     exp.run()
     assert plugin.version == 0
     assert (tmp_path / "logged" / "v0" / "replicate_0" / "baseline" / "Log" / "out.txt").read_bytes() == b"hello"
+
+
+class LogAgain(PipelineStep):
+    def __call__(self, data, ctx):
+        ctx.artifacts.add("out.txt", b"again")
+        return data
+
+
+def test_an_output_written_by_name_is_read_from_the_step_that_wrote_it(tmp_path):
+    out = Artifact("out.txt", loader=lambda p: p.read_text())
+    logged = Experiment(index(), [Log()], outputs=[out], plugins=[ArtifactPlugin(root_dir=tmp_path)], name="logged")
+    logged.run()
+    read = pipeline_step()(lambda data, ctx: ctx.metrics.add("text", data["text"]))
+    reader = Experiment(ExperimentInput(text=out), [read()], name="reader", plugins=[ArtifactPlugin(tmp_path)])
+    assert reader.run().metrics.baseline.metrics["text"] == ["hello"]
+    source = logged.artifact_datasource(step=None, name="out.txt")
+    assert source.fetch(_ctx(0)) == tmp_path / "logged" / "v0" / "replicate_0" / "baseline" / "Log" / "out.txt"
+    (tmp_path / "logged" / "v0" / "manifest.json").unlink()  # a run that never closed: its folders tell
+    assert logged.artifact_datasource(step=None, name="out.txt").fetch(_ctx(0)).read_bytes() == b"hello"
+
+
+def test_an_output_written_by_name_in_two_steps_must_name_the_step(tmp_path):
+    out = Artifact("out.txt")
+    both = Experiment(index(), [Log(), LogAgain()], outputs=[out], plugins=[ArtifactPlugin(tmp_path)], name="both")
+    both.run()
+    with pytest.raises(ConfigurationError, match=r"steps 'Log', 'LogAgain' of experiment 'both' v0 each wrote"):
+        out.fetch(_ctx(0))
+    assert both.artifact_datasource("LogAgain", "out.txt").fetch(_ctx(0)).read_bytes() == b"again"
 
 
 def test_apply_leaves_the_stored_run_byte_for_byte(tmp_path):

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crystallize import DataSource
+from crystallize.errors import MissingArtifactError
 from crystallize.plugin import BASELINE, CONDITION_KEY, REPLICATE_KEY, ConfigurationError, DocumentError, Upstream
 from crystallize_artifacts import documents, layout, safepaths
 from crystallize_artifacts.backends import FILE, FOLDER, ExperimentFolder, RunFolder
@@ -40,9 +41,9 @@ def _names(folder: RunFolder, path: str, kind: str) -> list[str]:
 
 
 class _Resolution:
-    """What one producer run looks like: version, replicates, conditions."""
+    """What one producer run looks like: version, replicates, conditions, the step read."""
 
-    __slots__ = ("conditions", "folder", "local", "replicates", "run_id", "status", "version")
+    __slots__ = ("conditions", "folder", "local", "replicates", "run_id", "status", "step", "version")
 
     def __init__(
         self,
@@ -52,7 +53,9 @@ class _Resolution:
         conditions: frozenset[str] | None,
         run_id: str | None,
         status: str | None,
+        step: str,
     ) -> None:
+        self.step = step
         self.version = version
         self.folder = folder
         self.replicates = replicates
@@ -125,7 +128,7 @@ class ArtifactDataSource(DataSource):
             Upstream(
                 experiment=self.producer,
                 experiment_id=self.producer_id,
-                step=self.step,
+                step=(self.step or "") if res is None else res.step,
                 artifact=self.name,
                 version=None if res is None else res.version,
                 run_id=None if res is None else res.run_id,
@@ -168,14 +171,15 @@ class ArtifactDataSource(DataSource):
         elif condition != BASELINE and not self._has_condition(res, condition):
             used = BASELINE
             self._warn_fallback(res, condition)
-        rel = layout.artifact_relpath(used, replicate, self.step, self.name)
-        if not self._is_artifact(res.folder, f"replicate_{replicate}", used, f"{res.folder.location}/{rel}"):
+        rel = layout.artifact_relpath(used, replicate, res.step, self.name)
+        where = f"{res.folder.location}/{rel}"
+        if not self._is_artifact(res.folder, f"replicate_{replicate}/{used}/{res.step}", where):
             raise FileNotFoundError(self._missing(res, rel, used, replicate))
         if res.local:
             return Path(res.folder.location) / rel
         return StoredArtifact(res.folder, rel)
 
-    def _is_artifact(self, folder: RunFolder, replicate: str, condition: str, where: str) -> bool:
+    def _is_artifact(self, folder: RunFolder, step_folder: str, where: str) -> bool:
         """The producer's file is a regular file reached without following links.
 
         A link planted in a producer folder (say ``model.bin -> ~/.ssh/id_rsa``)
@@ -183,7 +187,7 @@ class ArtifactDataSource(DataSource):
         consumer's step never reads through it.
         """
         try:
-            kinds = dict(folder.entries(f"{replicate}/{condition}/{self.step}"))
+            kinds = dict(folder.entries(step_folder))
         except FileNotFoundError:
             return False
         found = kinds.get(self.name)
@@ -247,7 +251,38 @@ class ArtifactDataSource(DataSource):
                 f"{status!r}, not completed; some files may be missing",
                 stacklevel=3,
             )
-        return _Resolution(version, folder, replicates, meta.conditions, meta.run_id, status)
+        step = self.step if self.step is not None else self._writing_step(folder, version)
+        return _Resolution(version, folder, replicates, meta.conditions, meta.run_id, status, step)
+
+    def _writing_step(self, folder: RunFolder, version: int) -> str:
+        """The one step that wrote :attr:`name` in the run (``step=None``): from its manifest, else its folders."""
+        steps: set[str] = set()
+        raw = folder.read(layout.MANIFEST)
+        if raw is not None:
+            try:
+                manifest, _ = documents.parse_manifest(raw, f"{folder.location}/{layout.MANIFEST}")
+                steps = {r.step for r in manifest.artifacts if r.name == self.name}
+            except DocumentError:
+                steps = set()
+        if not steps:  # a run that never closed has no manifest: look where replicates wrote
+            for replicate in sorted(n for n in _names(folder, "", FOLDER) if n.startswith("replicate_")):
+                for condition in _names(folder, replicate, FOLDER):
+                    for step in _names(folder, f"{replicate}/{condition}", FOLDER):
+                        if self.name in _names(folder, f"{replicate}/{condition}/{step}", FILE):
+                            steps.add(step)
+                if steps:
+                    break
+        if not steps:
+            raise MissingArtifactError(
+                f"no step of experiment {self.producer!r} v{version} wrote an artifact named {self.name!r}: a step "
+                f"writes it with artifact.write(...) (holding the Artifact) or ctx.artifacts.add({self.name!r}, data)"
+            )
+        if len(steps) > 1:
+            raise ConfigurationError(
+                f"steps {', '.join(map(repr, sorted(steps)))} of experiment {self.producer!r} v{version} each wrote "
+                f"{self.name!r}; name the one to read: artifact_datasource(step=..., name={self.name!r})"
+            )
+        return steps.pop()
 
     def _has_condition(self, res: _Resolution, condition: str) -> bool:
         if res.conditions is not None:
@@ -287,7 +322,7 @@ class ArtifactDataSource(DataSource):
         found = ", ".join(written) or "nothing"
         return (
             f"{path} does not exist: experiment {self.producer!r} v{res.version} has no artifact "
-            f"{self.name!r} from step {self.step!r} for condition {condition!r}, replicate {replicate} "
+            f"{self.name!r} from step {res.step!r} for condition {condition!r}, replicate {replicate} "
             f"(that replicate wrote: {found})"
         )
 

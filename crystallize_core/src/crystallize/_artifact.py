@@ -23,7 +23,7 @@ from crystallize._context import CONDITION_KEY, REPLICATE_KEY
 from crystallize._datasource import DataSource
 from crystallize._names import check_name
 from crystallize._portable import PortableCallable, portable
-from crystallize.errors import ArtifactStoreError, ConfigurationError, ContextMutationError, MissingArtifactError
+from crystallize.errors import ArtifactStoreError, ConfigurationError, ContextMutationError
 
 if TYPE_CHECKING:
     from crystallize._context import FrozenContext
@@ -286,11 +286,8 @@ class Artifact(DataSource):
         producer = self._producer()
         steps = _steps_holding(producer, self.name)
         how = f"read it with {producer.name or 'producer'}.artifact_datasource(step=..., name={self.name!r})"
-        if not steps:
-            raise MissingArtifactError(
-                f"Artifact {self.name!r} of experiment {producer.key_label} is read as an input, but no step of "
-                f"that experiment holds it, so none writes it; if a step writes it by name, {how}"
-            )
+        if not steps:  # written by name (ctx.artifacts.add), as crystallize-ml allowed: the store knows the step
+            return ArtifactInput(self, producer.artifact_datasource(step=None, name=self.name).resolve())
         if len(steps) > 1:
             raise ConfigurationError(
                 f"Artifact {self.name!r} of experiment {producer.key_label} is read as an input, but steps "

@@ -394,7 +394,7 @@ class Experiment:
 
     def artifact_datasource(
         self,
-        step: str,
+        step: str | None,
         name: str = "data.json",
         require_metadata: bool = False,
         version: int | None = None,
@@ -407,7 +407,9 @@ class Experiment:
         Works in another file or process: the producer is found by its name,
         or by its id when unnamed.
 
-        :param step: the producing step's name (class name, or function name).
+        :param step: the producing step's name (class name, or function name);
+            ``None``: the step that wrote ``name`` in the producer's run (there
+            must be exactly one).
         :param name: the artifact's name.
         :param require_metadata: raise unless the producer's run recorded
             ``metadata.json`` (i.e. ran with ``ArtifactPlugin``).
@@ -423,7 +425,8 @@ class Experiment:
                 f"artifact_datasource(step, name, {require_metadata!r}): the third argument is "
                 f"require_metadata; pass the condition by keyword: condition={require_metadata!r}"
             )
-        check_name(step, "step")
+        if step is not None:
+            check_name(step, "step")
         check_name(name, "artifact")
         if condition is not None:
             check_name(condition, "condition")

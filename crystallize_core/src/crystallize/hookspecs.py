@@ -404,7 +404,7 @@ def after_run(experiment: Experiment, run: Run, result: Result) -> None:
 @hookspec(firstresult=True)
 def artifact_datasource(
     experiment: Experiment,
-    step: str,
+    step: str | None,
     name: str,
     require_metadata: bool,
     version: int | None,
@@ -420,7 +420,10 @@ def artifact_datasource(
     Stops at first non-None result.
 
     :param experiment: the producer experiment.
-    :param step: the producing step's name.
+    :param step: the producing step's name; ``None`` when the caller does not
+        know it (an :class:`~crystallize.Artifact` declared in ``outputs`` but
+        written by name, ``ctx.artifacts.add(name, ...)``): the datasource then
+        reads the one step that wrote ``name`` in the producer's run.
     :param name: the artifact's name.
     :param require_metadata: raise if the producer's run has no metadata.
     :param version: the producer version to read; ``None`` for the latest.
