@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
+import subprocess
+import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -59,6 +63,21 @@ def test_provenance_names_the_pipeline_replicates_and_seeds():
     assert provenance["replicates"] == 2 and provenance["experiment_id"] == exp.id
     assert provenance["seeds"]["baseline"] == result.metrics.baseline.seeds
     assert set(provenance["seeds"]) == {"baseline", "t"} and None not in provenance["seeds"]["t"]
+
+
+def test_the_pipeline_signature_is_text_naming_each_step_and_the_same_in_another_process():
+    exp = Experiment(datasource=index(), pipeline=[Fails()])
+    text = exp.pipeline.signature()
+    assert isinstance(text, str) and "Fails" in text
+    assert json.loads(text) == exp.signature()["steps"]
+    assert "0x" not in text  # no memory address: crystallize-ml's repr-based signature changed per process
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import test_classic_results_and_graphs as t; "
+        "print(t.Experiment(datasource=t.index(), pipeline=[t.Fails()]).pipeline.signature())"
+    )
+    here = str(Path(__file__).parent)
+    again = subprocess.run([sys.executable, "-c", code, here], capture_output=True, text=True, check=True).stdout
+    assert again.strip() == text
 
 
 def test_get_artifact_says_where_each_replicate_wrote_it():

@@ -145,7 +145,7 @@ class Experiment:
             artifact._declared_by(self)
         self._id: str | None = None
         self._signature: dict[str, Any] | None = None
-        self._pipeline_signature: list[Any] | None = None
+        self._pipeline_signature: str | None = None
         self._plugin_cache: PluginState | None = None
         self._lock = threading.Lock()
 
@@ -185,10 +185,10 @@ class Experiment:
                 self._signature["initial_ctx"] = describe(self.initial_ctx)
         return self._signature
 
-    def pipeline_signature(self) -> list[Any]:
+    def pipeline_signature(self) -> str:
         """``pipeline.signature()``, computed once like :attr:`id` (what ``result.provenance`` records)."""
         if self._pipeline_signature is None:
-            self._pipeline_signature = [] if self.pipeline is None else self.pipeline.signature()
+            self._pipeline_signature = "[]" if self.pipeline is None else self.pipeline.signature()
         return self._pipeline_signature
 
     # -- construction -------------------------------------------------------------

@@ -241,7 +241,7 @@ class Result:
     :ivar artifacts: records of the artifacts written by this run.
     :ivar run: the :class:`~crystallize.plugin.Run` (version, location, status).
     :ivar provenance: ``pipeline_signature`` (each step's canonical
-        description), ``replicates``, ``seeds`` (``{condition: [seed per
+        description, as JSON text), ``replicates``, ``seeds`` (``{condition: [seed per
         replicate]}``), ``experiment_id`` and ``version``; crystallize-ml's
         per-step ``ctx_changes`` are recorded only by
         :meth:`Pipeline.run <crystallize.Pipeline.run>` (empty here).

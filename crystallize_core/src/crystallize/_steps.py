@@ -388,12 +388,19 @@ class Pipeline:
                 hint = f" (did you mean {step.__name__}(...)? pass an instance, not the class)"
             raise TypeError(f"Pipeline step {i} is {step!r}, not a PipelineStep{hint}")
 
-    def signature(self) -> list[Any]:
-        """The canonical description of every step, code fingerprints included (the steps
-        part of :meth:`Experiment.signature <crystallize.Experiment.signature>`)."""
+    def signature(self) -> str:
+        """Every step's canonical description — name, parameters by value, code fingerprint — as JSON text.
+
+        A string, as crystallize-ml's was (it joined the steps' reprs,
+        memory addresses included); this one is the same in every process.
+        ``json.loads`` gives the list of descriptions: the steps part of
+        :meth:`Experiment.signature <crystallize.Experiment.signature>`.
+        """
+        import json
+
         from crystallize._identity import describe
 
-        return [describe(step) for step in self.steps]
+        return json.dumps([describe(step) for step in self.steps], separators=(",", ":"))
 
     def run(
         self,
