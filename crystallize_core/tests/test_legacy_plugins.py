@@ -9,11 +9,13 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from crystallize import (
+    AsyncExecution,
     BasePlugin,
     Experiment,
     LoggingPlugin,
     ParallelExecution,
     PipelineStep,
+    SerialExecution,
     Treatment,
     data_source,
 )
@@ -171,6 +173,59 @@ def test_a_legacy_loop_cannot_ship_replicate_fn_to_another_process():
 
     with pytest.raises(TypeError, match="implement the execute_replicates hook"):
         Experiment(datasource=two(), pipeline=[Record()], plugins=[Ships()]).run()
+
+
+@pytest.mark.parametrize(
+    "engine",
+    [SerialExecution(), AsyncExecution(max_concurrency=2), ParallelExecution(2)],
+    ids=["serial", "async", "threads"],
+)
+def test_a_0_27_loop_may_hand_its_replicates_to_a_built_in_engine(engine):
+    class Delegates(BasePlugin):
+        def run_experiment_loop(self, experiment, replicate_fn):
+            return engine.run_experiment_loop(experiment, replicate_fn)
+
+    exp = Experiment(datasource=two(), pipeline=[Record()], plugins=[Delegates()], treatments=[Treatment("t", {})])
+    result = exp.run(replicates=3)
+    assert result.errors == {} and result.metrics.treatments["t"].metrics["value"] == [2, 2, 2]
+
+
+class Replicates:
+    replicates = 4
+
+
+async def slow_square(rep):
+    await asyncio.sleep(0)
+    return rep * rep
+
+
+def test_the_built_in_engines_run_a_replicate_function_for_each_replicate_in_order():
+    assert asyncio.run(SerialExecution().run_experiment_loop(Replicates(), slow_square)) == [0, 1, 4, 9]
+    assert asyncio.run(AsyncExecution().run_experiment_loop(Replicates(), slow_square)) == [0, 1, 4, 9]
+    assert ParallelExecution(3).run_experiment_loop(Replicates(), abs) == [0, 1, 2, 3]
+    assert ParallelExecution(2, "process").run_experiment_loop(Replicates(), lambda rep: rep + 1) == [1, 2, 3, 4]
+
+
+def test_a_pool_refuses_an_async_replicate_function_and_names_the_engine_that_awaits_it():
+    with pytest.raises(TypeError, match=r"use AsyncExecution\(\)\.run_experiment_loop"):
+        ParallelExecution().run_experiment_loop(Replicates(), slow_square)
+
+
+def test_a_process_pool_cannot_be_sent_the_run_s_replicate_function():
+    class Delegates(BasePlugin):
+        def run_experiment_loop(self, experiment, replicate_fn):
+            return ParallelExecution(2, "process").run_experiment_loop(experiment, replicate_fn)
+
+    with pytest.raises(ConfigurationError, match="implement the execute_replicates hook"):
+        Experiment(datasource=two(), pipeline=[Record()], plugins=[Delegates()], replicates=2).run()
+
+
+def test_a_loop_needs_a_positive_replicate_count():
+    class NoCount:
+        replicates = 0
+
+    with pytest.raises(ValueError, match="experiment.replicates to be a positive int, got 0"):
+        ParallelExecution().run_experiment_loop(NoCount(), abs)
 
 
 def test_two_legacy_engines_are_refused_like_two_engines():

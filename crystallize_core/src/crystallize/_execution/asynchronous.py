@@ -9,6 +9,7 @@ from crystallize._execution.serial import record_progress
 
 if TYPE_CHECKING:
     import asyncio
+    from collections.abc import Callable
 
     from crystallize._execution.batch import ReplicateBatch
     from crystallize._records import ReplicateOutcome, Run
@@ -56,6 +57,17 @@ class AsyncExecution:
 
         run.facts[EXECUTION_FACT] = {"engine": "async", "workers": self.max_concurrency}
         record_progress(run, self.progress)
+
+    async def run_experiment_loop(self, experiment: Any, replicate_fn: Callable[[int], Any]) -> list[Any]:
+        """crystallize-ml 0.27's engine method: ``replicate_fn(rep)`` for every replicate, awaited together.
+
+        At most ``max_concurrency`` are in flight; results come in replicate
+        order. Runs use the ``execute_replicates`` hook; this serves 0.27 code
+        that drives the engine itself (see :mod:`crystallize._execution.classic_loop`).
+        """
+        from crystallize._execution.classic_loop import run_concurrently
+
+        return await run_concurrently(experiment, replicate_fn, self.max_concurrency)
 
     @hookimpl
     def execute_replicates(self, batch: ReplicateBatch) -> bool:

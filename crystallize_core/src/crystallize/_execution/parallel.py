@@ -13,6 +13,8 @@ from crystallize._dispatch import hookimpl
 from crystallize.errors import WorkerStartError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from crystallize._execution.batch import ReplicateBatch, Unit
     from crystallize._records import Run
 
@@ -168,6 +170,19 @@ class ParallelExecution:
                         batch.report(lost_unit(unit[0], unit[1], reason))
                     else:
                         suspects.append(unit)
+
+    def run_experiment_loop(self, experiment: Any, replicate_fn: Callable[[int], Any]) -> list[Any]:
+        """crystallize-ml 0.27's engine method: ``replicate_fn(rep)`` for every replicate, in this engine's pool.
+
+        Returns the results in replicate order. ``replicate_fn`` must be a
+        plain function (``AsyncExecution`` awaits ``async def`` ones); a
+        process pool needs it to pickle with cloudpickle. Runs use the
+        ``execute_replicates`` hook; this serves 0.27 code that drives the
+        engine itself (see :mod:`crystallize._execution.classic_loop`).
+        """
+        from crystallize._execution.classic_loop import run_in_pool
+
+        return run_in_pool(experiment, replicate_fn, self.executor_type, self.workers, self.mp_context)
 
     def __repr__(self) -> str:
         return f"ParallelExecution(max_workers={self.max_workers!r}, executor_type={self.executor_type!r})"

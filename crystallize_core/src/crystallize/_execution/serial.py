@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from crystallize._dispatch import hookimpl
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from crystallize._execution.batch import ReplicateBatch
     from crystallize._records import Run
 
@@ -48,6 +50,17 @@ class SerialExecution:
         for condition, replicate in batch.units:
             batch.report(batch.run_here(condition, replicate))
         return True
+
+    async def run_experiment_loop(self, experiment: Any, replicate_fn: Callable[[int], Any]) -> list[Any]:
+        """crystallize-ml 0.27's engine method: ``replicate_fn(rep)`` for each replicate, in order.
+
+        What ``replicate_fn`` returns is awaited when it is awaitable. Runs
+        use the ``execute_replicates`` hook; this serves 0.27 code that drives
+        the engine itself (see :mod:`crystallize._execution.classic_loop`).
+        """
+        from crystallize._execution.classic_loop import run_serially
+
+        return await run_serially(experiment, replicate_fn)
 
     def __repr__(self) -> str:
         return "SerialExecution()"
