@@ -63,7 +63,7 @@ class AsyncExecution:
 
         At most ``max_concurrency`` are in flight; results come in replicate
         order. Runs use the ``execute_replicates`` hook; this serves 0.27 code
-        that drives the engine itself (see :mod:`crystallize._execution.classic_loop`).
+        that drives the engine itself.
         """
         from crystallize._execution.classic_loop import run_concurrently
 

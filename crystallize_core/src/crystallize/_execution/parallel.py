@@ -178,7 +178,7 @@ class ParallelExecution:
         plain function (``AsyncExecution`` awaits ``async def`` ones); a
         process pool needs it to pickle with cloudpickle. Runs use the
         ``execute_replicates`` hook; this serves 0.27 code that drives the
-        engine itself (see :mod:`crystallize._execution.classic_loop`).
+        engine itself.
         """
         from crystallize._execution.classic_loop import run_in_pool
 

@@ -56,7 +56,7 @@ class SerialExecution:
 
         What ``replicate_fn`` returns is awaited when it is awaitable. Runs
         use the ``execute_replicates`` hook; this serves 0.27 code that drives
-        the engine itself (see :mod:`crystallize._execution.classic_loop`).
+        the engine itself.
         """
         from crystallize._execution.classic_loop import run_serially
 
