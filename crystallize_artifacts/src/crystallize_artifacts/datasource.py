@@ -9,8 +9,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crystallize import DataSource
-from crystallize.errors import MissingArtifactError
-from crystallize.plugin import BASELINE, CONDITION_KEY, REPLICATE_KEY, ConfigurationError, DocumentError, Upstream
+from crystallize.plugin import (
+    BASELINE,
+    CONDITION_KEY,
+    REPLICATE_KEY,
+    ConfigurationError,
+    DocumentError,
+    MissingArtifactError,
+    Upstream,
+)
 from crystallize_artifacts import documents, layout, safepaths
 from crystallize_artifacts.backends import FILE, FOLDER, ExperimentFolder, RunFolder
 from crystallize_artifacts.reading import StoredArtifact

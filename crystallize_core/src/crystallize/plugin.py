@@ -47,6 +47,7 @@ underscore (a test in the repository checks ours).
 - **Errors** a plugin raises or meets: :class:`PluginError`,
   :class:`ConfigurationError`, :class:`ReplicateRejected`,
   :class:`ResumeError`, :class:`ArtifactStoreError`, :class:`DocumentError`,
+  :class:`MissingArtifactError` (an artifact read as an input is not there),
   :class:`WorkerStartError` (an engine's workers could not load the run),
   :class:`CrystallizeError`.
 """
@@ -92,6 +93,7 @@ from crystallize.errors import (
     ConfigurationError,
     CrystallizeError,
     DocumentError,
+    MissingArtifactError,
     PluginError,
     ReplicateRejected,
     ResumeError,
@@ -165,6 +167,7 @@ __all__ = [
     "CrystallizeError",
     "PluginError",
     "ConfigurationError",
+    "MissingArtifactError",
     "ReplicateRejected",
     "ResumeError",
     "ArtifactStoreError",
