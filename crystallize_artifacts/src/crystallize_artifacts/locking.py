@@ -76,12 +76,18 @@ def _flock(fd: int, shared: bool, where: str) -> bool:
     try:
         _fcntl.flock(fd, (_fcntl.LOCK_SH if shared else _fcntl.LOCK_EX) | _fcntl.LOCK_NB)
     except OSError as exc:
-        if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-            return False
-        if exc.errno in _UNSUPPORTED:
-            raise _refuse(where, f"the file system says: {exc.strerror}") from None
-        raise
+        return _held(exc, where)
     return True
+
+
+def _held(exc: OSError, where: str) -> bool:
+    """``False`` when ``exc`` says someone else holds the lock; raises for anything else
+    (:class:`LocksUnavailableError` where the file system cannot lock at all)."""
+    if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+        return False
+    if exc.errno in _UNSUPPORTED:
+        raise _refuse(where, f"the file system says: {exc.strerror}") from None
+    raise exc
 
 
 def _take_portable(fd: int, shared: bool, where: str) -> bool:
@@ -108,11 +114,7 @@ def _take_portable(fd: int, shared: bool, where: str) -> bool:
             return _take_portable(fd, False, where)
         raise _refuse(where, str(exc)) from None
     except OSError as exc:
-        if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-            return False
-        if exc.errno in _UNSUPPORTED:
-            raise _refuse(where, f"the file system says: {exc.strerror}") from None
-        raise
+        return _held(exc, where)
     return True
 
 
