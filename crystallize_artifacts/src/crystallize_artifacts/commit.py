@@ -21,7 +21,16 @@ from pathlib import Path
 
 from crystallize_artifacts.safepaths import FD_BASED, Handle
 
-__all__ = ["write_atomic", "write_atomic_at", "fsync_dir", "temp_name", "TEMP_SUFFIX", "AtomicSink", "move_into"]
+__all__ = [
+    "write_all",
+    "write_atomic",
+    "write_atomic_at",
+    "fsync_dir",
+    "temp_name",
+    "TEMP_SUFFIX",
+    "AtomicSink",
+    "move_into",
+]
 
 TEMP_SUFFIX = ".crystallize-tmp"
 _counter = itertools.count()
@@ -67,16 +76,20 @@ def fsync_dir(folder: str | Path) -> None:
         os.close(fd)
 
 
+def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
+    """Write all of ``data`` to ``fd`` (``os.write`` may write less than it is given)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def write_atomic(path: str | Path, data: bytes | memoryview, *, durable: bool = False) -> None:
     """Write ``data`` to ``path`` so that it appears whole or not at all."""
     path = os.fspath(path)
     temp = _temp_name(path)
     fd = os.open(temp, _CREATE, 0o644)
     try:
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
+        write_all(fd, data)
         if durable:
             os.fsync(fd)
     except BaseException:
@@ -102,10 +115,7 @@ def write_atomic_at(folder: Handle, name: str, data: bytes | memoryview, *, dura
     temp = temp_name(name)
     fd = os.open(temp, _CREATE, 0o644, dir_fd=folder)  # type: ignore[arg-type]
     try:
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
+        write_all(fd, data)
         if durable:
             os.fsync(fd)
     except BaseException:
@@ -163,8 +173,7 @@ class AtomicSink:
         size = view.nbytes
         if view.format != "B" or view.ndim != 1:
             view = view.cast("B")
-        while view:
-            view = view[os.write(self._fd, view) :]
+        write_all(self._fd, view)
         return size
 
     def commit(self) -> None:

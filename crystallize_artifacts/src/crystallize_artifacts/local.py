@@ -18,7 +18,7 @@ from typing import Any, BinaryIO
 
 from crystallize_artifacts import crashes, layout, runlock, safepaths, versions
 from crystallize_artifacts.backends import FILE, FOLDER, LINK, OTHER
-from crystallize_artifacts.commit import AtomicSink, fsync_dir, move_into, write_atomic_at
+from crystallize_artifacts.commit import AtomicSink, fsync_dir, move_into, write_all, write_atomic_at
 from crystallize_artifacts.safepaths import Handle, UnsafePathError
 
 __all__ = ["LocalExperimentFolder", "LocalRunFolder"]
@@ -35,12 +35,6 @@ def _kind(mode: int) -> str:
     if stat.S_ISLNK(mode):
         return LINK
     return OTHER
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
 
 
 class _Borrowed:
@@ -295,7 +289,7 @@ class LocalRunFolder:
             size = os.fstat(fd).st_size
             if size > 0 and os.pread(fd, 1, size - 1) != b"\n":
                 line = b"\n" + line  # end a line torn by a crash: it stays unparseable, ours does not
-        _write_all(fd, line + b"\n")
+        write_all(fd, line + b"\n")
         if self.durable:
             os.fsync(fd)
 
