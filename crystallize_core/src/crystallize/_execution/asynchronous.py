@@ -73,7 +73,7 @@ class AsyncExecution:
     def execute_replicates(self, batch: ReplicateBatch) -> bool:
         if not batch.units:
             return True
-        from concurrent.futures import ThreadPoolExecutor, as_completed
+        from concurrent.futures import ThreadPoolExecutor
 
         from crystallize._async import LoopThread
 
@@ -81,14 +81,7 @@ class AsyncExecution:
         with LoopThread() as loop:
             workers = min(self.max_concurrency, len(units))
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="crystallize-async") as pool:
-                futures = [pool.submit(_run_on, loop, batch, c, r) for c, r in units]
-                try:
-                    for future in as_completed(futures):
-                        batch.report(future.result())
-                except BaseException:
-                    for future in futures:
-                        future.cancel()
-                    raise
+                batch.report_as_completed([pool.submit(_run_on, loop, batch, c, r) for c, r in units])
         return True
 
     def __repr__(self) -> str:

@@ -150,3 +150,16 @@ class ReplicateBatch:
     def pending(self) -> tuple[Unit, ...]:
         """Units not reported yet, in batch order."""
         return tuple(u for u in self.units if self._waiting[u[0]][u[1]])
+
+    def report_as_completed(self, futures: Sequence[Any]) -> None:
+        """Report the outcomes of ``concurrent.futures`` futures as they finish; if reporting
+        stops (an error, Ctrl-C), cancel those not started yet and re-raise."""
+        from concurrent.futures import as_completed
+
+        try:
+            for future in as_completed(futures):
+                self.report(future.result())
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise

@@ -105,17 +105,10 @@ class ParallelExecution:
     # -- threads --------------------------------------------------------------
 
     def _in_threads(self, batch: ReplicateBatch) -> None:
-        from concurrent.futures import ThreadPoolExecutor, as_completed
+        from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="crystallize") as pool:
-            futures = [pool.submit(batch.run_here, c, r) for c, r in batch.units]
-            try:
-                for future in as_completed(futures):
-                    batch.report(future.result())
-            except BaseException:
-                for future in futures:
-                    future.cancel()
-                raise
+            batch.report_as_completed([pool.submit(batch.run_here, c, r) for c, r in batch.units])
 
     # -- processes ------------------------------------------------------------
 
