@@ -1,49 +1,163 @@
-"""Installed distributions: entry points, and names and versions read cheaply.
+"""Installed distributions: entry points, names and versions, read cheaply.
 
-``importlib_metadata`` finds entry points (the backport is faster than the
-standard library's ``importlib.metadata`` and has the newer API on every
-Python we support). A distribution's ``name`` and ``version`` attributes
-parse its whole ``METADATA`` file with the :mod:`email` package, which costs
-milliseconds per distribution on the first run in a process; the two
-header lines needed here are read directly instead.
+Plugin discovery runs on the first ``run()`` of every process, so its cost is
+part of every short script's run time. The standard ``importlib.metadata``
+costs ~18 ms just to import (it loads :mod:`email`, :mod:`zipfile`,
+:mod:`csv`, ...) and the ``importlib_metadata`` backport ~5 ms, and both then
+build an object per installed distribution and parse every
+``entry_points.txt`` into objects of every group.
+
+What discovery needs is small: the ``[group]`` section of the
+``entry_points.txt`` files that have one, and the ``Name``/``Version``
+headers of the few distributions that provide them. This module reads
+exactly that from the metadata folders (``*.dist-info``, ``*.egg-info``) of
+the folders on ``sys.path``, as the library's path finder does, in the same
+order. Where distributions may come from somewhere else — a ``sys.path``
+entry that is a zip file, or an import hook on ``sys.meta_path`` that
+provides distributions of its own — ``importlib_metadata`` is asked, so
+nothing it would find is missed.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
+import re
 import sys
 from functools import cache
 from typing import Any
 
-__all__ = ["entry_points", "name_and_version", "installed_version"]
+__all__ = ["Distribution", "EntryPoint", "entry_points", "installed_version", "name_and_version"]
+
+_METADATA_SUFFIXES = (".dist-info", ".egg-info")
+_EXTRAS = re.compile(r"\s*\[[^\]]*\]\s*$")
+
+
+class Distribution:
+    """An installed distribution's metadata folder (``<name>-<version>.dist-info`` or ``.egg-info``)."""
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def read_text(self, filename: str) -> str | None:
+        """The text of one of its metadata files, or ``None`` when it has none by that name."""
+        try:
+            with open(os.path.join(self.path, filename), encoding="utf-8") as f:
+                return f.read()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+
+    def __repr__(self) -> str:
+        return f"<Distribution {self.path}>"
+
+
+class EntryPoint:
+    """One ``name = module:attribute`` line of an ``entry_points.txt`` group.
+
+    The same three attributes and :meth:`load` as ``importlib.metadata.EntryPoint``.
+    """
+
+    __slots__ = ("group", "name", "value")
+
+    def __init__(self, name: str, value: str, group: str) -> None:
+        self.name = name
+        self.value = value
+        self.group = group
+
+    def load(self) -> Any:
+        """Import the module and return the object the value names (extras in ``[...]`` are ignored)."""
+        module, _, attribute = _EXTRAS.sub("", self.value).partition(":")
+        obj: Any = importlib.import_module(module.strip())
+        for part in attribute.strip().split(".") if attribute.strip() else ():
+            obj = getattr(obj, part)
+        return obj
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, EntryPoint):
+            return NotImplemented
+        return (self.name, self.value, self.group) == (other.name, other.value, other.group)
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.value, self.group))
+
+    def __repr__(self) -> str:
+        return f"EntryPoint(name={self.name!r}, value={self.value!r}, group={self.group!r})"
 
 
 def entry_points(group: str) -> list[tuple[Any, Any]]:
     """``[(entry point, its distribution)]`` of ``group``, in ``sys.path`` order.
 
-    ``importlib_metadata.entry_points()`` parses the ``entry_points.txt`` of
-    every installed distribution into objects, for every group; on the first
-    run in a process that is most of plugin discovery. Here each file is read
-    and only those naming ``group`` are parsed (the INI format of the entry
-    points specification: ``[group]`` headers, ``name = object reference``).
-    Distributions are found on ``sys.path`` like the library does, minus the
-    entries that do not exist.
+    Every ``entry_points.txt`` is read as text and only those with a
+    ``[group]`` header are parsed (the INI format of the entry points
+    specification: ``[group]`` headers, ``name = object reference``).
     """
-    try:
-        from importlib_metadata import EntryPoint, distributions
-    except ImportError:  # pragma: no cover - installed as a dependency
-        from importlib.metadata import EntryPoint, distributions  # type: ignore[assignment]
-    header = f"[{group}]"
-    found = []
-    # Entries that do not exist hold no distributions; skipping them saves the zip
-    # machinery the library loads to look inside the standard pythonXY.zip entry,
-    # which is on every sys.path and usually absent.
-    search = [entry for entry in sys.path if not entry or os.path.exists(entry)]
-    for dist in distributions(path=search):
-        text = dist.read_text("entry_points.txt")
-        if text and header in text:
-            found += [(EntryPoint(name, value, group), dist) for name, value in _section(text, group)]
+    if _other_finders():
+        return _library_entry_points(group, sys.path)
+    header = f"[{group}]".encode()
+    found: list[tuple[Any, Any]] = []
+    for entry in sys.path:
+        folder = entry or "."
+        try:
+            names = os.listdir(folder)
+        except NotADirectoryError:
+            if os.path.isfile(folder):  # a zip file: the library reads inside it
+                found += _library_entry_points(group, [entry])
+            continue
+        except OSError:  # missing or unreadable: it holds no distributions
+            continue
+        for name in names:
+            if name.lower().endswith(_METADATA_SUFFIXES):
+                path = os.path.join(folder, name)
+                raw = _read_bytes(os.path.join(path, "entry_points.txt"))
+                if raw and header in raw:
+                    text = raw.decode("utf-8")
+                    found += [
+                        (EntryPoint(key, value, group), Distribution(path)) for key, value in _section(text, group)
+                    ]
     return found
+
+
+def _read_bytes(path: str) -> bytes | None:
+    """A small file's bytes (``None`` if absent): without a file object, most folders have none."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _other_finders() -> bool:
+    """Whether an import hook other than a path finder provides distributions.
+
+    The standard ``PathFinder`` and the finder ``importlib_metadata`` adds to
+    ``sys.meta_path`` when imported both read the ``sys.path`` folders read here.
+    """
+    from importlib.machinery import PathFinder
+
+    for finder in sys.meta_path:
+        if finder is PathFinder or not hasattr(finder, "find_distributions"):
+            continue
+        kind = finder if isinstance(finder, type) else type(finder)
+        if kind.__name__ == "MetadataPathFinder" and kind.__module__.startswith("importlib_metadata"):
+            continue
+        return True
+    return False
+
+
+def _library_entry_points(group: str, path: list[str]) -> list[tuple[Any, Any]]:
+    try:
+        from importlib_metadata import distributions
+    except ImportError:  # pragma: no cover - installed as a dependency before 3.12
+        from importlib.metadata import distributions  # type: ignore[assignment]
+    return [(ep, dist) for dist in distributions(path=path) for ep in dist.entry_points if ep.group == group]
 
 
 def _section(text: str, group: str) -> list[tuple[str, str]]:
@@ -64,7 +178,11 @@ def _section(text: str, group: str) -> list[tuple[str, str]]:
 
 
 def name_and_version(dist: Any) -> tuple[str | None, str | None]:
-    """``(Name, Version)`` from a distribution's metadata headers; ``None`` where unknown."""
+    """``(Name, Version)`` from a distribution's metadata headers; ``None`` where unknown.
+
+    Only the two header lines are read: the libraries' ``name`` and
+    ``version`` parse the whole ``METADATA`` file with :mod:`email`.
+    """
     if dist is None:
         return None, None
     try:
@@ -83,13 +201,52 @@ def name_and_version(dist: Any) -> tuple[str | None, str | None]:
     return name, version
 
 
+def _normalise(name: str) -> str:
+    """A project name as the packaging specifications compare them (``Foo.Bar-baz`` → ``foo_bar_baz``)."""
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
 @cache
 def installed_version(name: str) -> str | None:
-    """The version of the installed distribution ``name``, or ``None`` when it is not installed."""
+    """The version of the installed distribution ``name``, or ``None`` when it is not installed.
+
+    The first distribution of that name on ``sys.path`` counts, as for imports.
+    """
+    if _other_finders():
+        return _library_version(name)
+    wanted = _normalise(name)
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except NotADirectoryError:
+            if os.path.isfile(entry):
+                found = _library_version(name, [entry])
+                if found is not None:
+                    return found
+            continue
+        except OSError:
+            continue
+        for folder in names:
+            stem, dot, suffix = folder.rpartition(".")
+            if dot and f".{suffix.lower()}" in _METADATA_SUFFIXES and _normalise(stem.partition("-")[0]) == wanted:
+                dist_name, version = name_and_version(Distribution(os.path.join(entry or ".", folder)))
+                if dist_name is not None and _normalise(dist_name) == wanted:
+                    return version
+    return None
+
+
+def _library_version(name: str, path: list[str] | None = None) -> str | None:
     try:
-        from importlib_metadata import PackageNotFoundError, distribution
-    except ImportError:  # pragma: no cover - installed as a dependency
-        from importlib.metadata import PackageNotFoundError, distribution  # type: ignore[assignment]
+        from importlib_metadata import PackageNotFoundError, distribution, distributions
+    except ImportError:  # pragma: no cover - installed as a dependency before 3.12
+        from importlib.metadata import PackageNotFoundError, distribution, distributions  # type: ignore[assignment]
+    if path is not None:
+        wanted = _normalise(name)
+        for dist in distributions(path=path):
+            found_name, version = name_and_version(dist)
+            if found_name is not None and _normalise(found_name) == wanted:
+                return version
+        return None
     try:
         return name_and_version(distribution(name))[1]
     except PackageNotFoundError:
