@@ -1,5 +1,6 @@
 """Code fingerprints: what changes them, what does not, and where they come from."""
 
+import ast
 import functools
 import importlib.util
 import itertools
@@ -169,6 +170,22 @@ def test_framework_and_library_code_is_named_not_hashed():
     assert code_fingerprint(Pipeline) is None
 
 
+def test_library_folders_are_found_without_sysconfig_and_cover_its_paths(tmp_path):
+    import sysconfig
+
+    import pluggy
+
+    from crystallize._fingerprint import _library_roots, is_library_code
+
+    roots = _library_roots()
+    for key in ("stdlib", "purelib", "platlib"):
+        assert sysconfig.get_paths()[key].startswith(roots), key
+    assert is_library_code(pluggy.__name__) and is_library_code("textwrap")
+    dynload = [m for m in ("_json", "_csv", "_decimal", "_ssl") if m in sys.modules or importlib.util.find_spec(m)]
+    assert dynload and all(is_library_code(__import__(m).__name__) for m in dynload)
+    assert not is_library_code(load(tmp_path, BASE).__name__)
+
+
 def test_a_fingerprint_is_the_same_in_another_process(tmp_path):
     module = load(tmp_path, BASE)
     code = f"import sys; sys.path.insert(0, {str(tmp_path)!r}); import {module.__name__} as m; "
@@ -217,3 +234,67 @@ def test_steps_with_one_name_and_different_code_get_different_ids():
         return step
 
     assert Experiment(source(), Pipeline([first()()])).id != Experiment(source(), Pipeline([second()()])).id
+
+
+def _all_code(code):
+    for const in code.co_consts:
+        if hasattr(const, "co_code"):
+            yield const
+            yield from _all_code(const)
+
+
+@pytest.mark.parametrize(
+    "module_name", ["argparse", "dataclasses", "inspect", "json.encoder", "textwrap", "crystallize._lifecycle"]
+)
+def test_a_function_parsed_from_its_own_lines_is_the_node_of_the_whole_file(module_name):
+    """Fingerprints parse a function's block alone; that must give the node parsing the module gives."""
+    from crystallize import _fingerprint as fp
+
+    path = importlib.util.find_spec(module_name).origin
+    with open(path, encoding="utf-8") as f:
+        module_code = compile(f.read(), path, "exec")
+    compared = 0
+    for code in _all_code(module_code):
+        if code.co_name.startswith("<"):  # lambdas, comprehensions: the whole file is parsed for them
+            continue
+        whole = fp._defs_of(path, None).get(code.co_firstlineno, [])
+        whole = [n for n in whole if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == code.co_name]
+        if not whole:  # a class body
+            continue
+        own = fp._own_node(code, None)
+        assert own is not None, f"{module_name}: {code.co_name} line {code.co_firstlineno}"
+        assert len(whole) == 1 and fp._canonical(own) == fp._canonical(whole[0]), code.co_name
+        compared += 1
+    assert compared > 10
+
+
+def test_code_that_compiles_to_nothing_at_the_end_of_a_function_is_part_of_its_block(tmp_path):
+    module = load(
+        tmp_path,
+        """
+        class Holder:
+            def method(self):
+                if self:
+                    return 1
+                else:
+                    pass
+                # a comment at the end
+            def other(self):
+                return 2
+        """,
+    )
+    from crystallize import _fingerprint as fp
+
+    own = fp._own_node(module.Holder.method.__code__, None)
+    assert own is not None and isinstance(own.body[0].orelse[0], ast.Pass)  # `else: pass` is kept
+    assert fp._own_node(module.Holder.other.__code__, None).name == "other"
+
+
+def test_a_block_that_does_not_parse_alone_falls_back_to_the_whole_file(tmp_path, monkeypatch):
+    module = load(tmp_path, BASE)
+    from crystallize import _fingerprint as fp
+
+    expected = code_fingerprint(module.step)
+    fp._code_cache.clear()
+    monkeypatch.setattr(fp, "_own_node", lambda code, module_globals: None)
+    assert code_fingerprint(module.step) == expected

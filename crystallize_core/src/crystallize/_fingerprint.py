@@ -42,6 +42,7 @@ import dis
 import functools
 import hashlib
 import linecache
+import os
 import sys
 import types
 import weakref
@@ -89,11 +90,26 @@ def _digest(text: str) -> str:
 
 @functools.cache
 def _library_roots() -> tuple[str, ...]:
-    import sysconfig  # only when a module's origin is asked: `import crystallize` stays light
+    """Folders of the standard library and of installed libraries.
 
-    paths = sysconfig.get_paths()
-    roots = {paths.get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")}
-    return tuple(sorted(r for r in roots if r))
+    What :func:`sysconfig.get_paths` calls ``stdlib``, ``platstdlib``,
+    ``purelib`` and ``platlib``, found without importing :mod:`sysconfig`
+    (milliseconds on the first run in a process): the standard library is
+    where :mod:`os` lives (extension modules in ``lib-dynload`` below it, or
+    ``DLLs`` beside it on Windows), installed libraries are in the ``site``
+    module's folders.
+    """
+    import site
+
+    stdlib = os.path.dirname(os.__file__)
+    roots = {stdlib, os.path.join(sys.base_prefix, "DLLs"), os.path.join(sys.base_exec_prefix, "DLLs")}
+    try:
+        roots.update(site.getsitepackages())
+    except AttributeError:  # pragma: no cover - old virtualenv's site module
+        pass
+    if site.ENABLE_USER_SITE and site.USER_SITE:
+        roots.add(site.USER_SITE)
+    return tuple(sorted(roots))
 
 
 def is_library_code(module_name: str | None) -> bool:
@@ -242,12 +258,17 @@ _Defs = dict[int, list[ast.AST]]
 _trees: dict[str, tuple[list[str], _Defs]] = {}
 
 
+def _lines_of(filename: str, module_globals: dict[str, Any] | None) -> list[str]:
+    """The current lines of a source file (empty when it has none)."""
+    if filename.startswith("<") and filename not in linecache.cache:
+        return []
+    linecache.checkcache(filename)
+    return linecache.getlines(filename, module_globals)
+
+
 def _defs_of(filename: str, module_globals: dict[str, Any] | None) -> _Defs | None:
     """Function and lambda nodes of a file, by the line their code object starts on."""
-    if filename.startswith("<") and filename not in linecache.cache:
-        return None
-    linecache.checkcache(filename)
-    lines = linecache.getlines(filename, module_globals)
+    lines = _lines_of(filename, module_globals)
     if not lines:
         return None
     cached = _trees.get(filename)
@@ -269,6 +290,10 @@ def _defs_of(filename: str, module_globals: dict[str, Any] | None) -> _Defs | No
 
 
 def _find_node(code: types.CodeType, module_globals: dict[str, Any] | None) -> ast.AST | None:
+    if code.co_name != "<lambda>":
+        node = _own_node(code, module_globals)
+        if node is not None:
+            return node
     defs = _defs_of(code.co_filename, module_globals)
     if defs is None:
         return None
@@ -280,6 +305,57 @@ def _find_node(code: types.CodeType, module_globals: dict[str, Any] | None) -> a
         return lambdas[0] if len(lambdas) == 1 else None
     named = [n for n in candidates if getattr(n, "name", None) == code.co_name]
     return named[0] if len(named) == 1 else None
+
+
+def _own_node(code: types.CodeType, module_globals: dict[str, Any] | None) -> ast.AST | None:
+    """A function's node, parsed from its own lines only.
+
+    Parsing a function's block instead of its whole module costs little in a
+    large module, where the first fingerprint otherwise pays for parsing every
+    line of it. The block runs from the code's first line (its first
+    decorator) to the last line any of its instructions (or those of code
+    nested in it) come from, then on over lines indented deeper than the
+    ``def`` (and blank or comment lines) — code that compiles to nothing, such
+    as a trailing ``pass``. Where that block does not parse as exactly one
+    ``def`` of the code's name (a ``def`` sharing its line with other code, a
+    multi-line string the indentation rule cuts), ``None``: the caller parses
+    the whole file, which gives the same node.
+    """
+    lines = _lines_of(code.co_filename, module_globals)
+    first = code.co_firstlineno
+    last = _last_line(code)
+    if not lines or last is None or not 1 <= first <= last <= len(lines):
+        return None
+    head = lines[first - 1]
+    depth = len(head) - len(head.lstrip(" \t"))
+    while last < len(lines):
+        line = lines[last]
+        text = line.lstrip(" \t")
+        if text.strip() and not text.startswith("#") and len(line) - len(text) <= depth:
+            break
+        last += 1
+    block = "".join(lines[first - 1 : last])
+    try:
+        tree = ast.parse(f"if 1:\n{block}" if depth else block)
+    except (SyntaxError, ValueError):
+        return None
+    body = tree.body[0].body if depth and isinstance(tree.body[0], ast.If) else tree.body
+    if len(body) != 1:
+        return None
+    node = body[0]
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == code.co_name:
+        return node
+    return None
+
+
+def _last_line(code: types.CodeType) -> int | None:
+    """The last source line of ``code``'s instructions and of the code nested in it."""
+    if hasattr(code, "co_positions"):
+        ends = [end for _, end, _, _ in code.co_positions() if end is not None]
+    else:  # Python 3.10: start lines only; the indentation rule finds the rest
+        ends = [line for _, _, line in code.co_lines() if line is not None]
+    ends += [n for c in code.co_consts if isinstance(c, types.CodeType) and (n := _last_line(c)) is not None]
+    return max(ends, default=None)
 
 
 def _enclosing(lambdas: list[ast.Lambda], code: types.CodeType) -> list[ast.Lambda]:
