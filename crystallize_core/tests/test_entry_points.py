@@ -154,3 +154,10 @@ def test_entry_point_records_compare_by_value():
     assert a == EntryPoint("n", "m:o", "g") and hash(a) == hash(EntryPoint("n", "m:o", "g"))
     assert a != EntryPoint("n", "m:o", "h") and "m:o" in repr(a)
     assert _entry_points.Distribution("/x").read_text("METADATA") is None
+
+
+def test_a_distribution_installed_after_the_first_look_is_found(isolated_path):
+    assert entry_points("crystallize.plugins") == []
+    make_distribution(isolated_path, "crystallize-late", "1.0", {"late": "late_mod:p"}, {"late_mod": "p = 3"})
+    assert [ep.name for ep, _ in entry_points("crystallize.plugins")] == ["late"]
+    assert installed_version("crystallize-late") == "1.0"

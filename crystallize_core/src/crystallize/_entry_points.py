@@ -98,18 +98,12 @@ def entry_points(group: str) -> list[tuple[Any, Any]]:
     header = f"[{group}]".encode()
     found: list[tuple[Any, Any]] = []
     for entry in sys.path:
-        folder = entry or "."
-        try:
-            names = os.listdir(folder)
-        except NotADirectoryError:
-            if os.path.isfile(folder):  # a zip file: the library reads inside it
-                found += _library_entry_points(group, [entry])
+        index = _metadata_folders(entry)
+        if index is None:  # a zip file: the library reads inside it
+            found += _library_entry_points(group, [entry])
             continue
-        except OSError:  # missing or unreadable: it holds no distributions
-            continue
-        for name in names:
-            if name.lower().endswith(_METADATA_SUFFIXES):
-                path = os.path.join(folder, name)
+        for folders in index.values():
+            for path in folders:
                 raw = _read_bytes(os.path.join(path, "entry_points.txt"))
                 if raw and header in raw:
                     text = raw.decode("utf-8")
@@ -117,6 +111,44 @@ def entry_points(group: str) -> list[tuple[Any, Any]]:
                         (EntryPoint(key, value, group), Distribution(path)) for key, value in _section(text, group)
                     ]
     return found
+
+
+#: {folder on sys.path: (its mtime, {normalised project name: [metadata folder paths]})}
+_listings: dict[str, tuple[int, dict[str, list[str]]]] = {}
+
+
+def _metadata_folders(entry: str) -> dict[str, list[str]] | None:
+    """The metadata folders in one ``sys.path`` entry, by normalised project name.
+
+    ``None`` for a file (a zip archive); empty for an entry that does not
+    exist. Listed again only when the folder's modification time changed (an
+    install or uninstall adds or removes a metadata folder), as the
+    standard library's path finder does.
+    """
+    folder = entry or "."
+    try:
+        mtime = os.stat(folder).st_mtime_ns
+    except OSError:  # missing or unreadable: it holds no distributions
+        return {}
+    cached = _listings.get(folder)
+    if cached is not None and cached[0] == mtime:
+        return cached[1]
+    try:
+        names = os.listdir(folder)
+    except NotADirectoryError:
+        return None if os.path.isfile(folder) else {}
+    except OSError:
+        return {}
+    index: dict[str, list[str]] = {}
+    for name in names:
+        lowered = name.lower()
+        for suffix in _METADATA_SUFFIXES:
+            if lowered.endswith(suffix):
+                project = name[: -len(suffix)].partition("-")[0]
+                index.setdefault(_normalise(project), []).append(os.path.join(folder, name))
+                break
+    _listings[folder] = (mtime, index)
+    return index
 
 
 def _read_bytes(path: str) -> bytes | None:
@@ -216,22 +248,16 @@ def installed_version(name: str) -> str | None:
         return _library_version(name)
     wanted = _normalise(name)
     for entry in sys.path:
-        try:
-            names = os.listdir(entry or ".")
-        except NotADirectoryError:
-            if os.path.isfile(entry):
-                found = _library_version(name, [entry])
-                if found is not None:
-                    return found
+        index = _metadata_folders(entry)
+        if index is None:
+            found = _library_version(name, [entry])
+            if found is not None:
+                return found
             continue
-        except OSError:
-            continue
-        for folder in names:
-            stem, dot, suffix = folder.rpartition(".")
-            if dot and f".{suffix.lower()}" in _METADATA_SUFFIXES and _normalise(stem.partition("-")[0]) == wanted:
-                dist_name, version = name_and_version(Distribution(os.path.join(entry or ".", folder)))
-                if dist_name is not None and _normalise(dist_name) == wanted:
-                    return version
+        for path in index.get(wanted, ()):
+            dist_name, version = name_and_version(Distribution(path))
+            if dist_name is not None and _normalise(dist_name) == wanted:
+                return version
     return None
 
 
