@@ -21,10 +21,24 @@ folder, and already checked by the caller (every segment a valid name).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import BinaryIO, Protocol
 
-__all__ = ["ExperimentFolder", "RunFolder", "Sink", "FILE", "FOLDER", "LINK", "OTHER"]
+__all__ = ["ExperimentFolder", "RunFolder", "Sink", "FILE", "FOLDER", "LINK", "OTHER", "is_object_url"]
+
+_URL_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
+
+
+def is_object_url(root: str) -> bool:
+    """``root`` names an fsspec store other than the local file system (``file://``).
+
+    Here, not in :mod:`~crystallize_artifacts.objects`, so that a local root
+    never imports the object-store backend.
+    """
+    match = _URL_SCHEME.match(root)
+    return match is not None and match.group(1).lower() not in ("file", "local")
+
 
 #: kinds of entries :meth:`RunFolder.entries` reports.
 FILE, FOLDER, LINK, OTHER = "file", "folder", "link", "other"

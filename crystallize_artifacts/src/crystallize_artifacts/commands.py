@@ -47,7 +47,7 @@ def _configure_verify(parser: argparse.ArgumentParser) -> None:
 def verify_command(args: argparse.Namespace) -> int:
     """``crystallize verify``: exit 0 when every file checks out, 1 for problems or
     when the path holds no runs, 2 for a path that is missing or not a folder."""
-    from crystallize_artifacts.objects import is_object_url
+    from crystallize_artifacts.backends import is_object_url
     from crystallize_artifacts.verify import NoRunsError, verify_path
 
     if is_object_url(args.path):

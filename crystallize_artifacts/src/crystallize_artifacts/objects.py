@@ -50,7 +50,7 @@ from collections.abc import Iterable
 from typing import Any, BinaryIO
 
 from crystallize_artifacts import layout, leases, versions
-from crystallize_artifacts.backends import FILE, FOLDER
+from crystallize_artifacts.backends import FILE, FOLDER, is_object_url
 from crystallize_artifacts.runlock import RunEndedError, RunLockedError
 
 __all__ = ["ObjectExperimentFolder", "ObjectRunFolder", "open_filesystem", "is_object_url"]
@@ -64,12 +64,6 @@ _CONDITIONAL = {"s3", "s3a"}
 PART_SIZE = 16 << 20
 _SEGMENT = re.compile(r"^g(\d{6})-(\d{8})$")
 _JOURNAL_DIR = f"{layout.JOURNAL}.d"
-
-
-def is_object_url(root: str) -> bool:
-    """``root`` names an fsspec store other than the local file system (``file://``)."""
-    match = re.match(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://", root)
-    return match is not None and match.group(1).lower() not in ("file", "local")
 
 
 def open_filesystem(url: str, storage_options: dict[str, Any] | None = None) -> tuple[Any, str, str]:

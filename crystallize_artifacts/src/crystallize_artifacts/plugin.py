@@ -114,7 +114,7 @@ class ArtifactPlugin:
                 "ArtifactPlugin: big_file_threshold_mb must be a positive number or None, "
                 f"got {big_file_threshold_mb!r}{threshold_from}"
             )
-        from crystallize_artifacts.objects import is_object_url
+        from crystallize_artifacts.backends import is_object_url
 
         self.root_dir = root_dir
         self.storage_options = dict(storage_options or {})

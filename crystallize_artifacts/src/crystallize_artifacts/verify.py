@@ -168,7 +168,7 @@ def verify_path(path: Path | str, storage_options: dict[str, Any] | None = None)
     :returns: ``{run folder: [problems]}``; empty when ``path`` holds no runs.
     :raises NoRunsError: ``path`` is not a folder.
     """
-    from crystallize_artifacts.objects import is_object_url
+    from crystallize_artifacts.backends import is_object_url
 
     if is_object_url(str(path)):
         return verify_url(str(path), storage_options)
