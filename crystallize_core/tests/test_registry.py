@@ -283,3 +283,57 @@ def test_installed_plugins_only_pins_autoloading_for_a_block(third_party, monkey
             assert installed_plugins() == []
         assert [p.name for p in installed_plugins()] == ["counter"]
     assert os.environ.get("CRYSTALLIZE_LOAD_PLUGINS") == before
+
+
+def test_hook_options_read_per_class_are_what_pluggy_reads():
+    """The registry reads a class's hook markers once, in one pass; pluggy reads them per attribute."""
+    import pluggy
+
+    from crystallize import SerialExecution, hookimpl
+    from crystallize._dispatch import PROJECT
+    from crystallize._registry import _new_pm
+
+    class Base:
+        @hookimpl
+        def after_step(self, step, ctx):
+            pass
+
+        @hookimpl(trylast=True)
+        def before_run(self, experiment, run):
+            pass
+
+    class Child(Base):
+        before_run = None  # shadows the inherited hook: not a hook any more
+
+        @staticmethod
+        @hookimpl
+        def after_run(run, result):
+            pass
+
+        @hookimpl(tryfirst=True)
+        def on_replicate_outcome(self, run, outcome):
+            pass
+
+        @property
+        def noisy(self):
+            raise AssertionError("a property is never evaluated")
+
+    class Wrapped(Base):
+        @hookimpl
+        @classmethod
+        def after_run(cls, run, result):
+            pass
+
+    plugins = [Base(), Child(), Wrapped(), SerialExecution(), SeedPlugin()]
+    for name in ("crystallize_artifacts:ArtifactPlugin", "crystallize_metadata:MetadataPlugin"):
+        module, _, attr = name.partition(":")
+        cls = getattr(pytest.importorskip(module), attr)
+        plugins.append(cls() if attr != "ArtifactPlugin" else cls(root_dir="unused"))
+    ours, reference = _new_pm(), pluggy.PluginManager(PROJECT)
+    for plugin in plugins:
+        for attr in dir(plugin):
+            assert ours.parse_hookimpl_opts(plugin, attr) == reference.parse_hookimpl_opts(plugin, attr), (plugin, attr)
+    child = ours.parse_hookimpl_opts(Child(), "on_replicate_outcome")
+    assert child is not None and child["tryfirst"] is True
+    assert ours.parse_hookimpl_opts(Child(), "before_run") is None
+    assert ours.parse_hookimpl_opts(Wrapped(), "after_run") is not None

@@ -45,7 +45,7 @@ import os
 import threading
 import warnings
 from collections.abc import Iterable, Sequence
-from types import ModuleType
+from types import FunctionType, MethodType, ModuleType
 from typing import Any, ClassVar
 
 import attrs
@@ -140,33 +140,34 @@ def _hook_names_of(pm: pluggy.PluginManager, plugin: Any) -> list[str]:
 class _PluginManager(pluggy.PluginManager):
     """A pluggy manager that remembers what it learnt about each plugin class.
 
-    Registering a plugin makes pluggy inspect every attribute of the object
-    (with ``inspect.getattr_static``); for the few plugins of an experiment
-    that costs milliseconds, paid again for every experiment. Hook markers sit
-    on the class's functions, so the answer for ``(class, attribute)`` never
-    changes: it is computed once per process. Modules, classes registered as
-    plugins and attributes set on the instance itself are not cached.
-    ``parse_hookimpl_opts``/``parse_hookspec_opts`` are pluggy's documented
-    override points.
+    Registering a plugin makes pluggy look up every attribute of the object
+    with ``inspect.getattr_static`` (so that properties are not run); for the
+    few plugins of an experiment that costs milliseconds, paid again for every
+    experiment. Hook markers sit on the class's functions, so the answer for
+    a class never changes: its hook options are read once per process, for
+    every attribute in one pass over the class's ``__dict__``s in method
+    resolution order (what ``getattr_static`` finds for an attribute the
+    instance does not hold itself). Modules, classes registered as plugins,
+    classes with ``__slots__`` and attributes set on the instance itself go to
+    pluggy's own lookup. ``parse_hookimpl_opts``/``parse_hookspec_opts`` are
+    pluggy's documented override points.
     """
 
-    _impl_opts: ClassVar[dict[tuple[type, str], Any]] = {}
+    _class_opts: ClassVar[dict[type, dict[str, dict[str, Any]]]] = {}
     _spec_opts: ClassVar[dict[tuple[Any, str], Any]] = {}
 
     def parse_hookimpl_opts(self, plugin: Any, name: str) -> Any:
         cls = type(plugin)
-        cacheable = (
-            not isinstance(plugin, (ModuleType, type))
-            and name not in getattr(plugin, "__dict__", {})
-            and not hasattr(cls, "__slots__")
-        )
-        if not cacheable:
+        if (
+            isinstance(plugin, (ModuleType, type))
+            or hasattr(cls, "__slots__")
+            or name in getattr(plugin, "__dict__", {})
+        ):
             return super().parse_hookimpl_opts(plugin, name)
-        key = (cls, name)
-        try:
-            opts = self._impl_opts[key]
-        except KeyError:
-            opts = self._impl_opts[key] = super().parse_hookimpl_opts(plugin, name)
+        table = self._class_opts.get(cls)
+        if table is None:
+            table = self._class_opts[cls] = _class_hook_opts(cls, f"{self.project_name}_impl")
+        opts = table.get(name)
         return None if opts is None else dict(opts)
 
     def parse_hookspec_opts(self, module_or_class: Any, name: str) -> Any:
@@ -176,6 +177,33 @@ class _PluginManager(pluggy.PluginManager):
         except KeyError:
             opts = self._spec_opts[key] = super().parse_hookspec_opts(module_or_class, name)
         return None if opts is None else dict(opts)
+
+
+def _class_hook_opts(cls: type, marker: str) -> dict[str, dict[str, Any]]:
+    """``{attribute: hook options}`` of the hook implementations a class's instances have.
+
+    Reads markers as pluggy does: on a function, or on a ``staticmethod`` /
+    ``classmethod`` wrapper or the function inside it.
+    """
+    merged: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        merged.update(vars(klass))
+    table = {}
+    for name, value in merged.items():
+        if isinstance(value, (staticmethod, classmethod)):
+            holder: Any = value
+        elif isinstance(value, MethodType):
+            holder = value.__func__
+        elif isinstance(value, FunctionType):
+            holder = value
+        else:
+            continue
+        opts = getattr(holder, marker, None)
+        if opts is None:
+            opts = getattr(getattr(holder, "__func__", None), marker, None)
+        if isinstance(opts, dict):
+            table[name] = opts
+    return table
 
 
 def _new_pm() -> pluggy.PluginManager:
