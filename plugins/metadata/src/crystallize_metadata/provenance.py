@@ -16,9 +16,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import attrs
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from crystallize.plugin import code_fingerprint, describe, digest, installed_version
 
@@ -69,8 +67,7 @@ def code_files(experiment: Experiment) -> list[Path]:
 # -- git --------------------------------------------------------------------------------------
 
 
-@attrs.frozen
-class GitState:
+class GitState(NamedTuple):
     """The git working tree the experiment's code lives in.
 
     :ivar root: the working tree's top folder.
@@ -85,11 +82,10 @@ class GitState:
     dirty: bool | None
 
     def to_json(self) -> dict[str, Any]:
-        return attrs.asdict(self)
+        return self._asdict()
 
 
-@attrs.frozen
-class _Dirs:
+class _Dirs(NamedTuple):
     root: Path
     git_dir: Path  # this worktree's (HEAD, index)
     common_dir: Path  # shared refs (the main repository's .git for a linked worktree)
@@ -217,7 +213,7 @@ class PendingGit:
         """The full state, once ``git status`` answered (at most ``GIT_TIMEOUT_SECONDS``)."""
         if not self._done:
             dirty = _answer(self._process)
-            self._state = attrs.evolve(self._state, dirty=dirty)
+            self._state = self._state._replace(dirty=dirty)
             self._done = True
             with _lock:
                 _dirty_cache[Path(self._state.root)] = (self._key, self._asked_at, dirty)
