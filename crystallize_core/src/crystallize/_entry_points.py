@@ -29,7 +29,6 @@ from typing import Any
 
 __all__ = ["Distribution", "EntryPoint", "entry_points", "installed_version", "name_and_version"]
 
-_METADATA_SUFFIXES = (".dist-info", ".egg-info")
 _EXTRAS = re.compile(r"\s*\[[^\]]*\]\s*$")
 
 
@@ -140,13 +139,16 @@ def _metadata_folders(entry: str) -> dict[str, list[str]] | None:
     except OSError:
         return {}
     index: dict[str, list[str]] = {}
+    prefix = folder if folder.endswith(os.sep) else folder + os.sep
     for name in names:
-        lowered = name.lower()
-        for suffix in _METADATA_SUFFIXES:
-            if lowered.endswith(suffix):
-                project = name[: -len(suffix)].partition("-")[0]
-                index.setdefault(_normalise(project), []).append(os.path.join(folder, name))
-                break
+        tail = name[-10:].lower()
+        if tail == ".dist-info":
+            stem = name[:-10]
+        elif tail.endswith(".egg-info"):
+            stem = name[:-9]
+        else:
+            continue
+        index.setdefault(_normalise(stem.partition("-")[0]), []).append(prefix + name)
     _listings[folder] = (mtime, index)
     return index
 
@@ -235,7 +237,8 @@ def name_and_version(dist: Any) -> tuple[str | None, str | None]:
 
 def _normalise(name: str) -> str:
     """A project name as the packaging specifications compare them (``Foo.Bar-baz`` → ``foo_bar_baz``)."""
-    return re.sub(r"[-_.]+", "_", name).lower()
+    plain = name.lower().replace("-", "_").replace(".", "_")
+    return plain if "__" not in plain else re.sub("_+", "_", plain)
 
 
 @cache
