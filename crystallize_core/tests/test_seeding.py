@@ -181,3 +181,20 @@ def test_a_chosen_seed_under_threads_warns_that_the_global_generators_are_shared
 def test_the_seed_fact_says_whether_the_code_chose_the_base():
     assert run([SeedPlugin()]).run.facts[SEED_FACT]["chosen"] is False
     assert run([SeedPlugin(seed=3)]).run.facts[SEED_FACT]["chosen"] is True
+
+
+def test_direct_seeding_draws_what_random_seed_draws(monkeypatch):
+    import random
+
+    from crystallize._seeding import _seed_random
+
+    random.seed(2024)
+    expected = [random.random(), random.gauss(0, 1), random.randint(0, 10**9)]
+    random.gauss(0, 1)  # leaves a cached gauss value that seeding must clear
+    _seed_random(2024)
+    assert [random.random(), random.gauss(0, 1), random.randint(0, 10**9)] == expected
+
+    calls = []
+    monkeypatch.setattr(random, "seed", calls.append)  # a library replaced random.seed: it is respected
+    _seed_random(7)
+    assert calls == [7]
