@@ -10,7 +10,6 @@ uninterrupted run's and that the metrics are equal.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -19,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+import blake3
 import pytest
 
 CHILD = Path(__file__).with_name("crash_child.py")
@@ -33,9 +33,14 @@ def run_child(root: Path, mode: str, **env: str) -> subprocess.CompletedProcess[
     )
 
 
+def blake3_digest(data: bytes) -> str:
+    """The digest the store records for ``data``."""
+    return "blake3:" + blake3.blake3(data).hexdigest()
+
+
 def artifacts(run_dir: Path) -> dict[str, str]:
     return {
-        p.relative_to(run_dir).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        p.relative_to(run_dir).as_posix(): blake3_digest(p.read_bytes())
         for p in run_dir.glob("replicate_*/**/*")
         if p.is_file() and not p.name.endswith(".crystallize-tmp")
     }
@@ -74,7 +79,7 @@ def assert_markers_vouch_for_complete_files(run_dir: Path, reference_files: dict
         for path, digest in expected.items():
             file = run_dir / path
             assert file.is_file(), f"marker of {condition} vouches for missing {path}"
-            assert hashlib.sha256(file.read_bytes()).hexdigest() == digest, f"partial or wrong {path}"
+            assert blake3_digest(file.read_bytes()) == digest, f"partial or wrong {path}"
 
 
 def crash_then_resume(root: Path, reference: dict, **crash_env: str) -> None:
@@ -94,7 +99,7 @@ def crash_then_resume(root: Path, reference: dict, **crash_env: str) -> None:
     meta = json.loads((run_dir / "metadata.json").read_bytes())
     assert meta["status"] == "completed"
     manifest = json.loads((run_dir / "manifest.json").read_bytes())
-    assert {r["path"]: r["sha256"] for r in manifest["artifacts"]} == reference["files"]
+    assert {r["path"]: r["digest"] for r in manifest["artifacts"]} == reference["files"]
 
 
 def test_the_commit_count_is_what_the_crash_points_assume(tmp_path):

@@ -8,7 +8,6 @@ is byte-identical to an uninterrupted run's and the metrics are equal.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -17,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import blake3
 import pytest
 
 CHILD = Path(__file__).with_name("crash_child.py")
@@ -44,8 +44,13 @@ def stored(url: str) -> dict[str, bytes]:
     return {k[len(base) + 1 :]: fs.cat_file(k) for k in keys}
 
 
+def blake3_digest(data: bytes) -> str:
+    """The digest the store records for ``data``."""
+    return "blake3:" + blake3.blake3(data).hexdigest()
+
+
 def artifacts(objects: dict[str, bytes]) -> dict[str, str]:
-    return {k: hashlib.sha256(v).hexdigest() for k, v in objects.items() if k.startswith("replicate_")}
+    return {k: blake3_digest(v) for k, v in objects.items() if k.startswith("replicate_")}
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +60,7 @@ def reference(tmp_path_factory):
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout.splitlines()[-1])
     files = {
-        p.relative_to(root / "crashy" / "v0").as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        p.relative_to(root / "crashy" / "v0").as_posix(): blake3_digest(p.read_bytes())
         for p in (root / "crashy" / "v0").glob("replicate_*/**/*")
         if p.is_file()
     }
@@ -88,7 +93,7 @@ def resume_and_compare(root: str, reference: dict) -> None:
     assert_markers_vouch_for_complete_objects(objects, reference["files"])
     assert sorted(k.split("/")[0] for k in objects if k.endswith(".crystallize_complete")) == ["baseline", "x2", "x3"]
     manifest = json.loads(objects["manifest.json"])
-    assert {r["path"]: r["sha256"] for r in manifest["artifacts"]} == reference["files"]
+    assert {r["path"]: r["digest"] for r in manifest["artifacts"]} == reference["files"]
     assert json.loads(objects["metadata.json"])["status"] == "completed"
 
 

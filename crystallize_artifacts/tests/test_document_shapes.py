@@ -65,7 +65,7 @@ OUTSIDE = {
     "replicate": 0,
     "path": "../../../etc/shadow",
     "size": 1,
-    "sha256": "0" * 64,
+    "digest": "blake3:" + "0" * 64,
 }
 
 

@@ -22,6 +22,8 @@ pytest.importorskip("fsspec")
 
 
 class TestS3RunStoreContract(RunStoreContract):
+    digest_algorithm = "blake3"
+
     @pytest.fixture(autouse=True)
     def _bucket(self, s3_bucket):
         self.bucket = s3_bucket
@@ -37,6 +39,7 @@ class TestVersionedS3RunStoreContract(TestS3RunStoreContract):
 
 class TestMemoryFsspecRunStoreContract(RunStoreContract):
     travels_to_processes = False  # memory:// lives in one process
+    digest_algorithm = "blake3"
 
     def make_storage(self, tmp_path):
         return ArtifactPlugin(root_dir=f"memory://crystallize-tests/{uuid.uuid4().hex}", versioned=True)
@@ -184,7 +187,7 @@ def test_a_consumer_reads_an_s3_producer_and_a_graph_resumes_it(s3_root):
 
 
 def test_a_large_streamed_artifact_goes_up_in_parts_and_a_failed_one_leaves_nothing(s3_root):
-    import hashlib
+    import blake3
 
     from crystallize_artifacts import LocalRunStore
     from crystallize_artifacts.objects import PART_SIZE, ObjectExperimentFolder
@@ -197,9 +200,9 @@ def test_a_large_streamed_artifact_goes_up_in_parts_and_a_failed_one_leaves_noth
         for _ in range(PART_SIZE // len(block) * 2 + 3):  # two full parts and a bit
             sink.write(block)
     expected = block * (PART_SIZE // len(block) * 2 + 3)
-    assert sink.record.size == len(expected) and sink.record.sha256 == hashlib.sha256(expected).hexdigest()
+    assert sink.record.size == len(expected) and sink.record.digest == f"blake3:{blake3.blake3(expected).hexdigest()}"
     with store.read_artifact(sink.record.path) as f:
-        assert hashlib.sha256(f.read()).hexdigest() == sink.record.sha256
+        assert f"blake3:{blake3.blake3(f.read()).hexdigest()}" == sink.record.digest
     with pytest.raises(RuntimeError), store.open_artifact("baseline", 1, "Train", "model.bin") as failed:
         failed.write(block * 20)  # past the first part: a multipart upload is under way
         raise RuntimeError("the writer failed")

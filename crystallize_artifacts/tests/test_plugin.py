@@ -3,6 +3,7 @@ import json
 import subprocess
 import sys
 
+import blake3
 import pytest
 from artifact_helpers import ModelStep, draws, experiment
 
@@ -54,7 +55,7 @@ def test_layout_results_markers_and_manifest(tmp_path):
     assert manifest["status"] == "completed" and len(manifest["artifacts"]) == 4
     for record in manifest["artifacts"]:
         data = (run_dir / record["path"]).read_bytes()
-        assert record["size"] == len(data) and record["sha256"] == hashlib.sha256(data).hexdigest()
+        assert record["size"] == len(data) and record["digest"] == f"blake3:{blake3.blake3(data).hexdigest()}"
     assert sorted(r.path for r in result.artifacts) == sorted(r["path"] for r in manifest["artifacts"])
 
 

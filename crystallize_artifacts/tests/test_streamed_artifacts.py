@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import tracemalloc
 
+import blake3
 import pytest
 
 from crystallize import Artifact, Experiment, Pipeline, PipelineStep, data_source
@@ -63,7 +63,7 @@ def test_a_streamed_artifact_is_stored_like_a_written_one(tmp_path):
     for record in records:
         data = (tmp_path / "streams" / "v0" / record.path).read_bytes()
         assert pickle.loads(data) == {"replicate": record.replicate}
-        assert record.size == len(data) and record.sha256 == hashlib.sha256(data).hexdigest()
+        assert record.size == len(data) and record.digest == f"blake3:{blake3.blake3(data).hexdigest()}"
     assert verify_path(tmp_path / "streams") == {str(tmp_path / "streams" / "v0"): []}
 
 

@@ -7,7 +7,6 @@ needs to extend Crystallize is public.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Mapping
@@ -28,6 +27,7 @@ from crystallize.plugin import (
     Run,
     check_name,
     decode_outcome,
+    hash_bytes,
     hookimpl,
     lost_unit_outcome,
     prepare_worker,
@@ -101,7 +101,7 @@ class FolderStore:
         self._writable()
         path = f"replicate_{replicate}/{condition}/{step}/{name}"
         _commit(self.folder / path, data)
-        return ArtifactRecord(name, step, condition, replicate, path, len(data), hashlib.sha256(data).hexdigest())
+        return ArtifactRecord(name, step, condition, replicate, path, len(data), hash_bytes(data, "sha512"))
 
     def record_replicate(self, outcome: ReplicateOutcome, fingerprint: str | None) -> None:
         if outcome.error is not None:
@@ -230,7 +230,7 @@ class Tally:
 
     @hookimpl
     def on_artifact_write(self, record: ArtifactRecord, ctx: Any) -> None:
-        ctx.metrics.add("written", record.sha256)
+        ctx.metrics.add("written", record.digest)
 
     @hookimpl
     def on_replicate_outcome(self, run: Run, outcome: ReplicateOutcome) -> None:

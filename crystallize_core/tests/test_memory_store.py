@@ -10,6 +10,7 @@ from crystallize.testing import MemoryStorage, RunStoreContract
 
 class TestMemoryStoreContract(RunStoreContract):
     travels_to_processes = False
+    digest_algorithm = "sha256"  # the reference store needs no hashing package
 
     def make_storage(self, tmp_path):
         return MemoryStorage()
@@ -17,6 +18,7 @@ class TestMemoryStoreContract(RunStoreContract):
 
 class TestUnversionedMemoryStoreContract(RunStoreContract):
     travels_to_processes = False
+    digest_algorithm = "sha256"
 
     def make_storage(self, tmp_path):
         return MemoryStorage(versioned=False)

@@ -72,7 +72,8 @@ def test_storage_engine_and_observer_run_an_experiment_together(tmp_path):
     run_dir = tmp_path / "public" / "v0"
     assert json.loads((run_dir / "replicate_2" / "double" / "Model" / "model.json").read_bytes()) == 14
     in_order = sorted((r for r in result.artifacts if r.condition == "baseline"), key=lambda r: r.replicate)
-    assert baseline["written"] == [r.sha256 for r in in_order]  # metrics are in replicate order
+    assert baseline["written"] == [r.digest for r in in_order]  # metrics are in replicate order
+    assert all(r.digest.startswith("sha512:") for r in in_order)  # a store picks its own algorithm
     assert (run_dir / "baseline" / "complete.json").is_file() and not (run_dir / "double" / "complete.json").exists()
     assert json.loads((run_dir / "status.json").read_bytes()) == {"status": "failed"}
 

@@ -13,7 +13,7 @@ class ArtifactIndex:
 
     @hookimpl
     def on_artifact_write(self, record):
-        self.entries.append((record.path, record.size, record.sha256[:12]))
+        self.entries.append((record.path, record.size, record.digest[:19]))  # "<algorithm>:" and 12 hex digits
 
 
 @data_source
@@ -33,6 +33,6 @@ def save(data, ctx, table=table):
 index = ArtifactIndex()
 Experiment(numbers(), [save()], plugins=[MemoryStorage(), index], outputs=[table], replicates=2).run()
 assert index.entries == [
-    ("replicate_0/baseline/save/table.csv", 5, "8a6ae1512200"),
-    ("replicate_1/baseline/save/table.csv", 5, "8a6ae1512200"),
+    ("replicate_0/baseline/save/table.csv", 5, "sha256:8a6ae1512200"),  # MemoryStorage uses SHA-256
+    ("replicate_1/baseline/save/table.csv", 5, "sha256:8a6ae1512200"),
 ]

@@ -11,7 +11,9 @@ condition to rerun, or — for the index, a cache — a silent rebuild).
 Artifact records are checked hardest, because they hold paths: a record's
 ``path`` must be exactly ``replicate_<r>/<condition>/<step>/<name>`` built
 from its own valid fields, so no record read from disk can point outside
-the run folder.
+the run folder. Its ``digest`` must be ``"<algorithm>:<hex>"`` of a known
+algorithm; records written before digests were tagged hold
+``"sha256": "<hex>"`` instead, read as ``"sha256:<hex>"``.
 """
 
 from __future__ import annotations
@@ -74,8 +76,21 @@ _RECORD_FIELDS = (
     ("replicate", _REPLICATE),
     ("path", d.string),
     ("size", _SIZE),
-    ("sha256", d.hex_digest),
 )
+
+
+def _record_digest(value: dict[str, Any]) -> str:
+    """The record's tagged digest; an untagged ``"sha256"`` (records written before tags) gets its tag."""
+    if "digest" in value:
+        key, check, tag = "digest", d.tagged_digest, ""
+    elif "sha256" in value:
+        key, check, tag = "sha256", d.hex_digest, "sha256:"
+    else:
+        raise d.WrongShape("has no 'digest'")
+    try:
+        return tag + check(value[key])
+    except d.WrongShape as exc:
+        raise exc.at(f"[{key!r}]") from None
 
 
 def _record(value: Any) -> ArtifactRecord:
@@ -89,14 +104,15 @@ def _record(value: Any) -> ArtifactRecord:
             fields.append(check(value[key]))
         except d.WrongShape as exc:
             raise exc.at(f"[{key!r}]") from None
-    name, step, condition, replicate, path, size, sha256 = fields
+    name, step, condition, replicate, path, size = fields
+    digest = _record_digest(value)
     expected = layout.artifact_relpath(condition, replicate, step, name)
     if path != expected:
         raise d.WrongShape(
             f"has path {path[:200]!r}, not {expected!r}: records may only point at their own artifact "
             "inside the run; refusing it"
         )
-    return ArtifactRecord(name, step, condition, replicate, path, size, sha256)
+    return ArtifactRecord(name, step, condition, replicate, path, size, digest)
 
 
 def parse_artifact_record(value: Any, source: str, where: str = "the artifact record") -> ArtifactRecord:

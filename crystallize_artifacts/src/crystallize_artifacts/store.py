@@ -21,7 +21,6 @@ trusted).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -47,7 +46,7 @@ from crystallize_artifacts.completion import CompletionIndex
 from crystallize_artifacts.encoding import json_exact, now, to_json_bytes
 from crystallize_artifacts.runlock import RunEndedError, RunLockedError, lock_held
 from crystallize_artifacts.safepaths import UnsafePathError
-from crystallize_artifacts.streams import ArtifactWriter, hash_file
+from crystallize_artifacts.streams import ArtifactWriter, digest_bytes, hash_file
 
 __all__ = [
     "FolderRunStore",
@@ -260,7 +259,7 @@ class FolderRunStore:
             replicate,
             layout.artifact_relpath(condition, replicate, step, name),
             len(data),
-            hashlib.sha256(data).hexdigest(),
+            digest_bytes(data),
         )
 
     def open_artifact(self, condition: str, replicate: int, step: str, name: str) -> ArtifactWriter:
@@ -278,9 +277,9 @@ class FolderRunStore:
             raise
         path = layout.artifact_relpath(condition, replicate, step, name)
 
-        def finish(size: int, sha256: str) -> ArtifactRecord:
+        def finish(size: int, digest: str) -> ArtifactRecord:
             self._changed = True
-            return ArtifactRecord(name, step, condition, replicate, path, size, sha256)
+            return ArtifactRecord(name, step, condition, replicate, path, size, digest)
 
         return ArtifactWriter(sink, finish, f"{self.location}/{path}", on_end=self._leave)
 
@@ -300,7 +299,7 @@ class FolderRunStore:
         source = os.fspath(source)
         path = layout.artifact_relpath(condition, replicate, step, name)
         if move and self.folder.renames:
-            size, sha256 = hash_file(source)
+            size, digest = hash_file(source)
             folder = self._enter()
             try:
                 moved = folder.move_artifact((f"replicate_{replicate}", condition, step), name, source)
@@ -308,7 +307,7 @@ class FolderRunStore:
                 self._leave()
             if moved:
                 self._changed = True
-                return ArtifactRecord(name, step, condition, replicate, path, size, sha256)
+                return ArtifactRecord(name, step, condition, replicate, path, size, digest)
         with open(source, "rb") as src, self.open_artifact(condition, replicate, step, name) as out:
             while block := src.read(1 << 22):
                 out.write(block)

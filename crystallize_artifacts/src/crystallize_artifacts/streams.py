@@ -5,15 +5,19 @@ writer that takes a binary file object (``torch.save``, ``np.save``,
 ``pickle.dump``, ``shutil.copyfileobj``) writes through it. Small writes are
 gathered in a buffer of :data:`BUFFER_SIZE` bytes; each full buffer (or a
 large write as it is) goes to the store's :class:`~crystallize_artifacts.backends.Sink`
-while its SHA-256 is computed on another thread, so hashing costs no extra
-time and memory stays O(buffer), not O(artifact). Nothing is visible until
-:meth:`ArtifactWriter.close` commits; leaving the ``with`` block by an
+while its BLAKE3 digest is computed on another thread, so hashing costs no
+extra time and memory stays O(buffer), not O(artifact). Nothing is visible
+until :meth:`ArtifactWriter.close` commits; leaving the ``with`` block by an
 exception, or dropping the writer unclosed, discards what was written.
+
+Why BLAKE3 (:data:`DIGEST_ALGORITHM`): it is cryptographic like SHA-256, so
+``crystallize verify`` means the same, but hashes about twice as fast on one
+core (about 3.4 GiB/s against SHA-256's 1.7 with SHA-NI) and releases the GIL,
+so it keeps up with writes into the page cache instead of bounding them.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import threading
@@ -21,10 +25,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from crystallize.plugin import format_digest, hash_bytes, new_hasher
 from crystallize_artifacts.backends import Sink
 
-__all__ = ["ArtifactWriter", "BUFFER_SIZE", "hash_file"]
+__all__ = ["ArtifactWriter", "BUFFER_SIZE", "DIGEST_ALGORITHM", "hash_file", "digest_bytes"]
 
+#: the hash of every artifact digest this store records (``"blake3:<hex>"``).
+DIGEST_ALGORITHM = "blake3"
 #: bytes gathered before they are written (and hashed) as one chunk.
 BUFFER_SIZE = 8 << 20
 #: chunks at least this large are hashed on another thread while they are written.
@@ -58,7 +65,7 @@ class _Raw(io.RawIOBase):
 
     def __init__(self, sink: Sink) -> None:
         self.sink = sink
-        self.digest = hashlib.sha256()
+        self.digest = new_hasher(DIGEST_ALGORITHM)
         self.size = 0
         self.dead = False  # committed or discarded: nothing more reaches the sink
 
@@ -153,7 +160,7 @@ class ArtifactWriter:
             raise
         self._state = "committed"
         self._end()
-        self.record = self._finish(self._raw.size, self._raw.digest.hexdigest())
+        self.record = self._finish(self._raw.size, format_digest(DIGEST_ALGORITHM, self._raw.digest.hexdigest()))
 
     def discard(self) -> None:
         """Drop what was written; nothing appears."""
@@ -193,12 +200,19 @@ class ArtifactWriter:
         return f"<ArtifactWriter {self.name} ({self._state})>"
 
 
+def digest_bytes(data: Any) -> str:
+    """The tagged digest (``"blake3:<hex>"``) of bytes written whole."""
+    return hash_bytes(data, DIGEST_ALGORITHM)
+
+
 def hash_file(path: str) -> tuple[int, str]:
-    """``(size, sha256)`` of a local file, read in blocks."""
-    digest = hashlib.sha256()
+    """``(size, "blake3:<hex>")`` of a local file, read in blocks into one reused buffer."""
+    digest = new_hasher(DIGEST_ALGORITHM)
     size = 0
-    with open(path, "rb") as f:
-        while block := f.read(BUFFER_SIZE):
-            digest.update(block)
-            size += len(block)
-    return size, digest.hexdigest()
+    block = bytearray(1 << 20)
+    view = memoryview(block)
+    with open(path, "rb", buffering=0) as f:
+        while n := f.readinto(block):
+            digest.update(view[:n])
+            size += n
+    return size, format_digest(DIGEST_ALGORITHM, digest.hexdigest())

@@ -14,10 +14,11 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from crystallize.plugin import ArtifactRecord, DocumentError
+from crystallize.plugin import ArtifactRecord, DocumentError, new_hasher, parse_digest
 from crystallize_artifacts import documents, layout, safepaths
 from crystallize_artifacts.backends import FOLDER
 from crystallize_artifacts.safepaths import Handle, UnsafePathError
@@ -38,11 +39,20 @@ def _problem(exc: OSError | ValueError, where: str) -> str:
     return f"{where}: cannot be read ({exc.strerror or exc})"
 
 
-def _sha256(fd: int) -> str:
-    digest = hashlib.sha256()
+def _differs(record: ArtifactRecord, blocks: Iterator[bytes], path: str) -> str | None:
+    """A problem if ``blocks`` do not hash to ``record.digest`` (by the algorithm it names)."""
+    algorithm, expected = parse_digest(record.digest)  # records were checked when the manifest was read
+    hasher = new_hasher(algorithm)
+    for block in blocks:
+        hasher.update(block)
+    if hasher.hexdigest() != expected:
+        return f"{path}: content differs from its {algorithm} digest in the manifest"
+    return None
+
+
+def _fd_blocks(fd: int) -> Iterator[bytes]:
     while block := os.read(fd, 1 << 20):
-        digest.update(block)
-    return digest.hexdigest()
+        yield block
 
 
 def verify_run(version_dir: Path) -> list[str]:
@@ -101,13 +111,11 @@ def _check_artifact(handle: Handle, version_dir: Path, record: ArtifactRecord) -
         size = os.fstat(fd).st_size
         if size != record.size:
             return f"{path}: size {size}, manifest says {record.size}"
-        if _sha256(fd) != record.sha256:
-            return f"{path}: content differs from its sha256 in the manifest"
+        return _differs(record, _fd_blocks(fd), path)
     except OSError as exc:
         return _problem(exc, path)
     finally:
         os.close(fd)
-    return None
 
 
 def _check_conditions(handle: Handle, version_dir: Path) -> list[str]:
@@ -229,16 +237,11 @@ def _check_stored(folder: RunFolder, record: ArtifactRecord, size: int | None) -
         return f"{path}: missing"
     if size != record.size:
         return f"{path}: size {size}, manifest says {record.size}"
-    digest = hashlib.sha256()
     try:
         with folder.open_read(record.path) as f:
-            while block := f.read(1 << 22):
-                digest.update(block)
+            return _differs(record, iter(lambda: f.read(1 << 22), b""), path)
     except (OSError, ValueError) as exc:
         return _problem(exc, path)
-    if digest.hexdigest() != record.sha256:
-        return f"{path}: content differs from its sha256 in the manifest"
-    return None
 
 
 def _check_stored_marker(folder: RunFolder, condition: str) -> str | None:

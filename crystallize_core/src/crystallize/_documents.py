@@ -25,6 +25,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from crystallize._digests import digest_problem
 from crystallize.errors import DocumentError
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "integer",
     "number",
     "hex_digest",
+    "tagged_digest",
     "decimal_key",
     "decimal_string",
     "nullable",
@@ -177,6 +179,16 @@ def hex_digest(value: Any) -> str:
     if type(value) is not str or not _HEX64.fullmatch(value):
         raise _expected(value, "a SHA-256 hex digest")
     return value
+
+
+def tagged_digest(value: Any) -> str:
+    """An artifact digest tagged with its algorithm (``"blake3:<hex>"``, ``"sha256:<hex>"``):
+    well formed, of a known algorithm, with as many hex digits as that algorithm gives."""
+    problem = digest_problem(value)
+    if problem is not None:
+        shown = f"a string ({value[:120]!r})" if type(value) is str else describe(value)
+        raise WrongShape(f"is {shown}, not a valid digest: {problem}")
+    return value  # type: ignore[no-any-return]
 
 
 def decimal_key(value: Any) -> int:

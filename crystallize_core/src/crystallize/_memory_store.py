@@ -10,7 +10,6 @@ not with worker processes.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn
 
 import attrs
 
+from crystallize._digests import hash_bytes
 from crystallize._dispatch import hookimpl
 from crystallize._records import ArtifactRecord, CompletedWork, ReplicateOutcome
 from crystallize._store import ConditionRecord, ReplicateRecord
@@ -29,7 +29,11 @@ if TYPE_CHECKING:
     from crystallize._experiment import Experiment
     from crystallize._records import Run
 
-__all__ = ["MemoryStorage", "MemoryRunStore"]
+__all__ = ["MemoryStorage", "MemoryRunStore", "DIGEST_ALGORITHM"]
+
+#: How artifact digests are computed here. The standard library's SHA-256 keeps the
+#: core free of hashing packages; records carry the algorithm, so readers rehash alike.
+DIGEST_ALGORITHM = "sha256"
 
 
 @attrs.define(eq=False)
@@ -153,7 +157,7 @@ class MemoryRunStore:
         path = f"replicate_{replicate}/{condition}/{step}/{name}"
         with self._lock:
             self._stored.artifacts[path] = bytes(data)
-        return ArtifactRecord(name, step, condition, replicate, path, len(data), hashlib.sha256(data).hexdigest())
+        return ArtifactRecord(name, step, condition, replicate, path, len(data), hash_bytes(data, DIGEST_ALGORITHM))
 
     def open_artifact(self, condition: str, replicate: int, step: str, name: str) -> _MemorySink:
         self._writable()

@@ -205,7 +205,10 @@ class ArtifactRecord:
 
     :ivar path: location relative to the run's folder (``replicate_0/baseline/Step/model.bin``).
     :ivar size: bytes written.
-    :ivar sha256: hex digest of the bytes written.
+    :ivar digest: checksum of the bytes written, tagged with the algorithm the
+        store used: ``"<algorithm>:<hex>"`` (``"blake3:9f2c..."``,
+        ``"sha256:ab01..."``). Rehash with that algorithm to check the bytes
+        (:func:`~crystallize.plugin.parse_digest`, :func:`~crystallize.plugin.new_hasher`).
     """
 
     name: str
@@ -214,7 +217,7 @@ class ArtifactRecord:
     replicate: int
     path: str
     size: int
-    sha256: str
+    digest: str
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -224,11 +227,14 @@ class ArtifactRecord:
             "replicate": self.replicate,
             "path": self.path,
             "size": self.size,
-            "sha256": self.sha256,
+            "digest": self.digest,
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ArtifactRecord:
+        """The record :meth:`to_json` wrote; an older record's ``"sha256": "<hex>"`` becomes ``"sha256:<hex>"``."""
+        if "digest" not in data and "sha256" in data:
+            data = {**data, "digest": f"sha256:{data['sha256']}"}
         return cls(**{f.name: data[f.name] for f in attrs.fields(cls)})
 
 

@@ -16,13 +16,13 @@ core does, and drive them in the order the core does.
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from crystallize._datasource import data_source
+from crystallize._digests import hash_bytes, parse_digest
 from crystallize._experiment import Experiment
 from crystallize._lifecycle import new_run
 from crystallize._records import ArtifactRecord, CompletedWork, ReplicateError, ReplicateOutcome
@@ -77,6 +77,10 @@ class RunStoreContract:
     #: Set ``False`` for a store that lives in one process's memory: then the
     #: contract checks that pickling it fails with a clear ``TypeError``.
     travels_to_processes = True
+    #: The algorithm your store's artifact digests use (``"blake3"``, ``"sha256"``), to check
+    #: that every record names it; ``None`` accepts any known one. Either way each digest is
+    #: checked by rehashing the bytes with the algorithm the record names.
+    digest_algorithm: str | None = None
 
     def make_storage(self, tmp_path: Path) -> Any:
         """A fresh storage plugin (with ``open_store`` and ``locate_run``), keeping its runs under ``tmp_path``."""
@@ -106,6 +110,13 @@ class RunStoreContract:
         store = exp._plugins().hooks.open_store(experiment=exp, run=run)
         assert store is not None, "open_store returned None for an experiment the storage should store"
         return store  # type: ignore[no-any-return]
+
+    def rehashed(self, digest: str, data: bytes) -> str:
+        """``data``'s digest by the algorithm ``digest`` names (each store chooses its own, and says which)."""
+        algorithm, _ = parse_digest(digest)  # a malformed digest or an unknown algorithm fails here, naming it
+        if self.digest_algorithm is not None:
+            assert algorithm == self.digest_algorithm, f"{digest!r} is not a {self.digest_algorithm} digest"
+        return hash_bytes(data, algorithm)
 
     def locate(self, storage: Any, version: int | None = None) -> RunStore | None:
         exp = self.experiment(storage)
@@ -148,7 +159,7 @@ class RunStoreContract:
         record = store.write_artifact("baseline", 1, "Train", "model.bin", data)
         assert isinstance(record, ArtifactRecord)
         assert (record.name, record.step, record.condition, record.replicate) == ("model.bin", "Train", "baseline", 1)
-        assert record.size == len(data) and record.sha256 == hashlib.sha256(data).hexdigest()
+        assert record.size == len(data) and record.digest == self.rehashed(record.digest, data)
         again = store.write_artifact("baseline", 1, "Train", "model.bin", b"new")
         assert again.path == record.path and again.size == 3
         store.close("completed")
@@ -163,11 +174,11 @@ class RunStoreContract:
         expected = b"".join(chunk + b"|" for chunk in chunks)
         record = sink.record
         assert isinstance(record, ArtifactRecord)
-        assert record.size == len(expected) and record.sha256 == hashlib.sha256(expected).hexdigest()
+        assert record.size == len(expected) and record.digest == self.rehashed(record.digest, expected)
         with store.read_artifact(record.path) as f:
             assert f.read() == expected
         same = store.write_artifact("baseline", 0, "Train", "bytes.bin", expected)
-        assert same.sha256 == record.sha256  # streamed and whole writes describe bytes alike
+        assert same.digest == record.digest  # streamed and whole writes describe bytes alike
         store.close("completed")
 
     def test_a_streamed_artifact_is_dropped_when_its_writer_fails(self, tmp_path: Path) -> None:
@@ -196,7 +207,7 @@ class RunStoreContract:
         assert source.exists() and copied.size == 7000
         moved = store.write_artifact_file("baseline", 0, "Train", "moved.pt", str(source), move=True)
         assert not source.exists()
-        assert moved.sha256 == copied.sha256 == hashlib.sha256(b"weights" * 1000).hexdigest()
+        assert moved.digest == copied.digest == self.rehashed(copied.digest, b"weights" * 1000)
         with store.read_artifact(moved.path) as f:
             assert f.read() == b"weights" * 1000
         store.close("completed")

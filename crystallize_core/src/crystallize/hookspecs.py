@@ -291,9 +291,10 @@ def on_artifact_write(
     the bytes go through the store object — this hook tells other plugins an
     artifact now exists: lineage, mirroring to another tracker, indexing.
     ``record`` says where it went (``record.step`` is the writing step's
-    name, ``record.path`` its place in the run, ``record.sha256`` its
-    checksum). An exception raised here fails the replicate and is recorded
-    against this plugin.
+    name, ``record.path`` its place in the run, ``record.digest`` its
+    checksum tagged with the store's algorithm, such as ``"blake3:9f2c..."``).
+    An exception raised here fails the replicate and is recorded against
+    this plugin.
 
     :param experiment: the experiment being run.
     :param run: this execution.

@@ -21,6 +21,10 @@ underscore (a test in the repository checks ours).
   ``open_store`` returns, the :class:`ArtifactSink` its ``open_artifact``
   streams into, and its records :class:`ConditionRecord` and
   :class:`ReplicateRecord`.
+- **Artifact digests** (``ArtifactRecord.digest``, ``"<algorithm>:<hex>"``) —
+  :func:`new_hasher` (``"blake3"`` or a :mod:`hashlib` algorithm),
+  :func:`hash_bytes`, :func:`format_digest`, :func:`parse_digest`,
+  :func:`digest_problem` and the :class:`Hasher` they return.
 - **Execution engines** — :class:`ReplicateBatch` (what ``execute_replicates``
   receives) and the worker helpers that run units in another process:
   :func:`run_unit`, :func:`prepare_worker`, :func:`encode_outcome`,
@@ -59,6 +63,7 @@ from typing import TYPE_CHECKING
 from crystallize import _documents as documents
 from crystallize._commands import COMMANDS_GROUP, Command
 from crystallize._context import BASELINE, CONDITION_KEY, REPLICATE_KEY, SEED_KEY
+from crystallize._digests import Hasher, digest_problem, format_digest, hash_bytes, new_hasher, parse_digest
 from crystallize._dispatch import hookimpl
 from crystallize._entry_points import installed_version
 from crystallize._execution.batch import ReplicateBatch, Unit
@@ -130,6 +135,13 @@ __all__ = [
     "ArtifactSink",
     "ConditionRecord",
     "ReplicateRecord",
+    # artifact digests
+    "Hasher",
+    "new_hasher",
+    "hash_bytes",
+    "format_digest",
+    "parse_digest",
+    "digest_problem",
     # execution engines
     "ReplicateBatch",
     "Unit",
