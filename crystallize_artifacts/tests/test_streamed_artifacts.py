@@ -87,7 +87,8 @@ def test_streaming_holds_memory_to_a_buffer_not_the_artifact(tmp_path):
         tracemalloc.stop()
     assert result.ok
     assert result.artifacts[0].size > 96 << 20
-    assert peak < 16 << 20, f"streaming 96 MiB held {peak >> 20} MiB at once"
+    # the step's 1 MiB block, the 256 KiB buffer and the run's own bookkeeping (about 2.7 MiB in all)
+    assert peak < 5 << 20, f"streaming 96 MiB held {peak / (1 << 20):.1f} MiB at once"
 
 
 class CopyIn(PipelineStep):
