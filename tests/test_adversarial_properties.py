@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from crystallize import Experiment, Pipeline, PipelineStep, SeedPlugin, Treatment, data_source
 from crystallize._names import check_name, portable_key
 from crystallize.errors import CrystallizeError, DocumentError
+from crystallize.plugin import documents as doc_checks
 from crystallize_artifacts import ArtifactPlugin, documents, verify_run
 from crystallize_artifacts.commit import temp_name, write_atomic_at
 from crystallize_artifacts.safepaths import close, open_folder
@@ -169,8 +170,10 @@ _RECORD = {
     "replicate": 0,
     "path": "replicate_0/baseline/Save/data.bin",
     "size": 1,
-    "sha256": "0" * 64,
+    "digest": "blake3:" + "0" * 64,
 }
+#: the same record as written before digests were tagged with their algorithm
+_UNTAGGED_RECORD = {key: value for key, value in _RECORD.items() if key != "digest"} | {"sha256": "0" * 64}
 PARSERS = {
     "marker": (lambda raw: documents.parse_marker(raw, "m"), {"replicates": 2, "results_sha256": "0" * 64}),
     "results": (
@@ -178,6 +181,10 @@ PARSERS = {
         {"metrics": {"v": [1, 2]}, "replicates": 2, "replicate_metrics": {"0": {"v": [1]}}, "artifacts": [_RECORD]},
     ),
     "manifest": (lambda raw: documents.parse_manifest(raw, "m"), {"version": 0, "artifacts": [_RECORD], "pruned": []}),
+    "untagged record": (
+        lambda raw: documents.parse_artifact_record(doc_checks.parse_json(raw, "a"), "a"),
+        _UNTAGGED_RECORD,
+    ),
     "index": (lambda raw: documents.parse_index(raw, "i"), {"conditions": {"baseline": {"stat": [1] * 6}}}),
     "pin": (lambda raw: documents.parse_pin(raw, "p"), {"consumer": "c", "version": 0, "location": "/x"}),
     "producer metadata": (
