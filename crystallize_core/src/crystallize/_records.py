@@ -220,6 +220,7 @@ class ArtifactRecord:
     digest: str
 
     def to_json(self) -> dict[str, Any]:
+        """The record as a JSON object: what manifests, journals and ``results.json`` hold."""
         return {
             "name": self.name,
             "step": self.step,
