@@ -88,9 +88,9 @@ class EntryPoint:
 def entry_points(group: str) -> list[tuple[Any, Any]]:
     """``[(entry point, its distribution)]`` of ``group``, in ``sys.path`` order.
 
-    Every ``entry_points.txt`` is read as text and only those with a
-    ``[group]`` header are parsed (the INI format of the entry points
-    specification: ``[group]`` headers, ``name = object reference``).
+    Every ``entry_points.txt`` is read as bytes and only those holding a
+    ``[group]`` header are decoded and parsed (the INI format of the entry
+    points specification: ``[group]`` headers, ``name = object reference``).
     """
     if _other_finders():
         return _library_entry_points(group, sys.path)
