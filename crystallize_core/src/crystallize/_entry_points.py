@@ -153,10 +153,13 @@ def _metadata_folders(entry: str) -> dict[str, list[str]] | None:
     return index
 
 
+_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
+
+
 def _read_bytes(path: str) -> bytes | None:
     """A small file's bytes (``None`` if absent): without a file object, most folders have none."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | _BINARY)
     except OSError:
         return None
     try:
