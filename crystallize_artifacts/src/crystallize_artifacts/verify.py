@@ -150,22 +150,7 @@ def _check_marker(handle: Handle, version_dir: Path, condition: str) -> str | No
         return _problem(exc, where)
     finally:
         safepaths.close(folder)
-    if raw is None:
-        return f"{marker_path}: marks a condition complete but {results_path} is missing"
-    try:
-        marker = documents.parse_marker(marker_raw, marker_path)
-        results = documents.parse_results(raw, results_path, condition)
-    except DocumentError as exc:
-        return str(exc)
-    if marker.legacy:
-        if not results.legacy:
-            return f"{marker_path}: empty, but {results_path} was written by crystallize-artifacts (a damaged marker)"
-        return None  # crystallize-ml 0.27 wrote both: it kept no checksum
-    if hashlib.sha256(raw).hexdigest() != marker.results_sha256:
-        return f"{results_path}: does not match the sha256 its completion marker vouches for"
-    if results.legacy or marker.replicates != results.replicates:
-        return f"{results_path}: does not hold the {marker.replicates} replicate(s) its completion marker vouches for"
-    return None
+    return _marker_problem(condition, marker_raw, raw, marker_path, results_path)
 
 
 def verify_path(path: Path | str, storage_options: dict[str, Any] | None = None) -> dict[str, list[str]]:
@@ -244,6 +229,31 @@ def _check_stored(folder: RunFolder, record: ArtifactRecord, size: int | None) -
         return _problem(exc, path)
 
 
+def _marker_problem(
+    condition: str, marker_raw: bytes, raw: bytes | None, marker_path: str, results_path: str
+) -> str | None:
+    """What is wrong with a completion marker and the ``results.json`` it vouches for (``None``: nothing).
+
+    Shared by local folders and object stores, which differ only in how they read the two files.
+    """
+    if raw is None:
+        return f"{marker_path}: marks a condition complete but {results_path} is missing"
+    try:
+        marker = documents.parse_marker(marker_raw, marker_path)
+        results = documents.parse_results(raw, results_path, condition)
+    except DocumentError as exc:
+        return str(exc)
+    if marker.legacy:
+        if not results.legacy:
+            return f"{marker_path}: empty, but {results_path} was written by crystallize-artifacts (a damaged marker)"
+        return None  # crystallize-ml 0.27 wrote both: it kept no checksum
+    if hashlib.sha256(raw).hexdigest() != marker.results_sha256:
+        return f"{results_path}: does not match the sha256 its completion marker vouches for"
+    if results.legacy or marker.replicates != results.replicates:
+        return f"{results_path}: does not hold the {marker.replicates} replicate(s) its completion marker vouches for"
+    return None
+
+
 def _check_stored_marker(folder: RunFolder, condition: str) -> str | None:
     where = f"{folder.location}/{condition}"
     marker_path, results_path = f"{where}/{layout.MARKER}", f"{where}/{layout.RESULTS}"
@@ -254,22 +264,7 @@ def _check_stored_marker(folder: RunFolder, condition: str) -> str | None:
         raw = folder.read(f"{condition}/{layout.RESULTS}")
     except (OSError, ValueError) as exc:
         return _problem(exc, where)
-    if raw is None:
-        return f"{marker_path}: marks a condition complete but {results_path} is missing"
-    try:
-        marker = documents.parse_marker(marker_raw, marker_path)
-        results = documents.parse_results(raw, results_path, condition)
-    except DocumentError as exc:
-        return str(exc)
-    if marker.legacy:
-        return (
-            None if results.legacy else f"{marker_path}: empty, but {results_path} was written by crystallize-artifacts"
-        )
-    if hashlib.sha256(raw).hexdigest() != marker.results_sha256:
-        return f"{results_path}: does not match the sha256 its completion marker vouches for"
-    if results.legacy or marker.replicates != results.replicates:
-        return f"{results_path}: does not hold the {marker.replicates} replicate(s) its completion marker vouches for"
-    return None
+    return _marker_problem(condition, marker_raw, raw, marker_path, results_path)
 
 
 def verify_url(url: str, storage_options: dict[str, Any] | None = None) -> dict[str, list[str]]:
