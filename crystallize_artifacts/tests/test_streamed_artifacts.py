@@ -148,3 +148,115 @@ def test_open_refuses_other_modes_and_write_file_a_missing_file(tmp_path):
             return {}
 
     assert build(tmp_path, Misuse(out), replicates=1, out=out).run().ok
+
+
+# -- hashing beside the write: lanes ------------------------------------------------------------------
+
+
+class ListSink:
+    """A sink keeping what it is given (copied, as a file would)."""
+
+    def __init__(self):
+        self.chunks = []
+        self.committed = False
+
+    def write(self, data):
+        self.chunks.append(bytes(data))
+        return len(data)
+
+    def commit(self):
+        self.committed = True
+
+    def discard(self):
+        self.chunks.clear()
+
+
+def stream_through(sink, blocks):
+    from crystallize_artifacts.streams import ArtifactWriter
+
+    writer = ArtifactWriter(sink, lambda size, digest: (size, digest))
+    with writer as f:
+        for block in blocks:
+            f.write(block)
+    return writer.record
+
+
+def lane_threads():
+    import threading
+
+    return [t for t in threading.enumerate() if t.name == "crystallize-hash"]
+
+
+def test_large_writes_are_hashed_on_a_lane_that_later_writers_reuse():
+    from crystallize_artifacts.streams import BUFFER_SIZE
+
+    blocks = [os.urandom(BUFFER_SIZE * 2) for _ in range(3)]
+    expected = (len(blocks) * BUFFER_SIZE * 2, "blake3:" + blake3.blake3(b"".join(blocks)).hexdigest())
+    assert stream_through(ListSink(), blocks) == expected
+    lanes = len(lane_threads())
+    assert lanes >= 1
+    for _ in range(5):  # one writer after another: the same lane serves them all
+        assert stream_through(ListSink(), blocks) == expected
+    assert len(lane_threads()) == lanes
+
+
+def test_writers_in_parallel_threads_get_their_own_lanes_and_right_digests():
+    import threading
+
+    from crystallize_artifacts.streams import BUFFER_SIZE
+
+    results, expected = {}, {}
+    gate = threading.Barrier(4)
+
+    def write(i):
+        blocks = [bytes([i]) * BUFFER_SIZE * 2, os.urandom(BUFFER_SIZE * 3)]
+        expected[i] = (BUFFER_SIZE * 5, "blake3:" + blake3.blake3(b"".join(blocks)).hexdigest())
+        gate.wait()
+        for _ in range(10):
+            results[i] = stream_through(ListSink(), blocks)
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == expected
+
+
+def test_a_hashing_failure_reaches_the_writer_and_the_lane_serves_on():
+    from crystallize_artifacts.streams import BUFFER_SIZE, ArtifactWriter
+
+    class Broken:
+        def update(self, data):
+            raise MemoryError("no room to hash")
+
+    sink = ListSink()
+    writer = ArtifactWriter(sink, lambda size, digest: (size, digest))
+    writer._raw.digest = Broken()
+    with pytest.raises(MemoryError, match="no room to hash"):
+        with writer as f:
+            f.write(bytes(BUFFER_SIZE))
+    assert writer.record is None and not sink.committed and sink.chunks == []
+    block = os.urandom(BUFFER_SIZE)
+    assert stream_through(ListSink(), [block]) == (BUFFER_SIZE, "blake3:" + blake3.blake3(block).hexdigest())
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX-only")
+def test_a_forked_child_streams_with_new_lanes():
+    from crystallize_artifacts.streams import BUFFER_SIZE
+
+    block = os.urandom(BUFFER_SIZE * 2)
+    expected = (len(block), "blake3:" + blake3.blake3(block).hexdigest())
+    assert stream_through(ListSink(), [block]) == expected  # the parent has an idle lane now
+    pid = os.fork()
+    if pid == 0:  # the child: the parent's lane threads do not exist here
+        import signal
+
+        signal.alarm(30)  # a borrowed dead lane would wait forever: die instead
+        ok = False
+        try:
+            ok = stream_through(ListSink(), [block]) == expected
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
