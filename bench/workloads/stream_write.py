@@ -113,9 +113,7 @@ def main() -> None:
 
     def paired(ours_times: list[float], plain_times: list[float]) -> float:
         """Median of each run of ours over the mean of the plain runs before and after it."""
-        return statistics.median(
-            t / ((plain_times[i] + plain_times[i + 1]) / 2) for i, t in enumerate(ours_times)
-        )
+        return statistics.median(t / ((plain_times[i] + plain_times[i + 1]) / 2) for i, t in enumerate(ours_times))
 
     def compare(scratch) -> tuple[float, float, float]:
         plain_times, our_times = [], []

@@ -233,9 +233,8 @@ def test_a_hashing_failure_reaches_the_writer_and_the_lane_serves_on():
     sink = ListSink()
     writer = ArtifactWriter(sink, lambda size, digest: (size, digest))
     writer._raw.digest = Broken()
-    with pytest.raises(MemoryError, match="no room to hash"):
-        with writer as f:
-            f.write(bytes(BUFFER_SIZE))
+    with pytest.raises(MemoryError, match="no room to hash"), writer as f:
+        f.write(bytes(BUFFER_SIZE))
     assert writer.record is None and not sink.committed and sink.chunks == []
     block = os.urandom(BUFFER_SIZE)
     assert stream_through(ListSink(), [block]) == (BUFFER_SIZE, "blake3:" + blake3.blake3(block).hexdigest())
