@@ -95,3 +95,48 @@ def test_conditions_with_different_replicate_counts_or_metrics_differ():
     assert two == ConditionMetrics.from_replicates(2, {0: {"m": [1]}, 1: {"m": [2]}}, {0: 7, 1: 8})
     assert two != ConditionMetrics.from_replicates(3, {0: {"m": [1]}, 1: {"m": [2]}}, {0: 5, 1: 6}, missing=[2])
     assert two != ConditionMetrics.from_replicates(2, {0: {"m": [1]}, 1: {"m": [3]}}, {0: 5, 1: 6})
+
+
+# -- ReplicateColumns: a condition's split when each replicate recorded each metric once -----------------
+
+
+def test_replicate_columns_read_as_the_per_replicate_dicts_they_stand_for():
+    import pickle
+
+    from crystallize.plugin import ReplicateColumns
+
+    columns = ReplicateColumns({"acc": [0.5, 0.7, 0.9], "loss": [[1, 2], None, 3]}, 3)
+    as_dicts = {0: {"acc": [0.5], "loss": [[1, 2]]}, 1: {"acc": [0.7], "loss": [None]}, 2: {"acc": [0.9], "loss": [3]}}
+    assert dict(columns) == as_dicts and columns == as_dicts
+    assert list(columns) == [0, 1, 2] and len(columns) == 3
+    assert 2 in columns and 3 not in columns and "1" not in columns
+    for missing in (3, -1, "0", 1.0):
+        with pytest.raises(KeyError):
+            columns[missing]
+    assert pickle.loads(pickle.dumps(columns)) == as_dicts
+    assert dict(ReplicateColumns({}, 2)) == {0: {}, 1: {}}
+
+
+def test_replicate_columns_refuse_a_column_that_is_not_one_value_per_replicate():
+    from crystallize.plugin import ReplicateColumns
+
+    with pytest.raises(ValueError, match="metric 'acc' holds 2 value"):
+        ReplicateColumns({"acc": [1, 2]}, 3)
+
+
+@pytest.mark.parametrize("missing", [(), (1,)])
+def test_metrics_built_from_columns_equal_those_built_from_per_replicate_dicts(missing):
+    from crystallize.plugin import ReplicateColumns
+
+    columns = {"acc": [0.5, float("nan"), 0.9], "tag": ["a", "b", "c"]}
+    seeds = {0: 10, 2: 12}
+    fast = ConditionMetrics.from_replicates(3, ReplicateColumns(columns, 3), seeds, missing)
+    slow = ConditionMetrics.from_replicates(3, dict(ReplicateColumns(columns, 3)), seeds, missing)
+    assert type(fast.metrics["acc"]) is list and fast.metrics["acc"] is not columns["acc"]  # copied
+    assert fast.metrics == slow.metrics or str(fast.metrics) == str(slow.metrics)  # NaN != NaN
+    assert str(fast.by_replicate) == str(slow.by_replicate) and list(fast.by_replicate) == ["acc", "tag"]
+    assert fast.seeds == slow.seeds == [10, None, 12]
+    assert fast.missing == slow.missing == missing
+    # Columns for fewer replicates than the condition has take the general path, with gaps.
+    short = ConditionMetrics.from_replicates(4, ReplicateColumns(columns, 3), seeds)
+    assert short.by_replicate["tag"] == ["a", "b", "c", None]

@@ -20,7 +20,7 @@ from crystallize._context import BASELINE, FrozenContext
 from crystallize._execution.batch import ReplicateBatch, Units
 from crystallize._execution.runner import USER_CODE, ReplicateRunner
 from crystallize._execution.worker import refuse_while_starting_a_worker
-from crystallize._records import STRATEGIES, CompletedWork, ReplicateError, ReplicateOutcome, Run
+from crystallize._records import STRATEGIES, CompletedWork, ReplicateColumns, ReplicateError, ReplicateOutcome, Run
 from crystallize._result import ConditionMetrics, ExperimentMetrics, ReplicateErrors, Result
 from crystallize._treatment import warn_unread
 from crystallize._validation import check_replicates, validate
@@ -218,17 +218,23 @@ def _resume(experiment: Experiment, run: Run, hooks: Hooks) -> CompletedWork:
             "hook), and none is active; install one (crystallize-resume does this) and pass a storage "
             "plugin such as crystallize_artifacts.ArtifactPlugin in plugins=[...]"
         )
-    merged = CompletedWork()
+    merged: CompletedWork | None = None
     for report in hooks.on_resume(experiment=experiment, run=run):
         if report is not None:
-            merged = merged.merge(report)
-    conditions = {c: m for c, m in merged.conditions.items() if c in run.conditions}
+            merged = report if merged is None else merged.merge(report)
+    if merged is None:
+        return CompletedWork()
+    ours, count = frozenset(run.conditions), run.replicates
+    conditions = {c: m for c, m in merged.conditions.items() if c in ours}
     replicates = {
-        c: {r: m for r, m in reps.items() if 0 <= r < run.replicates}
+        # columns of n <= count replicates hold only replicates 0 .. n-1: nothing to filter
+        c: reps
+        if type(reps) is ReplicateColumns and reps.replicates <= count
+        else {r: m for r, m in reps.items() if 0 <= r < count}
         for c, reps in merged.replicates.items()
-        if c in run.conditions
+        if c in ours
     }
-    seeds = {c: dict(known) for c, known in merged.seeds.items() if c in run.conditions}
+    seeds = {c: dict(known) for c, known in merged.seeds.items() if c in ours}
     return CompletedWork(conditions=conditions, replicates=replicates, seeds=seeds)
 
 

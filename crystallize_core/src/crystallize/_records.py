@@ -9,7 +9,7 @@ All of them pickle, so they can cross process and machine boundaries.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypedDict, TypeVar
 
 import attrs
@@ -33,6 +33,7 @@ __all__ = [
     "ReplicateError",
     "ReplicateOutcome",
     "CompletedWork",
+    "ReplicateColumns",
     "STRATEGIES",
 ]
 
@@ -334,6 +335,55 @@ class ReplicateOutcome:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+class ReplicateColumns(Mapping[int, Mapping[str, list[Any]]]):
+    """Metrics split by replicate when every replicate recorded each metric exactly once.
+
+    Then a condition's flattened metrics *are* its split: replicate ``r``
+    recorded ``columns[name][r]`` and nothing else. This mapping reads as
+    ``{replicate: {metric: [value]}}`` for replicates ``0 .. n-1``, like the
+    dicts it stands for, without building one dict per replicate. A store may
+    return it as :attr:`ConditionRecord.replicate_metrics
+    <crystallize.plugin.ConditionRecord>`; resume then builds a condition's
+    :class:`~crystallize.ConditionMetrics` from the columns directly.
+
+    :param columns: ``{metric: [value of replicate 0, ..., value of replicate n-1]}``.
+    :param replicates: ``n``; every column must hold exactly ``n`` values.
+    :raises ValueError: a column whose length is not ``n``.
+    """
+
+    __slots__ = ("columns", "replicates")
+
+    def __init__(self, columns: Mapping[str, Sequence[Any]], replicates: int) -> None:
+        for name, column in columns.items():
+            if len(column) != replicates:
+                raise ValueError(
+                    f"metric {name!r} holds {len(column)} value(s) for {replicates} replicate(s); "
+                    "ReplicateColumns needs exactly one per replicate"
+                )
+        self.columns = columns
+        self.replicates = replicates
+
+    def __getitem__(self, replicate: int) -> dict[str, list[Any]]:
+        if type(replicate) is not int or not 0 <= replicate < self.replicates:
+            raise KeyError(replicate)
+        return {name: [column[replicate]] for name, column in self.columns.items()}
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.replicates))
+
+    def __len__(self) -> int:
+        return self.replicates
+
+    def __contains__(self, replicate: object) -> bool:
+        return type(replicate) is int and 0 <= replicate < self.replicates
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ReplicateColumns, (self.columns, self.replicates))
+
+    def __repr__(self) -> str:
+        return f"ReplicateColumns({self.columns!r}, replicates={self.replicates})"
 
 
 @attrs.frozen

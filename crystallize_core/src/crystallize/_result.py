@@ -21,6 +21,7 @@ from typing import IO, TYPE_CHECKING, Any
 import attrs
 
 from crystallize._hypothesis import HypothesisResult
+from crystallize._records import ReplicateColumns
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -103,6 +104,14 @@ class ConditionMetrics:
         :param seeds: ``{replicate: seed}`` where known.
         :param missing: replicates that failed or never ran.
         """
+        known = seeds or {}
+        if type(values) is ReplicateColumns and values.replicates == replicates:  # one value each: no loop
+            return cls(
+                metrics={name: list(column) for name, column in values.columns.items()},
+                by_replicate={name: list(column) for name, column in values.columns.items()},
+                seeds=[known.get(r) for r in range(replicates)] if known else [None] * replicates,
+                missing=tuple(sorted(r for r in set(missing) if 0 <= r < replicates)),
+            )
         flat: dict[str, list[Any]] = {}
         columns: dict[str, list[Any]] = {}
         for replicate in sorted(values):  # once per run: kept to a few dict and list operations per replicate
@@ -116,7 +125,6 @@ class ConditionMetrics:
                 values_of.extend(recorded)
                 n = len(recorded)
                 columns[name][replicate] = recorded[0] if n == 1 else (Series(recorded) if n else None)
-        known = seeds or {}
         return cls(
             metrics=flat,
             by_replicate=columns,

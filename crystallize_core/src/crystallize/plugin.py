@@ -20,7 +20,8 @@ underscore (a test in the repository checks ours).
 - **Storage** — the :class:`RunStore` protocol a storage plugin's
   ``open_store`` returns, the :class:`ArtifactSink` its ``open_artifact``
   streams into, and its records :class:`ConditionRecord` and
-  :class:`ReplicateRecord`.
+  :class:`ReplicateRecord` (:class:`ReplicateColumns` is the cheap form of a
+  condition's split by replicate when each replicate recorded each metric once).
 - **Artifact digests** (``ArtifactRecord.digest``, ``"<algorithm>:<hex>"``) —
   :func:`new_hasher` (``"blake3"`` or a :mod:`hashlib` algorithm),
   :func:`hash_bytes`, :func:`format_digest`, :func:`parse_digest`,
@@ -83,6 +84,7 @@ from crystallize._records import (
     ExecutionFact,
     FactKey,
     Facts,
+    ReplicateColumns,
     ReplicateError,
     ReplicateOutcome,
     ResumeFact,
@@ -135,6 +137,7 @@ __all__ = [
     "ArtifactSink",
     "ConditionRecord",
     "ReplicateRecord",
+    "ReplicateColumns",
     # artifact digests
     "Hasher",
     "new_hasher",

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from crystallize.plugin import (
     RESUME_FACT,
     CompletedWork,
+    ReplicateColumns,
     ResumeError,
     crystallize_ml_ids,
     hookimpl,
@@ -95,8 +96,9 @@ class ResumePlugin:
                 or (record.replicates is None and _legacy_complete(record.metrics, metadata, run.replicates))
             ):
                 conditions[condition] = record.metrics
-                if record.replicate_metrics is not None:  # its split by replicate, for Result
-                    replicates[condition] = dict(record.replicate_metrics)
+                split = record.replicate_metrics
+                if split is not None:  # its split by replicate, for Result (columns are read-only: no copy)
+                    replicates[condition] = split if type(split) is ReplicateColumns else dict(split)
                 if record.seeds:
                     seeds[condition] = dict(record.seeds)
                 continue
