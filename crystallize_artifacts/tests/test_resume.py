@@ -150,6 +150,98 @@ def test_resume_is_refused_while_another_process_writes_the_run(tmp_path):
         holder.close("completed")
 
 
+class Uneven(PipelineStep):
+    """Replicate r records "loss" r times and "acc" once: no columns for this split."""
+
+    def __call__(self, data, ctx):
+        r = ctx["replicate"]
+        ctx.metrics.add("acc", r / 10)
+        for i in range(r):
+            ctx.metrics.add("loss", r * 10 + i)
+        return data
+
+    @property
+    def params(self):
+        return {}
+
+
+def test_the_index_keeps_columns_only_for_one_value_per_replicate_and_resume_rebuilds_both_exactly(tmp_path):
+    from artifact_helpers import draws as source
+
+    def build(step, name):
+        return Experiment(
+            source(), Pipeline([step]), plugins=[SeedPlugin(3), ArtifactPlugin(tmp_path)], name=name, replicates=3
+        )
+
+    even = experiment(tmp_path, replicates=3).run()
+    uneven = build(Uneven(), "uneven").run()
+    even_index = json.loads((tmp_path / "producer" / "v0" / ".index.json").read_bytes())["conditions"]
+    uneven_index = json.loads((tmp_path / "uneven" / "v0" / ".index.json").read_bytes())["conditions"]
+    assert even_index["baseline"]["replicate_metrics"] == "columns"
+    assert even_index["baseline"]["seeds"] == even.metrics.baseline.seeds  # a list beside columns
+    assert uneven_index["baseline"]["replicate_metrics"] == {
+        "0": {"acc": [0.0]},
+        "1": {"acc": [0.1], "loss": [10]},
+        "2": {"acc": [0.2], "loss": [20, 21]},
+    }
+    for again, first in (
+        (experiment(tmp_path, replicates=3).run(strategy="resume"), even),
+        (build(Uneven(), "uneven").run(strategy="resume"), uneven),
+    ):
+        for resumed, fresh in (
+            (again.metrics.baseline, first.metrics.baseline),
+            *((again.metrics.treatments[t], first.metrics.treatments[t]) for t in first.metrics.treatments),
+        ):
+            assert resumed.metrics == fresh.metrics and resumed.by_replicate == fresh.by_replicate
+            assert resumed.seeds == fresh.seeds and resumed.missing == fresh.missing == ()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        {"metrics": {"value": ["one value for three replicates"]}},
+        {"seeds": [1, 2]},
+        {"seeds": {"0": 1}},
+        {"replicates": None},
+    ],
+)
+def test_a_columns_entry_that_does_not_add_up_is_not_trusted_and_the_files_are_read(tmp_path, damage):
+    from crystallize_artifacts.commit import write_atomic
+
+    first = experiment(tmp_path, replicates=3).run()
+    index_path = tmp_path / "producer" / "v0" / ".index.json"
+    index = json.loads(index_path.read_bytes())
+    assert index["conditions"]["baseline"]["replicate_metrics"] == "columns"
+    index["conditions"]["baseline"].update(damage)
+    write_atomic(index_path, json.dumps(index).encode())
+    exp, spy = with_spy(experiment(tmp_path, replicates=3))
+    resumed = exp.run(strategy="resume")
+    assert spy.units == [] and resumed.metrics == first.metrics
+    assert resumed.metrics.baseline.by_replicate == first.metrics.baseline.by_replicate
+    rebuilt = json.loads(index_path.read_bytes())["conditions"]["baseline"]
+    assert rebuilt["metrics"] == first.metrics.baseline.metrics and rebuilt["seeds"] == first.metrics.baseline.seeds
+
+
+def test_index_split_is_columns_only_when_every_replicate_recorded_exactly_the_flat_values():
+    from crystallize_artifacts.completion import index_split
+
+    nan = float("nan")
+    flat = {"a": [1, nan], "b": ["x", "y"]}
+    split = {"0": {"a": [1], "b": ["x"]}, "1": {"a": [nan], "b": ["y"]}}
+    assert index_split(split, flat, 2) == "columns"
+    assert index_split({}, {}, 0) == {} and index_split(None, flat, 2) is None
+    for other in (
+        {"0": split["0"]},  # a replicate missing
+        {**split, "1": {"a": [nan, 2], "b": ["y"]}},  # a metric recorded twice
+        {**split, "1": {"a": [nan]}},  # a metric not recorded
+        {**split, "1": {"a": [nan], "b": ["y"], "c": [0]}},  # a metric the flat values lack
+        {**split, "1": {"a": [nan], "b": ["z"]}},  # a value that differs
+        {**split, "2": split["1"]},  # more replicates than the count
+    ):
+        assert index_split(other, flat, 2) is other
+    assert index_split(split, flat, 3) is split
+
+
 def test_unnamed_experiment_resumes_under_its_id(tmp_path):
     out_exp = Experiment(
         draws(),
@@ -170,12 +262,13 @@ def test_the_completion_index_is_trusted_only_while_its_files_are_unchanged(tmp_
     index_path = run_dir / ".index.json"
     index = json.loads(index_path.read_bytes())
     assert set(index["conditions"]) == {"baseline", "double"}
-    # Plant a value only the index holds: if resume reports it, it read the index, not the files.
-    index["conditions"]["baseline"]["metrics"] = {"value": ["from the index"]}
+    # Plant values only the index holds: if resume reports them, it read the index, not the files.
+    # (One value per replicate: the entry keeps its split as these columns.)
+    assert index["conditions"]["baseline"]["replicate_metrics"] == "columns"
+    index["conditions"]["baseline"]["metrics"] = {"value": ["from the index", "also from the index"]}
     write_atomic(index_path, json.dumps(index).encode())
-    assert experiment(tmp_path, replicates=2).run(strategy="resume").metrics.baseline.metrics == {
-        "value": ["from the index"]
-    }
+    planted = experiment(tmp_path, replicates=2).run(strategy="resume").metrics.baseline
+    assert planted.metrics == planted.by_replicate == {"value": ["from the index", "also from the index"]}
     # Replacing results.json (same bytes, new file) makes the entry stale: the files are read again.
     results = run_dir / "baseline" / "results.json"
     write_atomic(results, results.read_bytes())

@@ -20,16 +20,25 @@ import hashlib
 import logging
 from typing import TYPE_CHECKING, Any
 
-from crystallize.plugin import ConditionRecord, DocumentError
+from crystallize.plugin import ConditionRecord, DocumentError, ReplicateColumns
 from crystallize_artifacts import documents, layout
 from crystallize_artifacts.encoding import to_json_bytes
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
 
     from crystallize_artifacts.backends import RunFolder
 
-__all__ = ["commit", "read", "withdraw", "replicate_entries", "CompletionIndex", "index_entry", "record_of_entry"]
+__all__ = [
+    "commit",
+    "read",
+    "withdraw",
+    "replicate_entries",
+    "CompletionIndex",
+    "index_entry",
+    "index_split",
+    "record_of_entry",
+]
 
 log = logging.getLogger("crystallize.artifacts")
 
@@ -105,26 +114,76 @@ def replicate_entries(folder: RunFolder, condition: str) -> dict[int, dict[str, 
 def index_entry(record: ConditionRecord) -> dict[str, Any]:
     """What the index keeps of a completed condition (its files' identity is added when written)."""
     per_replicate = record.replicate_metrics
+    split = None if per_replicate is None else {str(r): m for r, m in per_replicate.items()}
+    seeds = None if record.seeds is None else {str(r): s for r, s in record.seeds.items()}
+    split = index_split(split, record.metrics, record.replicates)
     return {
         "metrics": record.metrics,
         "replicates": record.replicates,
         "fingerprint": record.fingerprint,
-        "replicate_metrics": None if per_replicate is None else {str(r): m for r, m in per_replicate.items()},
-        "seeds": None if record.seeds is None else {str(r): s for r, s in record.seeds.items()},
+        "replicate_metrics": split,
+        "seeds": index_seeds(seeds, record.replicates) if split == documents.INDEX_COLUMNS else seeds,
     }
 
 
+def index_seeds(seeds: dict[str, Any] | None, replicates: int | None) -> list[Any] | dict[str, Any] | None:
+    """Seeds ``{"<replicate>": seed}`` as the index keeps them beside columns: a list, ``null`` where unknown."""
+    if seeds is None or not replicates or any(not k.isdecimal() or int(k) >= replicates for k in seeds):
+        return seeds
+    return [seeds.get(str(r)) for r in range(replicates)]
+
+
+def index_split(
+    split: dict[str, Any] | None, metrics: Mapping[str, list[Any]], replicates: int | None
+) -> dict[str, Any] | str | None:
+    """The index's form of a condition's split by replicate (``{"<replicate>": {name: [values]}}``).
+
+    When replicate ``r`` recorded exactly ``{name: [metrics[name][r]]}`` for
+    every ``r < replicates`` — each metric once, the common case — the split is
+    the flattened metrics read as columns, so the index keeps
+    :data:`~crystallize_artifacts.documents.INDEX_COLUMNS` instead of a dict
+    per replicate, and resume reads it back as
+    :class:`~crystallize.plugin.ReplicateColumns`. ``results.json`` always
+    keeps the full split.
+    """
+    if split is None or not replicates or len(split) != replicates:
+        return split
+    columns = list(metrics.items())
+    if any(len(column) != replicates for _, column in columns):
+        return split
+    for r in range(replicates):
+        recorded = split.get(str(r))
+        if type(recorded) is not dict or len(recorded) != len(columns):
+            return split
+        for name, column in columns:
+            values = recorded.get(name)
+            if type(values) is not list or len(values) != 1 or not (values[0] is column[r] or values[0] == column[r]):
+                return split
+    return documents.INDEX_COLUMNS
+
+
 def record_of_entry(condition: str, entry: dict[str, Any]) -> ConditionRecord:
-    """The :class:`ConditionRecord` an index entry describes."""
+    """The :class:`ConditionRecord` an index entry describes (one :func:`~documents.parse_index` accepted)."""
     per_replicate = entry.get("replicate_metrics")
     seeds = entry.get("seeds")
+    metrics = entry.get("metrics", {})
+    if per_replicate is None:
+        split = None
+    elif per_replicate == documents.INDEX_COLUMNS:
+        split = ReplicateColumns(metrics, entry["replicates"])
+    else:
+        split = {int(k): v for k, v in per_replicate.items()}
     return ConditionRecord(
         condition=condition,
         replicates=entry.get("replicates"),
         fingerprint=entry.get("fingerprint"),
-        metrics=entry.get("metrics", {}),
-        replicate_metrics=None if per_replicate is None else {int(k): v for k, v in per_replicate.items()},
-        seeds=None if seeds is None else {int(k): v for k, v in seeds.items()},
+        metrics=metrics,
+        replicate_metrics=split,
+        seeds=None
+        if seeds is None
+        else {r: v for r, v in enumerate(seeds) if v is not None}
+        if type(seeds) is list
+        else {int(k): v for k, v in seeds.items()},
     )
 
 

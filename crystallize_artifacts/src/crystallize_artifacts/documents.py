@@ -40,6 +40,7 @@ __all__ = [
     "parse_journal",
     "parse_manifest",
     "parse_index",
+    "INDEX_COLUMNS",
     "parse_pin",
     "parse_producer_metadata",
     "METRICS",
@@ -325,10 +326,16 @@ _SIGNATURE = d.list_of(d.integer())
 _REPLICATE_METRICS_AS_STORED = d.nullable(d.mapping_of(METRICS, keys=d.decimal_string))
 
 
+#: an index entry's ``replicate_metrics`` when each replicate recorded each metric once: the
+#: split is its ``metrics`` read as columns (``completion.index_split``).
+INDEX_COLUMNS = "columns"
+
+
 def _index_replicate_metrics(value: Any) -> Any:
-    """``{"<replicate>": {name: [values]}}`` or null, in one quick pass (the index is read whole on resume)."""
-    if value is None:
-        return None
+    """``{"<replicate>": {name: [values]}}``, :data:`INDEX_COLUMNS` or null, in one quick pass
+    (the index is read whole on resume)."""
+    if value is None or value == INDEX_COLUMNS:
+        return value
     if type(value) is dict:
         for key, metrics in value.items():
             if type(key) is not str or not key.isdecimal() or type(metrics) is not dict:
@@ -372,6 +379,12 @@ def _index_entry_ok(entry: Any) -> bool:
         return False
     if type(signature) is not list or len(signature) != 6 or any(type(n) is not int for n in signature):
         return False
+    if per_replicate == INDEX_COLUMNS:  # the metrics are the split, one value per replicate; seeds a list
+        return (
+            type(replicates) is int
+            and all(len(values) == replicates for values in metrics.values())
+            and (seeds is None or (type(seeds) is list and len(seeds) == replicates))
+        )
     if seeds is not None and (type(seeds) is not dict or any(type(k) is not str or not k.isdecimal() for k in seeds)):
         return False
     return per_replicate is None or _index_replicate_metrics(per_replicate) is per_replicate
@@ -388,6 +401,12 @@ def parse_index(raw: bytes, source: str) -> dict[str, dict[str, Any]]:
         d.expect_object(entry, source, f"entry {condition!r}")  # the slow path, for its message
         for key, check in _INDEX_ENTRY_FIELDS.items():
             d.get(entry, key, check, source, default=None if key == "seeds" else d.REQUIRED)
+        if entry.get("replicate_metrics") == INDEX_COLUMNS:
+            raise DocumentError(
+                source,
+                f"entry {condition!r} keeps its split as columns, but not one metric value and one seed "
+                "(or null) per replicate",
+            )
         raise DocumentError(source, f"entry {condition!r} has a malformed 'stat'")
     return conditions
 
