@@ -171,3 +171,31 @@ def test_graph_resume_reruns_a_producer_that_now_declares_an_output_its_run_lack
         "it now declares output(s) 'two.txt', which its last run (v0) did not, so it holds none of them"
     ]
     assert results["consumer"].ok and results["consumer"].metrics.baseline.metrics["inputs"] == [2]
+
+
+def test_a_resume_with_nothing_to_run_keeps_the_provenance_of_the_runs_that_made_the_results(tmp_path, monkeypatch):
+    import crystallize_metadata.plugin as metadata_plugin
+
+    producer(tmp_path, versioned=False).run()
+    path = tmp_path / "producer" / "v0" / "metadata.json"
+    before = path.read_bytes()
+    assert json.loads(before)["status"] == "completed"
+
+    def no_probe(experiment):
+        raise AssertionError("a resume with nothing to run probed git")
+
+    monkeypatch.setattr(metadata_plugin, "_git", no_probe)
+    again = producer(tmp_path, versioned=False).run(strategy="resume")
+    assert again.ok and path.read_bytes() == before  # not rewritten: no later commit or package claims it
+
+
+def test_a_resume_with_nothing_to_run_still_closes_a_folder_left_running(tmp_path):
+    producer(tmp_path, versioned=False).run()
+    path = tmp_path / "producer" / "v0" / "metadata.json"
+    left = json.loads(path.read_bytes())
+    left.update(status="running", finished_at=None)  # the process died after its last marker
+    path.write_text(json.dumps(left))
+    again = producer(tmp_path, versioned=False).run(strategy="resume")
+    recorded = json.loads(path.read_bytes())
+    assert again.ok and recorded["status"] == "completed" and recorded["finished_at"] is not None
+    assert recorded["resumed_at"] == [again.run.started_at] and recorded["run_id"] == left["run_id"]

@@ -131,7 +131,10 @@ class MetadataPlugin:
     completion markers show progress in between). A resumed run keeps its
     ``run_id`` and ``created_at``, appends to ``resumed_at``, and lists an
     earlier attempt whose process died (``status`` still ``running``, or
-    ``crashed``) under ``interruptions``.
+    ``crashed``) under ``interruptions``. A resume that finds every condition
+    complete in a folder whose status is ``completed`` writes nothing: the
+    runs that produced the results keep their provenance (a later ``git``
+    commit or package upgrade did not make them).
 
     Provenance: ``signature`` (what the id hashes, exactly), ``identity``
     (the datasource and its parameters, each step's code fingerprint and
@@ -163,6 +166,11 @@ class MetadataPlugin:
             return
         previous = _previous(store) if store.resumed else PreviousRun()
         this_run = set(run.conditions)
+        nothing_to_run = run.completed is not None and this_run <= set(run.completed.conditions)
+        if nothing_to_run and previous.status == "completed":
+            # Every result was produced, and recorded, by the runs before: their git state,
+            # packages and times stay the provenance. Nothing is written (or probed).
+            return
         git = self._git[run.run_id] = _git(experiment)
         document = {
             "replicates": run.replicates,
@@ -198,7 +206,6 @@ class MetadataPlugin:
             "finished_at": None,
         }
         self._documents[run.run_id] = document
-        nothing_to_run = run.completed is not None and set(run.conditions) <= set(run.completed.conditions)
         if not nothing_to_run:  # a resume with nothing left only gets its final write
             store.write_json(METADATA_FILE, document)
 
