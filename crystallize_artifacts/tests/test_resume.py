@@ -275,3 +275,28 @@ def test_the_completion_index_is_trusted_only_while_its_files_are_unchanged(tmp_
     resumed = experiment(tmp_path, replicates=2).run(strategy="resume")
     assert resumed.metrics == first.metrics
     assert json.loads(index_path.read_bytes())["conditions"]["baseline"]["metrics"] == first.metrics.baseline.metrics
+
+
+def test_a_resume_with_nothing_to_run_leaves_every_file_of_a_completed_folder_as_it_was(tmp_path):
+    experiment(tmp_path, replicates=2).run()
+    run_dir = tmp_path / "producer" / "v0"
+
+    def snapshot():
+        return {
+            p.relative_to(run_dir).as_posix(): (p.read_bytes(), p.stat().st_mtime_ns, p.stat().st_ino)
+            for p in run_dir.rglob("*")
+            if p.is_file() and p.name != ".lock"  # the lock file holds the live run's token
+        }
+
+    before = snapshot()
+    assert {"outcome.json", "metadata.json", ".index.json"} <= set(before)
+    exp, spy = with_spy(experiment(tmp_path, replicates=2))
+    assert exp.run(strategy="resume").ok and spy.units == []
+    assert snapshot() == before
+    # What is missing, or no longer says what the run concluded, is written again.
+    (run_dir / "outcome.json").unlink()
+    assert experiment(tmp_path, replicates=2).run(strategy="resume").ok
+    assert json.loads((run_dir / "outcome.json").read_bytes())["status"] == "completed"
+    (run_dir / "outcome.json").write_text(json.dumps({"status": "failed", "hypotheses": [], "errors": []}))
+    assert experiment(tmp_path, replicates=2).run(strategy="resume").ok
+    assert json.loads((run_dir / "outcome.json").read_bytes())["status"] == "completed"

@@ -18,6 +18,7 @@ its metrics are still read from the condition files.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -27,12 +28,13 @@ import attrs
 
 from crystallize.plugin import ReplicateError
 from crystallize.plugin import documents as d
+from crystallize_artifacts.encoding import to_json_bytes
 
 if TYPE_CHECKING:
     from crystallize import HypothesisResult, Result
     from crystallize.plugin import Run
 
-__all__ = ["Outcome", "outcome_document", "parse_outcome", "MAX_TRACEBACK"]
+__all__ = ["Outcome", "outcome_document", "parse_outcome", "same_outcome", "MAX_TRACEBACK"]
 
 #: characters of a traceback kept (its end, where the exception is).
 MAX_TRACEBACK = 20_000
@@ -87,6 +89,22 @@ def outcome_document(run: Run, result: Result) -> dict[str, Any]:
         "hypotheses": [_hypothesis(h) for h in result.metrics.hypotheses],
         "errors": [_error(e) for e in result.error_list()],
     }
+
+
+def same_outcome(raw: bytes | None, document: Mapping[str, Any]) -> bool:
+    """Whether the stored ``outcome.json`` (``raw``) says what ``document`` says, but for when it was written."""
+    if raw is None:
+        return False
+    try:
+        stored = json.loads(raw)
+        fresh = json.loads(to_json_bytes(document, what="outcome"))
+    except (ValueError, TypeError, RecursionError):
+        return False
+    if type(stored) is not dict:
+        return False
+    stored.pop("written_at", None)
+    fresh.pop("written_at", None)
+    return bool(stored == fresh)
 
 
 @attrs.frozen

@@ -10,7 +10,7 @@ from crystallize.plugin import ConfigurationError, check_name, hookimpl
 from crystallize_artifacts import layout
 from crystallize_artifacts.backends import ExperimentFolder
 from crystallize_artifacts.datasource import ArtifactDataSource
-from crystallize_artifacts.outcome import outcome_document
+from crystallize_artifacts.outcome import outcome_document, same_outcome
 from crystallize_artifacts.retention import add_pin, prune
 from crystallize_artifacts.runlock import make_token
 from crystallize_artifacts.store import FolderRunStore
@@ -202,10 +202,14 @@ class ArtifactPlugin:
         """Keep what the run concluded — verdicts, failures — in ``outcome.json`` (see
         ``crystallize_artifacts.outcome``), so it can be shown without the experiment's code.
 
-        Only for runs that started: a resume refused before any work leaves the folder as it was."""
+        Only for runs that started: a resume refused before any work leaves the folder as it was,
+        and so does one that ran nothing and concluded what ``outcome.json`` already says."""
         if run.run_id in self._started and run.store is not None:
             self._started.discard(run.run_id)
-            run.store.write_json(layout.OUTCOME, outcome_document(run, result))
+            document = outcome_document(run, result)
+            ran_nothing = run.completed is not None and set(run.conditions) <= set(run.completed.conditions)
+            if not (ran_nothing and same_outcome(run.store.read_json_bytes(layout.OUTCOME), document)):
+                run.store.write_json(layout.OUTCOME, document)
 
     # -- chaining ------------------------------------------------------------------------
 
