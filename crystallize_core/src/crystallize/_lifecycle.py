@@ -188,7 +188,8 @@ def _resumed_condition(replicates: int, condition: str, completed: CompletedWork
     if split is None:
         return ConditionMetrics.from_flat(replicates, flat, seeds)
     built = ConditionMetrics.from_replicates(replicates, split, seeds)
-    built.metrics = {name: list(values) for name, values in flat.items()}  # as recorded (the two agree)
+    if not (type(split) is ReplicateColumns and split.columns is flat):  # columns of these very values: done
+        built.metrics = {name: list(values) for name, values in flat.items()}  # as recorded (the two agree)
     return built
 
 
