@@ -247,6 +247,19 @@ def test_the_scipy_tests_say_how_to_install_scipy_when_it_is_missing(monkeypatch
     assert cs.permutation_test(BASELINE, TREATMENT4)["p_value"] < 0.05  # the pure-Python tests still work
 
 
+def test_importing_crystallize_leaves_statistics_fractions_and_decimal_for_first_use():
+    script = (
+        "import sys\n"
+        "import crystallize\n"
+        "print(sorted(m for m in ('statistics', 'fractions', 'decimal') if m in sys.modules))\n"
+        "import crystallize.stats\n"
+        "r = crystallize.stats.compare([1.0, 2.0, 3.0, 4.0], [2.0, 4.0, 5.0, 7.0])\n"  # BCa: normal quantiles
+        "print('statistics' in sys.modules, r['ci'])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.split("\n")[:2] == ["[]", "True (0.0, 4.0)"]
+
+
 def test_importing_crystallize_and_testing_hypotheses_imports_neither_numpy_nor_scipy():
     script = (
         "import sys\n"

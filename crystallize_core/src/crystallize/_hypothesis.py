@@ -21,7 +21,6 @@ replicate]}``, gaps left out.
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Callable, Mapping, Sequence
 from numbers import Real
 from typing import Any
@@ -40,9 +39,22 @@ __all__ = ["Hypothesis", "HypothesisResult", "hypothesis", "rank_by_p_value", "R
 
 Verifier = Callable[[Mapping[str, Sequence[Any]], Mapping[str, Sequence[Any]]], Mapping[str, Any]]
 
+
+def _mean(values: Sequence[Any]) -> float:
+    from statistics import fmean  # imported on first use: statistics pulls in fractions and decimal
+
+    return fmean(values)
+
+
+def _median(values: Sequence[Any]) -> Any:
+    from statistics import median
+
+    return median(values)
+
+
 REDUCERS: dict[str, Callable[[Sequence[Any]], Any]] = {
-    "mean": statistics.fmean,
-    "median": statistics.median,
+    "mean": _mean,
+    "median": _median,
     "sum": math.fsum,
     "first": lambda values: values[0],
     "last": lambda values: values[-1],

@@ -10,7 +10,7 @@ condition as they arrive and assembles the :class:`~crystallize.Result`.
 from __future__ import annotations
 
 import logging
-import secrets
+import os
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -294,7 +294,7 @@ def new_run(
         experiment_id=experiment.id,
         experiment_name=experiment.name,
         key=experiment.key,
-        run_id=secrets.token_hex(16),
+        run_id=os.urandom(16).hex(),  # what secrets.token_hex(16) does
         strategy=strategy,
         replicates=replicates,
         conditions=conditions,

@@ -13,8 +13,8 @@ from __future__ import annotations
 import _random
 import hashlib
 import logging
+import os
 import random
-import secrets
 import sys
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -136,7 +136,7 @@ class SeedPlugin:
         if per_condition and not auto_seed:
             raise ValueError("SeedPlugin: per_condition=True derives seeds, which auto_seed=False turns off")
         self.chosen = seed is not None
-        self.seed = secrets.randbits(32) if seed is None else seed
+        self.seed = int.from_bytes(os.urandom(4), "big") if seed is None else seed  # what secrets.randbits(32) does
         self.seed_fn = seed_fn
         self.auto_seed = auto_seed
         self.per_condition = per_condition

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from statistics import NormalDist
 from typing import Any
 
 __all__ = [
@@ -27,7 +26,34 @@ Values = Mapping[str, Sequence[Any]] | Sequence[Any]
 """A group of values: a sequence, or ``{metric: values}`` holding exactly one metric
 (the shape a hypothesis passes its verifier)."""
 
-normal = NormalDist()
+
+class _StandardNormal:
+    """The standard normal distribution (``cdf``, ``inv_cdf``), made on first use.
+
+    :class:`statistics.NormalDist` does the work; importing :mod:`statistics`
+    imports :mod:`fractions` and :mod:`decimal` too, a few milliseconds that
+    ``import crystallize`` need not pay for a test nobody has run yet.
+    """
+
+    __slots__ = ()
+    _dist: Any = None
+
+    def _get(self) -> Any:
+        dist = _StandardNormal._dist
+        if dist is None:
+            from statistics import NormalDist
+
+            dist = _StandardNormal._dist = NormalDist()
+        return dist
+
+    def cdf(self, x: float) -> float:
+        return float(self._get().cdf(x))
+
+    def inv_cdf(self, p: float) -> float:
+        return float(self._get().inv_cdf(p))
+
+
+normal = _StandardNormal()
 """The standard normal distribution (``cdf``, ``inv_cdf``)."""
 
 
