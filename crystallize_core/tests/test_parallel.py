@@ -262,7 +262,8 @@ CTRL_C = textwrap.dedent(
 
 
 def test_ctrl_c_cancels_pending_work_promptly(tmp_path):
-    env = {**os.environ, "CRYSTALLIZE_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    # PYTHONFAULTHANDLER: should the run hang, SIGABRT makes it print every thread's stack.
+    env = {**os.environ, "CRYSTALLIZE_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTHONFAULTHANDLER": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-c", CTRL_C], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
     )
@@ -270,7 +271,16 @@ def test_ctrl_c_cancels_pending_work_promptly(tmp_path):
     time.sleep(1.5)
     proc.send_signal(signal.SIGINT)
     started = time.monotonic()
-    out, err = proc.communicate(timeout=30)
+    try:
+        out, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        children = subprocess.run(["ps", "-o", "pid,ppid,stat,args", "--ppid", str(proc.pid)], capture_output=True)
+        proc.send_signal(signal.SIGABRT)
+        out, err = proc.communicate(timeout=30)
+        pytest.fail(
+            f"the run had not stopped 30 s after Ctrl-C; its children:\n{children.stdout.decode()}\n"
+            f"its threads:\n{err[-8000:]}"
+        )
     assert time.monotonic() - started < 10
     assert proc.returncode != 0 and "KeyboardInterrupt" in err
     assert "STATUS interrupted" in out
