@@ -259,3 +259,56 @@ def test_a_forked_child_streams_with_new_lanes():
             os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX-only")
+def test_a_child_forked_while_another_thread_borrows_a_lane_still_streams():
+    import threading
+
+    from crystallize_artifacts import streams
+
+    block = os.urandom(streams.BUFFER_SIZE)
+    expected = (len(block), "blake3:" + blake3.blake3(block).hexdigest())
+    holding, release = threading.Event(), threading.Event()
+
+    def hold():
+        with streams._lanes_lock:  # as a writer in another thread would, at the moment of the fork
+            holding.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    holding.wait(30)
+    try:
+        pid = os.fork()
+        if pid == 0:
+            import signal
+
+            signal.alarm(30)  # a lock inherited held would block the child forever: die instead
+            ok = False
+            try:
+                ok = stream_through(ListSink(), [block]) == expected
+            finally:
+                os._exit(0 if ok else 1)
+    finally:
+        release.set()
+        holder.join()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_an_idle_lane_keeps_no_reference_to_what_was_written():
+    import gc
+    import weakref
+
+    from crystallize_artifacts.streams import BUFFER_SIZE
+
+    class Blob(bytearray):
+        pass
+
+    blob = Blob(os.urandom(BUFFER_SIZE * 4))
+    alive = weakref.ref(blob)
+    stream_through(ListSink(), [blob])
+    del blob
+    gc.collect()
+    assert alive() is None

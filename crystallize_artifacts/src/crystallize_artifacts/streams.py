@@ -81,6 +81,7 @@ class _Lane:
                 fn(arg)
             except BaseException as exc:  # noqa: BLE001 - handed to the writer by wait()
                 self._error = exc
+            fn = arg = None  # an idle lane holds none of its last writer's memory
             done.release()
 
     def start(self, fn: Callable[[Any], Any], arg: Any) -> None:
@@ -117,7 +118,11 @@ def _return_lane(lane: _Lane) -> None:
 
 
 def _forget_lanes() -> None:
-    _idle_lanes.clear()  # a forked child has none of their threads: new lanes start when needed
+    """In a forked child: the lanes' threads do not exist there, and another thread of the
+    parent may have held the lock at the fork; start afresh."""
+    global _lanes_lock
+    _idle_lanes.clear()
+    _lanes_lock = threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):
