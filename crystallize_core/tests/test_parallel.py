@@ -237,8 +237,12 @@ def test_two_engines_are_a_configuration_error():
 
 CTRL_C = textwrap.dedent(
     """
-    import sys, time
+    import signal, sys, time
     from crystallize import Experiment, Pipeline, ParallelExecution, data_source, pipeline_step, hookimpl
+
+    # As in a terminal. A process started from a background job of a non-interactive shell
+    # (`.ci/run &`) inherits SIGINT ignored, and Python then installs no KeyboardInterrupt handler.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     @data_source
     def src(ctx):
