@@ -36,6 +36,7 @@ __all__ = [
     "replicate_entries",
     "CompletionIndex",
     "index_entry",
+    "index_entry_of",
     "index_split",
     "record_of_entry",
 ]
@@ -114,15 +115,32 @@ def replicate_entries(folder: RunFolder, condition: str) -> dict[int, dict[str, 
 def index_entry(record: ConditionRecord) -> dict[str, Any]:
     """What the index keeps of a completed condition (its files' identity is added when written)."""
     per_replicate = record.replicate_metrics
-    split = None if per_replicate is None else {str(r): m for r, m in per_replicate.items()}
-    seeds = None if record.seeds is None else {str(r): s for r, s in record.seeds.items()}
-    split = index_split(split, record.metrics, record.replicates)
+    return index_entry_of(
+        {
+            "metrics": record.metrics,
+            "replicates": record.replicates,
+            "fingerprint": record.fingerprint,
+            "replicate_metrics": None if per_replicate is None else {str(r): m for r, m in per_replicate.items()},
+            "seeds": None if record.seeds is None else {str(r): s for r, s in record.seeds.items()},
+        }
+    )
+
+
+def index_entry_of(results: Mapping[str, Any]) -> dict[str, Any]:
+    """The index entry of a ``results.json`` document (its fields as that file holds them).
+
+    Its split by replicate and seeds become columns and a list where
+    :func:`index_split` allows; everything else is kept as it is.
+    """
+    replicates = results["replicates"]
+    split = index_split(results["replicate_metrics"], results["metrics"], replicates)
+    seeds = results["seeds"]
     return {
-        "metrics": record.metrics,
-        "replicates": record.replicates,
-        "fingerprint": record.fingerprint,
+        "metrics": results["metrics"],
+        "replicates": replicates,
+        "fingerprint": results["fingerprint"],
         "replicate_metrics": split,
-        "seeds": index_seeds(seeds, record.replicates) if split == documents.INDEX_COLUMNS else seeds,
+        "seeds": index_seeds(seeds, replicates) if split == documents.INDEX_COLUMNS else seeds,
     }
 
 

@@ -405,16 +405,7 @@ class FolderRunStore:
         finally:
             self._leave()
         self._completed[condition] = records
-        split = completion.index_split(doc["replicate_metrics"], metrics, replicates)
-        self._index.entries[condition] = {
-            "metrics": metrics,
-            "replicates": replicates,
-            "fingerprint": fingerprint,
-            "replicate_metrics": split,
-            "seeds": completion.index_seeds(doc["seeds"], replicates)
-            if split == documents.INDEX_COLUMNS
-            else doc["seeds"],
-        }
+        self._index.entries[condition] = completion.index_entry_of(doc)
         self._index.dirty = True
         self._changed = True
 
