@@ -207,8 +207,7 @@ class ArtifactPlugin:
         if run.run_id in self._started and run.store is not None:
             self._started.discard(run.run_id)
             document = outcome_document(run, result)
-            ran_nothing = run.completed is not None and set(run.conditions) <= set(run.completed.conditions)
-            if not (ran_nothing and same_outcome(run.store.read_json_bytes(layout.OUTCOME), document)):
+            if not (run.nothing_to_run and same_outcome(run.store.read_json_bytes(layout.OUTCOME), document)):
                 run.store.write_json(layout.OUTCOME, document)
 
     # -- chaining ------------------------------------------------------------------------

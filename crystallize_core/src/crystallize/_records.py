@@ -475,3 +475,8 @@ class Run:
     def location(self) -> str | None:
         """Where the store keeps this run (a path or URL), if anywhere."""
         return None if self.store is None else self.store.location
+
+    @property
+    def nothing_to_run(self) -> bool:
+        """Whether resume found every condition of this run complete, so no replicate runs."""
+        return self.completed is not None and self.completed.conditions.keys() >= set(self.conditions)

@@ -166,8 +166,7 @@ class MetadataPlugin:
             return
         previous = _previous(store) if store.resumed else PreviousRun()
         this_run = set(run.conditions)
-        nothing_to_run = run.completed is not None and this_run <= set(run.completed.conditions)
-        if nothing_to_run and previous.status == "completed":
+        if run.nothing_to_run and previous.status == "completed":
             # Every result was produced, and recorded, by the runs before: their git state,
             # packages and times stay the provenance. Nothing is written (or probed).
             return
@@ -206,7 +205,7 @@ class MetadataPlugin:
             "finished_at": None,
         }
         self._documents[run.run_id] = document
-        if not nothing_to_run:  # a resume with nothing left only gets its final write
+        if not run.nothing_to_run:  # a resume with nothing left only gets its final write
             store.write_json(METADATA_FILE, document)
 
     @hookimpl
